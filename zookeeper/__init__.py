@@ -1,0 +1,1 @@
+"""The broker layer: resolve Apache Kafka (and ZooKeeper) with Maven, run a real cluster."""
