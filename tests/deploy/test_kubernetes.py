@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.test_compose import _parse_error
+from tests.deploy.test_compose import _parse_error, _require_commands
 from tests.deploy.validate import (
     ROOT,
     kubernetes_errors,
@@ -80,6 +80,7 @@ def test_viewer_is_on_node_port_30163(rendered) -> None:  # type: ignore[no-unty
 
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=_ids(KUSTOMIZATIONS))
 def test_container_commands_are_kva_commands_the_cli_accepts(path: Path, rendered) -> None:  # type: ignore[no-untyped-def]
+    _require_commands([argv for _name, argv in kubernetes_kva_commands(rendered[path])])
     errors = {
         name: err
         for name, argv in kubernetes_kva_commands(rendered[path])
