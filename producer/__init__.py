@@ -1,0 +1,1 @@
+"""kva producer service."""
