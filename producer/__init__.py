@@ -1,1 +1,1 @@
-"""kva producer service."""
+"""``kva produce``: cameras (webcam, RTSP, HTTP, files, test pattern, demo scene) into Kafka."""

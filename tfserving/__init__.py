@@ -1,1 +1,1 @@
-"""kva tfserving service."""
+"""kva's model server (``kva serve``) and model builder (``kva models``)."""
