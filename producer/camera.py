@@ -49,7 +49,7 @@ def default_source_factory(camera: CameraConfig, timing: RunnerTiming) -> Source
         height=camera.height,
         loop=camera.loop,
         open_timeout=timing.open_timeout,
-        read_timeout=timing.watchdog_timeout,
+        read_timeout=2 * timing.watchdog_timeout,  # the watchdog speaks first
     )
 
 
