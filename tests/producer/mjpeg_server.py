@@ -16,8 +16,9 @@ def _jpeg(count: int, width: int, height: int) -> bytes:
     image = np.full((height, width, 3), (40, 90, 160), np.uint8)
     x = (count * 8) % (width - 20)
     image[:, x : x + 20] = 255
-    cv2.putText(image, f"{count:06d}", (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
-                (255, 255, 255), 2)
+    cv2.putText(
+        image, f"{count:06d}", (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2
+    )
     ok, buffer = cv2.imencode(".jpg", image)
     assert ok
     return buffer.tobytes()
@@ -28,6 +29,8 @@ class MjpegCamera:
 
     def __init__(self, port: int = 0, fps: float = 15, width: int = 480, height: int = 270) -> None:
         self.stopped = threading.Event()
+        #: While set, connections stay open but no frame is sent (a frozen camera).
+        self.paused = threading.Event()
         camera = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,11 +58,17 @@ class MjpegCamera:
         count = 0
         next_at = time.monotonic()
         while not self.stopped.is_set():
+            if self.paused.is_set():
+                self.stopped.wait(0.05)
+                next_at = time.monotonic()
+                continue
             data = _jpeg(count, width, height)
             try:
                 out.write(
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                    + b"\r\n"
                 )
                 out.flush()
             except OSError:
