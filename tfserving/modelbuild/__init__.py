@@ -1,29 +1,33 @@
-"""Model builders: each writes one model version into a model repository.
+"""Build real trained models into an OpenVINO model repository, offline (``kva models``).
 
-``BUILDERS`` maps a model name to ``build(base_path) -> version folder``;
-``build_model(name, base_path, force=False)`` runs one by name.
+``BUILDERS[name](base_path)`` writes ``<base_path>/<name>/<version>/`` and
+returns that folder; :func:`build_model` wraps it with caching and atomic
+installation. OpenVINO is imported only when a model is built.
 """
 
-from __future__ import annotations
+from tfserving.modelbuild.errors import BasePathError, ModelBuildError, SourceMissing, UnknownModel
+from tfserving.modelbuild.registry import (
+    BUILDERS,
+    MODELS,
+    ModelSpec,
+    build_model,
+    get_spec,
+    is_built,
+    version_dir,
+)
+from tfserving.modelbuild.repository import default_base_path
 
-import shutil
-from collections.abc import Callable
-from pathlib import Path
-
-from tfserving.modelbuild import half_plus_two
-
-BUILDERS: dict[str, Callable[[Path], Path]] = {
-    "half_plus_two": half_plus_two.build,
-}
-
-
-def build_model(name: str, base_path: Path, force: bool = False) -> Path:
-    """Build model ``name`` into ``base_path`` (kept when already built, unless ``force``)."""
-    try:
-        builder = BUILDERS[name]
-    except KeyError:
-        known = ", ".join(sorted(BUILDERS))
-        raise KeyError(f"unknown model {name!r}; known: {known}") from None
-    if force:
-        shutil.rmtree(Path(base_path) / name, ignore_errors=True)
-    return builder(Path(base_path))
+__all__ = [
+    "BUILDERS",
+    "MODELS",
+    "BasePathError",
+    "ModelBuildError",
+    "ModelSpec",
+    "SourceMissing",
+    "UnknownModel",
+    "build_model",
+    "default_base_path",
+    "get_spec",
+    "is_built",
+    "version_dir",
+]

@@ -1,0 +1,1 @@
+"""kva video service."""
