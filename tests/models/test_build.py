@@ -15,6 +15,7 @@ import pytest
 from tfserving.modelbuild import (
     BUILDERS,
     BasePathError,
+    ModelBuildError,
     SourceMissing,
     UnknownModel,
     build_model,
@@ -58,17 +59,26 @@ def test_second_build_is_skipped_and_force_rebuilds(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2"]
 
 
-@pytest.mark.parametrize("damage", ["missing_bin", "old_recipe", "no_stamp"])
+@pytest.mark.parametrize("damage", ["missing_bin", "old_recipe"])
 def test_incomplete_or_stale_builds_are_rebuilt(tmp_path: Path, damage: str) -> None:
     folder = build_model("half_plus_two", tmp_path)
     if damage == "missing_bin":
         (folder / "model.bin").unlink()
-    elif damage == "old_recipe":
-        (folder / registry.STAMP).write_text(json.dumps({"recipe": "half_plus_two/0"}))
     else:
-        (folder / registry.STAMP).unlink()
+        (folder / registry.STAMP).write_text(json.dumps({"recipe": "half_plus_two/0"}))
     assert not is_built("half_plus_two", tmp_path)
     build_model("half_plus_two", tmp_path)
+    assert is_built("half_plus_two", tmp_path)
+
+
+def test_a_foreign_version_folder_is_kept_unless_forced(tmp_path: Path) -> None:
+    foreign = tmp_path / "half_plus_two" / "123"
+    foreign.mkdir(parents=True)
+    (foreign / "model.xml").write_text("<net/>")
+    with pytest.raises(ModelBuildError, match="was not built by 'kva models build'.*--force"):
+        build_model("half_plus_two", tmp_path)
+    assert (foreign / "model.xml").read_text() == "<net/>"
+    build_model("half_plus_two", tmp_path, force=True)
     assert is_built("half_plus_two", tmp_path)
 
 

@@ -140,6 +140,11 @@ def build_model(name: str, base_path: Path, force: bool = False) -> Path:
         logger.info("%s: already built at %s (use --force to rebuild)", name, target)
         return target
     _ensure_writable(base_path)
+    if not force and target.exists() and not (target / STAMP).is_file():
+        raise ModelBuildError(
+            f"{target} exists but was not built by 'kva models build'; "
+            "move it away or use --force to replace it"
+        )
     started = time.monotonic()
     logger.info("%s: building version %d into %s", name, spec.version, base_path)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=base_path))
@@ -149,7 +154,9 @@ def build_model(name: str, base_path: Path, force: bool = False) -> Path:
         if built.resolve() != expected.resolve():
             raise ModelBuildError(f"{name}: the builder wrote {built}, expected {expected}")
         (built / STAMP).write_text(json.dumps({"model": name, "recipe": spec.recipe}) + "\n")
-        _install(built, target, staging)
+        if not _install(built, target, staging):
+            logger.info("%s: another build finished first; keeping %s", name, target)
+            return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("%s: built %s in %.1f s", name, target, time.monotonic() - started)
@@ -168,12 +175,18 @@ def _ensure_writable(base_path: Path) -> None:
         )
 
 
-def _install(built: Path, target: Path, staging: Path) -> None:
-    """Move ``built`` to ``target``, replacing an old build (renames only)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.rename(staging / "previous")
+def _install(built: Path, target: Path, staging: Path) -> bool:
+    """Move ``built`` to ``target``, replacing an old build (renames only).
+
+    Returns False when a concurrent build installed a complete model first.
+    """
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.rename(staging / "previous")
         built.rename(target)
     except OSError as exc:
+        if target.is_dir() and (target / STAMP).is_file():
+            return False
         raise ModelBuildError(f"cannot move the built model to {target}: {exc}") from exc
+    return True
