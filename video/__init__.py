@@ -1,0 +1,1 @@
+"""``kva video``: the Flask MJPEG viewer for the annotated streams."""
