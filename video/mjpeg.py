@@ -20,7 +20,12 @@ IDLE_CHECK_SECONDS = 0.5
 
 
 class Pacer:
-    """Allows at most ``max_fps`` sends per second, with a burst of at most one frame."""
+    """Allows at most ``max_fps`` sends per second.
+
+    Sends keep to a fixed schedule, so a frame that arrives a little late does
+    not push every later frame back (a 30 fps source stays 30 fps at
+    ``max_fps=30``); after a pause longer than one interval the schedule restarts.
+    """
 
     def __init__(self, max_fps: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / max_fps
@@ -33,7 +38,10 @@ class Pacer:
 
     def sent(self) -> None:
         now = self._clock()
-        self._next = max(self._next + self.interval, now - self.interval)
+        if now - self._next > self.interval:
+            self._next = now + self.interval
+        else:
+            self._next += self.interval
 
 
 def mjpeg_parts(
