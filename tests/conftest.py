@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,18 @@ def make_topic(kafka_settings: KafkaSettings, unique_name: str):  # type: ignore
         return name
 
     return create
+
+
+@pytest.fixture(scope="session")
+def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository with every model ``kva models build`` knows, built once per session.
+
+    Layout ``<base>/<name>/<version>/`` (mobilenet_v2/1, blazeface/1, half_plus_two/123);
+    pass the returned base path to ``kva serve`` or read the IR directly.
+    """
+    from tfserving.modelbuild import BUILDERS, build_model
+
+    base = tmp_path_factory.mktemp("models")
+    for name in BUILDERS:
+        build_model(name, base)
+    return base

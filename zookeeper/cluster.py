@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import logging
 import shutil
-import signal
 import socket
 import string
 import subprocess
@@ -29,13 +27,14 @@ from pathlib import Path
 from typing import Literal
 
 from kva.kafka import MAX_MESSAGE_BYTES, KafkaUnavailable, wait_for_broker
+from kva.ports import free_port, port_is_free
+from kva.process import die_with_parent
 from kva.settings import KafkaSettings
 from zookeeper.jars import jar_dir, require_tool
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["kraft", "zookeeper"]
-_PR_SET_PDEATHSIG = 1
 
 
 class BrokerStartError(RuntimeError):
@@ -62,30 +61,6 @@ def _template(name: str) -> string.Template:
     return string.Template(resources.files("zookeeper").joinpath("config", name).read_text())
 
 
-def port_is_free(host: str, port: int) -> bool:
-    """True when nothing listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM this JVM when the launcher dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class JavaProcess:
     """One JVM whose output is logged with a prefix; last lines kept for errors."""
 
@@ -100,7 +75,7 @@ class JavaProcess:
             stderr=subprocess.STDOUT,
             text=True,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         self._pump = threading.Thread(target=self._read_output, name=f"{name}-log", daemon=True)
         self._pump.start()

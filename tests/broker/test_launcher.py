@@ -13,8 +13,9 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics
+from kva.ports import free_port
 from kva.settings import KafkaSettings
-from zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster, free_port
+from zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

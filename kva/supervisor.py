@@ -1,0 +1,206 @@
+"""Run several kva services as child processes: staged start, readiness, restarts, clean stop.
+
+Used by ``kva up``. Each child's output is echoed line by line with a
+coloured ``name |`` prefix; a child that dies is reported with its exit code
+and last lines and restarted a bounded number of times; stopping sends
+SIGTERM in reverse start order and SIGKILL after a timeout, so nothing is
+left behind (children also die with the supervisor, see :mod:`kva.process`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TextIO
+
+from kva.process import die_with_parent
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["waiting", "starting", "ready", "done", "failed", "stopped"]
+_COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93")
+
+
+@dataclass
+class ServiceSpec:
+    """One child: its argv, how to tell it is ready, and whether it is a one-shot job."""
+
+    name: str
+    argv: Sequence[str]
+    ready: Callable[[], bool] = lambda: True
+    ready_timeout: float = 60.0
+    oneshot: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class ServiceFailed(RuntimeError):
+    """A service did not become ready, or died more often than allowed."""
+
+
+class ManagedService:
+    """A running child process and what is known about it."""
+
+    def __init__(self, spec: ServiceSpec, colour: str, out: TextIO) -> None:
+        self.spec = spec
+        self.status: Status = "waiting"
+        self.restarts: list[float] = []
+        self.tail: deque[str] = deque(maxlen=20)
+        self._colour = colour
+        self._out = out
+        self._out_lock = threading.Lock()
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.spec.env
+        self.process = subprocess.Popen(  # noqa: S603 - argv built by kva, no shell
+            list(self.spec.argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+        self.status = "starting"
+        threading.Thread(target=self._echo, args=(self.process,), daemon=True).start()
+
+    def _echo(self, process: subprocess.Popen[str]) -> None:
+        if process.stdout is None:
+            return
+        prefix = f"\033[{self._colour}m{self.spec.name:<10}|\033[0m "
+        if not self._out.isatty():
+            prefix = f"{self.spec.name:<10}| "
+        for line in process.stdout:
+            self.tail.append(line.rstrip())
+            with self._out_lock:
+                self._out.write(prefix + line)
+                self._out.flush()
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            self.status = "stopped" if self.status != "done" else "done"
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop within %.0fs: killing it", self.spec.name, timeout)
+            process.kill()
+            process.wait()
+        self.status = "stopped"
+
+
+class Supervisor:
+    """Starts stages of services in order and keeps them running until ``stop`` is set."""
+
+    def __init__(
+        self,
+        stages: Sequence[Sequence[ServiceSpec]],
+        stop: threading.Event,
+        *,
+        max_restarts: int = 3,
+        restart_window: float = 120.0,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self._stop = stop
+        self._max_restarts = max_restarts
+        self._window = restart_window
+        self.stages = [
+            [ManagedService(spec, _COLOURS[i % len(_COLOURS)], out) for spec in stage]
+            for i, stage in enumerate(stages)
+        ]
+        self.services = [service for stage in self.stages for service in stage]
+
+    def status_line(self) -> str:
+        return "  ".join(f"{s.spec.name}={s.status}" for s in self.services)
+
+    def start(self) -> None:
+        """Start every stage, each once the previous one is ready. Raises :class:`ServiceFailed`."""
+        for stage in self.stages:
+            for service in stage:
+                service.start()
+            logger.info("status: %s", self.status_line())
+            self._wait_ready(stage)
+            logger.info("status: %s", self.status_line())
+
+    def _wait_ready(self, stage: list[ManagedService]) -> None:
+        deadline = {s.spec.name: time.monotonic() + s.spec.ready_timeout for s in stage}
+        pending = list(stage)
+        while pending and not self._stop.is_set():
+            for service in list(pending):
+                if self._check_started(service, deadline[service.spec.name]):
+                    pending.remove(service)
+            self._stop.wait(0.2)
+
+    def _check_started(self, service: ManagedService, deadline: float) -> bool:
+        code = service.exit_code()
+        if service.spec.oneshot and code == 0:
+            service.status = "done"
+            return True
+        if code is not None:
+            service.status = "failed"
+            raise ServiceFailed(self._death_message(service, code))
+        if not service.spec.oneshot and _safe(service.spec.ready):
+            service.status = "ready"
+            return True
+        if time.monotonic() > deadline:
+            service.status = "failed"
+            limit = service.spec.ready_timeout
+            raise ServiceFailed(f"{service.spec.name} not ready within {limit:.0f}s")
+        return False
+
+    def _death_message(self, service: ManagedService, code: int) -> str:
+        last = "\n    ".join(list(service.tail)[-5:]) or "(no output)"
+        return f"{service.spec.name} exited with code {code}; last lines:\n    {last}"
+
+    def watch(self) -> None:
+        """Until ``stop``: restart services that die (bounded). Raises :class:`ServiceFailed`."""
+        while not self._stop.wait(0.5):
+            for service in self.services:
+                code = service.exit_code()
+                if service.spec.oneshot or code is None or service.status == "stopped":
+                    continue
+                logger.error("%s", self._death_message(service, code))
+                now = time.monotonic()
+                service.restarts = [t for t in service.restarts if now - t < self._window] + [now]
+                if len(service.restarts) > self._max_restarts:
+                    service.status = "failed"
+                    raise ServiceFailed(
+                        f"{service.spec.name} died {len(service.restarts)} times in "
+                        f"{self._window:.0f}s: giving up"
+                    )
+                logger.warning(
+                    "restarting %s (%d/%d)",
+                    service.spec.name,
+                    len(service.restarts),
+                    self._max_restarts,
+                )
+                service.start()
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """Stop every service, last started first."""
+        for stage in reversed(self.stages):
+            threads = [threading.Thread(target=s.stop, args=(timeout,)) for s in stage]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        logger.info("status: %s", self.status_line())
+
+
+def _safe(check: Callable[[], bool]) -> bool:
+    try:
+        return check()
+    except Exception:  # noqa: BLE001 - a readiness probe that fails means "not ready yet"
+        return False

@@ -1,0 +1,223 @@
+"""What ``kva up`` runs: the ``kva`` command line of every service, and how to tell it is ready.
+
+The argv built here are the same ``kva`` commands the container images run
+(``compose/``, ``k8s/``): a test checks both against kva's own parser.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kva.kafka import KafkaUnavailable, wait_for_broker
+from kva.ports import free_port, port_is_free
+from kva.settings import KafkaSettings
+from kva.supervisor import ServiceFailed, ServiceSpec
+
+if TYPE_CHECKING:
+    from kva.up import UpSettings
+
+MODELS = ("mobilenet_v2", "blazeface")
+KVA = (sys.executable, "-m", "kva.cli")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The stages to start and the addresses a user needs."""
+
+    stages: list[list[ServiceSpec]]
+    bootstrap_server: str
+    viewer_url: str
+
+
+def plan(settings: UpSettings, workdir: Path) -> Layout:
+    """Every service of the local pipeline, in start order. Raises ServiceFailed on a taken port."""
+    host = "127.0.0.1"
+    serve_ports = _ports(host, settings.serve_port, settings.serve_replicas, "--serve-port")
+    producer_port, consumer_port = _ports(host, settings.up_metrics_port, 2, "--metrics-port")
+    (viewer_port,) = _ports(settings.up_host, settings.up_port, 1, "--port")
+    stages: list[list[ServiceSpec]] = []
+    bootstrap = settings.bootstrap_server
+    if bootstrap is None:
+        (kafka_port,) = _ports(host, settings.kafka_port, 1, "--kafka-port")
+        bootstrap = f"{host}:{kafka_port}"
+        stages.append(
+            [broker_spec(settings.broker_mode, kafka_port, bootstrap, settings.ready_timeout)]
+        )
+    models_dir = settings.models_dir or _default_models_dir()
+    config = write_model_config(models_dir, workdir / "models.config")
+    stages.append([ServiceSpec("models", [*KVA, *models_build_args(models_dir)], oneshot=True)])
+    common = ["--bootstrap-server", bootstrap, "--log-level", settings.log_level]
+    stages.append(
+        [
+            *(
+                serve_spec(i, port, config, settings.ready_timeout)
+                for i, port in enumerate(serve_ports)
+            ),
+            ServiceSpec(
+                "video",
+                [*KVA, *video_args(settings.up_host, viewer_port), *common],
+                ready=_http_ok(
+                    f"http://{_client_host(settings.up_host)}:{viewer_port}/healthz", video=True
+                ),
+                ready_timeout=settings.ready_timeout,
+            ),
+            ServiceSpec(
+                "producer",
+                [*KVA, *producer_args(settings.up_source, settings.up_fps, producer_port), *common],
+                ready=_http_ok(f"http://{host}:{producer_port}/healthz"),
+                ready_timeout=settings.ready_timeout,
+            ),
+        ]
+    )
+    replicas = [f"http://{host}:{port}" for port in serve_ports]
+    stages.append(
+        [
+            ServiceSpec(
+                "consumer",
+                [*KVA, *consumer_args(replicas, consumer_port), *common],
+                ready=_http_ok(f"http://{host}:{consumer_port}/healthz"),
+                ready_timeout=settings.ready_timeout,
+            )
+        ]
+    )
+    viewer_url = f"http://{_client_host(settings.up_host)}:{viewer_port}/"
+    return Layout(stages, bootstrap, viewer_url)
+
+
+def broker_spec(mode: str, port: int, bootstrap: str, timeout: float) -> ServiceSpec:
+    settings = KafkaSettings(bootstrap_server=bootstrap)
+    return ServiceSpec(
+        "broker",
+        [*KVA, "broker", "--mode", mode, "--port", str(port)],
+        ready=lambda: _kafka_ready(settings),
+        ready_timeout=timeout,
+    )
+
+
+def models_build_args(models_dir: Path) -> list[str]:
+    return ["models", "build", "--all", "--base-path", str(models_dir)]
+
+
+def serve_args(port: int, config: Path, host: str = "127.0.0.1") -> list[str]:
+    return [
+        "serve",
+        "--rest_api_port",
+        str(port),
+        "--rest_api_host",
+        host,
+        "--model_config_file",
+        str(config),
+    ]
+
+
+def serve_spec(index: int, port: int, config: Path, timeout: float) -> ServiceSpec:
+    return ServiceSpec(
+        f"serve-{index + 1}",
+        [*KVA, *serve_args(port, config)],
+        ready=_http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
+        ready_timeout=timeout,
+    )
+
+
+def producer_args(sources: list[str], fps: float, metrics_port: int) -> list[str]:
+    args = [
+        "produce",
+        "--topic",
+        "frames",
+        "--fps",
+        f"{fps:g}",
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    for source in sources:
+        args += ["--source", source]
+    return args
+
+
+def consumer_args(replicas: list[str], metrics_port: int) -> list[str]:
+    args = [
+        "consume",
+        "--input-topic",
+        "frames",
+        "--output-topic",
+        "annotated",
+        "--metadata-topic",
+        "predictions",
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    for model in MODELS:
+        args += ["--model", f"{model}=" + ",".join(f"{r}/v2/models/{model}" for r in replicas)]
+    return args
+
+
+def video_args(host: str, port: int) -> list[str]:
+    return [
+        "video",
+        "--topic",
+        "annotated",
+        "--metadata-topic",
+        "predictions",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
+def write_model_config(models_dir: Path, path: Path) -> Path:
+    """A TF Serving ``model_config_list`` for the models ``kva up`` serves."""
+    entries = "".join(
+        f'  config {{\n    name: "{m}"\n    base_path: "{models_dir / m}"\n'
+        f'    model_platform: "openvino"\n  }}\n'
+        for m in MODELS
+    )
+    path.write_text(f"model_config_list {{\n{entries}}}\n")
+    return path
+
+
+def _default_models_dir() -> Path:
+    from zookeeper.jars import cache_root
+
+    return cache_root() / "models"
+
+
+def _ports(host: str, first: int, count: int, flag: str) -> list[int]:
+    if first == 0:
+        return [free_port(host) for _ in range(count)]
+    ports = [first + i for i in range(count)]
+    for port in ports:
+        if not port_is_free(host, port):
+            raise ServiceFailed(
+                f"port {port} on {host} is in use: stop what uses it or choose {flag}"
+            )
+    return ports
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - comparing, not binding
+
+
+def _kafka_ready(settings: KafkaSettings) -> bool:
+    try:
+        return wait_for_broker(settings, timeout=1.0) > 0
+    except KafkaUnavailable:
+        return False
+
+
+def _http_ok(url: str, video: bool = False) -> Callable[[], bool]:
+    def check() -> bool:
+        request = urllib.request.Request(url)  # noqa: S310 - http to our own child
+        token = os.environ.get("KVA_VIDEO_TOKEN")
+        if video and token:
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=1.0) as response:  # noqa: S310
+            return bool(response.status == 200)
+
+    return check

@@ -1,0 +1,1 @@
+"""``kva produce``: cameras (webcam, RTSP, HTTP, files, test pattern, demo scene) into Kafka."""

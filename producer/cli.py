@@ -1,0 +1,33 @@
+"""``kva produce``: cameras into Kafka."""
+
+from __future__ import annotations
+
+import argparse
+
+from kva.cliargs import add_settings_arguments, settings_from_args
+from producer.config import ProducerSettings
+
+NAME = "produce"
+HELP = "read cameras (webcam, RTSP, HTTP, files, testsrc, demo) into a Kafka topic"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help=HELP,
+        description=HELP + ". Each camera runs in its own thread, is paced to --fps and is "
+        "reconnected with backoff whenever it fails. Examples: "
+        "kva produce --source demo; kva produce --source door=rtsp://10.0.0.5/stream "
+        "--source testsrc --fps 15; kva produce --camera-file cameras.yaml",
+    )
+    add_settings_arguments(parser, ProducerSettings)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kva.lifecycle import install_stop_handlers
+    from producer.service import ProducerService
+
+    settings = settings_from_args(ProducerSettings, args)
+    stop = install_stop_handlers()
+    return ProducerService(settings, stop=stop).run()

@@ -1,0 +1,242 @@
+"""Settings of ``kva produce`` and the camera list they describe.
+
+Cameras come from ``--source [ID=]SRC`` (repeatable) and/or a camera file
+(YAML or JSON). Each camera may override the global ``fps``, ``width``,
+``height`` and ``quality``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import NoDecode
+
+from kva.frame import MAX_DIMENSION, is_valid_stream_id
+from kva.settings import KafkaSettings, split_list
+
+#: A camera file larger than this is refused (it is a short list of cameras).
+MAX_CAMERA_FILE_BYTES = 1024 * 1024
+DEFAULT_SOURCE = "demo"
+
+
+class CameraConfigError(ValueError):
+    """A camera list or camera file that cannot be used (message says why)."""
+
+
+class ProducerSettings(KafkaSettings):
+    """Everything ``kva produce`` can be told (flags or ``KVA_*`` variables)."""
+
+    source: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="a camera: [ID=]SRC with SRC one of webcam:N, rtsp://..., http(s)://..., "
+        "a video file, testsrc, demo (repeatable; ids default to cam0, cam1, ...; "
+        f"'{DEFAULT_SOURCE}' when neither --source nor --camera-file is given)",
+        json_schema_extra={"metavar": "[ID=]SRC"},
+    )
+    camera_file: Path | None = Field(
+        None,
+        description="YAML/JSON camera list (id, source, fps, width, height, quality); "
+        "reloaded when it changes",
+        json_schema_extra={"metavar": "FILE"},
+    )
+    frames_topic: str = Field(
+        "frames",
+        min_length=1,
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Kafka topic the frames go to",
+        json_schema_extra={"flag": "--topic", "metavar": "TOPIC"},
+    )
+    topic_partitions: int = Field(
+        4, ge=1, le=1000, description="partitions when the producer creates the topic"
+    )
+    camera_fps: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        description="frames per second sent per camera, paced to wall-clock",
+        json_schema_extra={"flag": "--fps", "metavar": "FPS"},
+    )
+    camera_width: int | None = Field(
+        None,
+        ge=16,
+        le=MAX_DIMENSION,
+        description="resize frames to this width (keeps the aspect ratio without --height)",
+        json_schema_extra={"flag": "--width", "metavar": "PIXELS"},
+    )
+    camera_height: int | None = Field(
+        None,
+        ge=16,
+        le=MAX_DIMENSION,
+        description="resize frames to this height (keeps the aspect ratio without --width)",
+        json_schema_extra={"flag": "--height", "metavar": "PIXELS"},
+    )
+    jpeg_quality: int = Field(80, ge=1, le=100, description="JPEG quality 1-100")
+    loop: bool = Field(False, description="restart video files at their end")
+    producer_acks: Literal["0", "1", "all"] = Field(
+        "1", description="Kafka acks for frames", json_schema_extra={"flag": "--acks"}
+    )
+    reconnect_min: float = Field(
+        0.5, gt=0, le=60, description="first reconnect delay after a camera failure, seconds"
+    )
+    reconnect_max: float = Field(
+        4.0, gt=0, le=600, description="longest reconnect delay (exponential backoff cap), seconds"
+    )
+    watchdog_timeout: float = Field(
+        5.0, gt=0, le=600, description="reconnect a camera that delivers no frame this long"
+    )
+    open_timeout: float = Field(
+        5.0, gt=0, le=600, description="seconds to wait when opening a network camera"
+    )
+    flush_timeout: float = Field(
+        5.0, ge=0, le=600, description="seconds to wait for queued frames at shutdown"
+    )
+    progress_interval: float = Field(
+        5.0, gt=0, le=3600, description="seconds between per-camera progress lines"
+    )
+    camera_file_poll: float = Field(
+        1.0, gt=0, le=3600, description="seconds between checks of the camera file for changes"
+    )
+    producer_metrics_host: str = Field(
+        "127.0.0.1",
+        description="address of /metrics, /healthz, /readyz",
+        json_schema_extra={"flag": "--metrics-host", "metavar": "HOST"},
+    )
+    producer_metrics_port: int = Field(
+        9101,
+        ge=0,
+        le=65535,
+        description="port of /metrics, /healthz, /readyz (0 = any free port)",
+        json_schema_extra={"flag": "--metrics-port", "metavar": "PORT"},
+    )
+
+    _split_source = field_validator("source", mode="before")(split_list)
+
+
+class CameraConfig(BaseModel):
+    """One camera: where to read, and how to send it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=4096)
+    fps: float = Field(gt=0, le=1000)
+    width: int | None = Field(None, ge=16, le=MAX_DIMENSION)
+    height: int | None = Field(None, ge=16, le=MAX_DIMENSION)
+    quality: int = Field(80, ge=1, le=100)
+    loop: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not is_valid_stream_id(value):
+            raise ValueError(f"camera id {value!r} may only use letters, digits, '_', '.', '-'")
+        return value
+
+
+_ID_PREFIX = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9_.-]*)=(.+)$", re.DOTALL)
+
+
+def split_source_arg(text: str) -> tuple[str | None, str]:
+    """``"ID=SRC"`` -> (ID, SRC); ``"SRC"`` -> (None, SRC).
+
+    A prefix counts as an id only if it is a valid stream id, so URLs with
+    ``=`` in the query (``rtsp://h/s?a=b``) stay whole.
+    """
+    match = _ID_PREFIX.match(text.strip())
+    if match and is_valid_stream_id(match.group(1)):
+        return match.group(1), match.group(2).strip()
+    return None, text.strip()
+
+
+def _defaults(settings: ProducerSettings) -> dict[str, Any]:
+    return {
+        "fps": settings.camera_fps,
+        "width": settings.camera_width,
+        "height": settings.camera_height,
+        "quality": settings.jpeg_quality,
+        "loop": settings.loop,
+    }
+
+
+def cameras_from_sources(settings: ProducerSettings) -> list[CameraConfig]:
+    """The cameras named by ``--source`` (ids default to cam0, cam1, ...)."""
+    cameras: list[CameraConfig] = []
+    for index, text in enumerate(settings.source):
+        camera_id, source = split_source_arg(text)
+        cameras.append(
+            _build(
+                {"id": camera_id or f"cam{index}", "source": source}, settings, f"--source {text!r}"
+            )
+        )
+    _check_unique(cameras)
+    return cameras
+
+
+def _build(entry: dict[str, Any], settings: ProducerSettings, where: str) -> CameraConfig:
+    values = _defaults(settings) | entry
+    try:
+        return CameraConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'camera'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise CameraConfigError(f"{where}: {problems}") from None
+
+
+def _check_unique(cameras: list[CameraConfig]) -> None:
+    seen: set[str] = set()
+    for camera in cameras:
+        if camera.id in seen:
+            raise CameraConfigError(f"camera id {camera.id!r} is used twice")
+        seen.add(camera.id)
+
+
+def load_camera_file(path: Path, settings: ProducerSettings) -> list[CameraConfig]:
+    """Read a camera file: a list of cameras, or ``{"cameras": [...]}``, in YAML or JSON.
+
+    Raises:
+        CameraConfigError: missing, too big, unparsable or invalid file.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_CAMERA_FILE_BYTES:
+            raise CameraConfigError(
+                f"camera file {path}: {size} bytes is more than {MAX_CAMERA_FILE_BYTES}"
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CameraConfigError(f"camera file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CameraConfigError(f"camera file {path}: cannot read it: {exc}") from None
+    return parse_camera_text(text, settings, str(path))
+
+
+def parse_camera_text(text: str, settings: ProducerSettings, name: str) -> list[CameraConfig]:
+    """Parse the text of a camera file (YAML, which includes JSON)."""
+    try:
+        data = json.loads(text) if text.lstrip().startswith(("{", "[")) else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise CameraConfigError(f"camera file {name}: not valid YAML/JSON: {exc}") from None
+    if isinstance(data, dict) and set(data) == {"cameras"}:
+        data = data["cameras"]
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise CameraConfigError(
+            f"camera file {name}: expected a list of cameras or {{cameras: [...]}}"
+        )
+    cameras = []
+    for index, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise CameraConfigError(f"camera file {name}: entry {index} is not a mapping")
+        entry = {"id": f"cam{index}", **entry}
+        cameras.append(_build(entry, settings, f"camera file {name}, entry {index}"))
+    _check_unique(cameras)
+    return cameras

@@ -1,0 +1,212 @@
+"""Wiring of ``kva produce``: broker check, topic, metrics server, cameras, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from kva.httpd import ServiceHttpServer
+from kva.kafka import FrameProducer, KafkaUnavailable, TopicSpec, ensure_topics, wait_for_broker
+from producer.camera import CameraRunner, RunnerTiming
+from producer.config import (
+    DEFAULT_SOURCE,
+    CameraConfig,
+    CameraConfigError,
+    ProducerSettings,
+    cameras_from_sources,
+    load_camera_file,
+)
+from producer.fleet import CameraFleet
+from producer.metrics import ProducerMetrics
+from producer.sink import KafkaFrameSink
+
+logger = logging.getLogger(__name__)
+
+
+class CameraFileWatcher:
+    """Re-reads the camera file when its modification time or size changes."""
+
+    def __init__(self, path: Path, settings: ProducerSettings) -> None:
+        self.path = path
+        self._settings = settings
+        self._stamp: tuple[int, int] | None = None
+
+    def _current_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def load(self) -> list[CameraConfig]:
+        """Read the file now (raises :class:`CameraConfigError`)."""
+        self._stamp = self._current_stamp()
+        return load_camera_file(self.path, self._settings)
+
+    def changed(self) -> list[CameraConfig] | None:
+        """The new camera list if the file changed and is valid, else None (errors logged)."""
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        if stamp is None:
+            logger.warning("camera file %s disappeared: keeping the current cameras", self.path)
+            return None
+        try:
+            cameras = load_camera_file(self.path, self._settings)
+        except CameraConfigError as exc:
+            logger.error("%s: keeping the current cameras", exc)
+            return None
+        logger.info("camera file %s changed: %d camera(s)", self.path, len(cameras))
+        return cameras
+
+
+class ProducerService:
+    """Runs the cameras of ``settings`` into Kafka until ``stop`` is set or all streams end."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        stop: threading.Event | None = None,
+        metrics: ProducerMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stop_event = stop or threading.Event()
+        self.metrics = metrics or ProducerMetrics()
+        self.timing = RunnerTiming(
+            reconnect_min=settings.reconnect_min,
+            reconnect_max=max(settings.reconnect_min, settings.reconnect_max),
+            watchdog_timeout=settings.watchdog_timeout,
+            open_timeout=settings.open_timeout,
+            progress_interval=settings.progress_interval,
+        )
+        self.fleet: CameraFleet | None = None
+        self.http: ServiceHttpServer | None = None
+        #: Set once the cameras run (tests wait on it).
+        self.started = threading.Event()
+        self._watcher = (
+            CameraFileWatcher(settings.camera_file, settings) if settings.camera_file else None
+        )
+        self._source_cameras: list[CameraConfig] = []
+
+    def _initial_cameras(self) -> list[CameraConfig]:
+        settings = self.settings
+        if not settings.source and self._watcher is None:
+            logger.info("no --source or --camera-file given: using the %r source", DEFAULT_SOURCE)
+            settings = settings.model_copy(update={"source": [DEFAULT_SOURCE]})
+        self._source_cameras = cameras_from_sources(settings)
+        file_cameras = self._watcher.load() if self._watcher else []
+        return self._merge(file_cameras)
+
+    def _merge(self, file_cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = {camera.id for camera in self._source_cameras}
+        clash = sorted(ids & {camera.id for camera in file_cameras})
+        if clash:
+            raise CameraConfigError(
+                f"camera id(s) {clash} used by both --source and the camera file"
+            )
+        return self._source_cameras + file_cameras
+
+    def run(self) -> int:
+        """Run until stopped; returns the process exit status."""
+        try:
+            cameras = self._initial_cameras()
+        except CameraConfigError as exc:
+            logger.error("%s", exc)
+            return 2
+        settings = self.settings
+        try:
+            brokers = wait_for_broker(settings)
+            ensure_topics(
+                settings,
+                [TopicSpec(settings.frames_topic, partitions=settings.topic_partitions)],
+                timeout=settings.broker_timeout,
+            )
+        except KafkaUnavailable as exc:
+            logger.error("%s", exc)
+            return 1
+        logger.info(
+            "Kafka at %s (%d broker%s); topic %s",
+            settings.bootstrap_server,
+            brokers,
+            "" if brokers == 1 else "s",
+            settings.frames_topic,
+        )
+        try:
+            self.http = ServiceHttpServer(
+                settings.producer_metrics_host,
+                settings.producer_metrics_port,
+                ready=lambda: self.fleet is not None and self.fleet.any_up(),
+                registry=self.metrics.registry,
+            ).start()
+        except OSError as exc:
+            logger.error(
+                "cannot serve metrics on %s:%d: %s (choose another --metrics-port)",
+                settings.producer_metrics_host,
+                settings.producer_metrics_port,
+                exc,
+            )
+            return 1
+        try:
+            return self._produce(cameras)
+        finally:
+            self.http.stop()
+
+    def _produce(self, cameras: list[CameraConfig]) -> int:
+        settings = self.settings
+        producer = FrameProducer(settings, acks=settings.producer_acks)
+        sink = KafkaFrameSink(producer, settings.frames_topic, self.metrics)
+
+        def make_runner(camera: CameraConfig, first_sequence: int) -> CameraRunner:
+            return CameraRunner(
+                camera, sink, self.metrics, self.timing, first_sequence=first_sequence
+            )
+
+        self.fleet = fleet = CameraFleet(make_runner)
+        fleet.apply(cameras)
+        self.metrics.cameras.set(len(fleet.runners))
+        self.started.set()
+        status = 0
+        try:
+            status = self._loop(sink, fleet)
+        finally:
+            fleet.stop_all()
+            left = sink.flush(settings.flush_timeout)
+            if left:
+                logger.warning(
+                    "%d frame(s) still undelivered after %gs: dropped", left, settings.flush_timeout
+                )
+            logger.info("producer stopped")
+        return status
+
+    def _loop(self, sink: KafkaFrameSink, fleet: CameraFleet) -> int:
+        settings = self.settings
+        next_check = time.monotonic() + settings.camera_file_poll
+        while not self.stop_event.is_set():
+            sink.poll(0.1)
+            if self._watcher is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + settings.camera_file_poll
+                self._reload(fleet)
+            limit = settings.broker_unavailable_exit
+            if limit and sink.down_for() > limit:
+                logger.error("Kafka unreachable for more than %gs: exiting", limit)
+                return 1
+            if self._watcher is None and fleet.finished():
+                failed = fleet.failed()
+                logger.info("all streams finished (%d failed)", len(failed))
+                return 1 if failed else 0
+        return 0
+
+    def _reload(self, fleet: CameraFleet) -> None:
+        assert self._watcher is not None  # noqa: S101 - checked by the caller
+        file_cameras = self._watcher.changed()
+        if file_cameras is None:
+            return
+        try:
+            fleet.apply(self._merge(file_cameras))
+        except CameraConfigError as exc:
+            logger.error("%s: keeping the current cameras", exc)
+            return
+        self.metrics.cameras.set(len(fleet.runners))

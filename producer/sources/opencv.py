@@ -1,0 +1,207 @@
+"""Sources read through OpenCV's ``VideoCapture``: video files, network cameras, webcams.
+
+Live sources (RTSP, HTTP MJPEG/HLS, webcams) are drained by a capture thread
+that owns the ``VideoCapture`` (so it is never released while another thread
+reads it) and keeps only the newest frame. Files are read on demand, one
+frame per call, and loop or end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+
+from producer.sources.base import Captured, Image, SourceEnded, SourceError
+from producer.sources.latest import LatestSlot
+
+logger = logging.getLogger(__name__)
+
+#: FFmpeg over TCP for RTSP: survives lossy links and NAT, and notices a dead server at once.
+_FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_DEFAULT_FFMPEG_OPTIONS = "rtsp_transport;tcp"
+
+
+def redact_url(url: str) -> str:
+    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x`` (safe to log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _timeouts(open_timeout: float, read_timeout: float) -> list[int]:
+    return [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout * 1000),
+    ]
+
+
+def _probe_tcp(url: str, timeout: float) -> None:
+    """Fail fast with a precise reason when the camera's host:port does not answer."""
+    parts = urlsplit(url)
+    default_port = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}.get(parts.scheme, 0)
+    try:
+        host, port = parts.hostname, parts.port or default_port
+    except ValueError as exc:
+        raise SourceError(f"{redact_url(url)}: bad URL: {exc}", permanent=True) from None
+    if not host or not port:
+        raise SourceError(f"{redact_url(url)}: URL has no host", permanent=True)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except socket.gaierror as exc:
+        raise SourceError(f"cannot reach {redact_url(url)}: host not found ({exc})") from None
+    except TimeoutError:
+        raise SourceError(
+            f"cannot reach {redact_url(url)}: no answer from {host}:{port} within {timeout:g}s"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SourceError(f"cannot reach {redact_url(url)}: {reason} ({host}:{port})") from None
+
+
+class LiveCaptureSource:
+    """An RTSP / HTTP(S) camera or a local webcam, drained by its own capture thread."""
+
+    live = True
+
+    def __init__(
+        self,
+        target: str | int,
+        *,
+        open_timeout: float = 5.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        self._target = target
+        self.name = f"webcam:{target}" if isinstance(target, int) else redact_url(target)
+        self._open_timeout = open_timeout
+        self._read_timeout = read_timeout
+        self._slot: LatestSlot[Captured] = LatestSlot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stale_frames(self) -> int:
+        return self._slot.dropped
+
+    def open(self) -> None:
+        capture = self._open_capture()
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(self._open_failure())
+        self._thread = threading.Thread(
+            target=self._drain, args=(capture,), name=f"capture-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        params = _timeouts(self._open_timeout, self._read_timeout)
+        if isinstance(self._target, int):
+            return cv2.VideoCapture(self._target, cv2.CAP_V4L2, params)
+        _probe_tcp(self._target, self._open_timeout)
+        os.environ.setdefault(_FFMPEG_OPTIONS_ENV, _DEFAULT_FFMPEG_OPTIONS)
+        return cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, params)
+
+    def _open_failure(self) -> str:
+        if isinstance(self._target, int):
+            return (
+                f"cannot open webcam:{self._target} (/dev/video{self._target} missing, "
+                "busy, or not a capture device)"
+            )
+        return (
+            f"cannot open {self.name}: the server answers but no video stream could be "
+            f"opened within {self._open_timeout:g}s (wrong path, or not RTSP/MJPEG/HLS?)"
+        )
+
+    def _drain(self, capture: cv2.VideoCapture) -> None:
+        try:
+            while not self._stop.is_set():
+                ok, image = capture.read()
+                if not ok or image is None:
+                    self._slot.fail(
+                        SourceError(f"{self.name}: stream stopped (no frame could be read)")
+                    )
+                    return
+                self._slot.put(Captured(image, time.time_ns()))
+        except cv2.error as exc:  # a decoder error must not kill the thread silently
+            self._slot.fail(SourceError(f"{self.name}: OpenCV error: {exc}"))
+        finally:
+            capture.release()
+
+    def read(self, timeout: float) -> Captured | None:
+        return self._slot.take(timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            thread.join(self._read_timeout + 1.0)
+            if thread.is_alive():
+                logger.warning(
+                    "%s: capture thread still blocked; it releases the camera when it returns",
+                    self.name,
+                )
+
+
+class FileSource:
+    """A video file (anything FFmpeg reads), one frame per ``read``; loops or ends."""
+
+    live = False
+    stale_frames = 0
+
+    def __init__(self, path: str, *, loop: bool = False) -> None:
+        self.name = path
+        self._path = Path(path)
+        self._loop = loop
+        self._capture: cv2.VideoCapture | None = None
+        self._first: Image | None = None
+
+    def open(self) -> None:
+        if not self._path.exists():
+            raise SourceError(f"video file not found: {self._path}", permanent=True)
+        if self._path.is_dir():
+            raise SourceError(f"{self._path} is a directory, not a video file", permanent=True)
+        if not os.access(self._path, os.R_OK):
+            raise SourceError(f"video file {self._path} is not readable", permanent=True)
+        capture = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
+        ok, image = capture.read() if capture.isOpened() else (False, None)
+        if not ok or image is None:
+            capture.release()
+            raise SourceError(
+                f"cannot decode {self._path}: not a video file FFmpeg can read "
+                "(garbage, truncated or empty?)",
+                permanent=True,
+            )
+        self._capture, self._first = capture, image
+
+    def read(self, timeout: float) -> Captured | None:
+        if self._capture is None:
+            raise SourceError(f"{self.name}: read before open")
+        if self._first is not None:
+            image, self._first = self._first, None
+            return Captured(image, time.time_ns())
+        ok, image = self._capture.read()
+        if not ok and self._loop:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._capture.read()
+            if not ok:  # some containers cannot seek: reopen
+                self.close()
+                self.open()
+                return self.read(timeout)
+        if not ok or image is None:
+            raise SourceEnded(f"{self.name}: end of file")
+        return Captured(image, time.time_ns())
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None

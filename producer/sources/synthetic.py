@@ -1,0 +1,163 @@
+"""Generated sources: ``testsrc`` (a test pattern) and ``demo`` (a moving scene of real photos).
+
+Both make a frame when asked, so they are read at exactly the requested rate
+and never drop anything.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from producer.sources.base import Captured, Image
+
+DEFAULT_SIZE = (640, 480)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_BARS = [  # BGR: white, yellow, cyan, green, magenta, red, blue
+    (235, 235, 235),
+    (16, 235, 235),
+    (235, 235, 16),
+    (16, 235, 16),
+    (235, 16, 235),
+    (16, 16, 235),
+    (235, 16, 16),
+]
+
+
+def _clock(now_ns: int) -> str:
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1_000_000:03d}Z"
+
+
+def _put_text(image: Image, text: str, origin: tuple[int, int], scale: float) -> None:
+    thickness = max(1, round(scale * 2))
+    cv2.putText(image, text, origin, _FONT, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+
+class TestPatternSource:
+    """Colour bars, a grey ramp, a sweeping bar, and a burnt-in UTC clock and frame counter."""
+
+    __test__ = False  # not a pytest class, despite the name
+    live = False
+    stale_frames = 0
+
+    def __init__(self, width: int | None = None, height: int | None = None) -> None:
+        self.width, self.height = width or DEFAULT_SIZE[0], height or DEFAULT_SIZE[1]
+        self.name = f"testsrc {self.width}x{self.height}"
+        self.count = 0
+        self._background = self._make_background()
+
+    def _make_background(self) -> Image:
+        w, h = self.width, self.height
+        image = np.empty((h, w, 3), np.uint8)
+        bars_h = h * 2 // 3
+        for index, colour in enumerate(_BARS):
+            x0, x1 = index * w // len(_BARS), (index + 1) * w // len(_BARS)
+            image[:bars_h, x0:x1] = colour
+        ramp = np.linspace(0, 255, w, dtype=np.float32).astype(np.uint8)
+        image[bars_h:] = ramp[None, :, None]
+        return image
+
+    def open(self) -> None:
+        self.count = 0
+
+    def read(self, timeout: float) -> Captured:
+        now = time.time_ns()
+        image = self._background.copy()
+        w, h = self.width, self.height
+        bar_w = max(4, w // 40)
+        x = (self.count * max(1, w // 100)) % (w - bar_w)
+        image[:, x : x + bar_w] = 255 - image[:, x : x + bar_w]
+        scale = h / 480
+        _put_text(image, _clock(now), (w // 20, h // 6), 1.4 * scale)
+        _put_text(image, f"#{self.count:08d}", (w // 20, h // 6 + int(60 * scale)), 1.4 * scale)
+        self.count += 1
+        return Captured(image, now)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class _Photo:
+    name: str
+    focus: tuple[float, float]  # where the subject is, as fractions of width and height
+
+
+#: scikit-image's bundled photos with something the default models recognise.
+DEMO_PHOTOS = (
+    _Photo("chelsea", (0.5, 0.45)),  # a tabby cat
+    _Photo("coffee", (0.5, 0.4)),  # an espresso cup
+    _Photo("astronaut", (0.45, 0.28)),  # a face (and a space shuttle)
+    _Photo("rocket", (0.5, 0.5)),  # a rocket on the launch pad
+)
+
+
+class DemoSource:
+    """Pans and zooms over real photos, switching photo every ``switch_seconds``."""
+
+    live = False
+    stale_frames = 0
+
+    def __init__(
+        self,
+        width: int | None = None,
+        height: int | None = None,
+        switch_seconds: float = 4.0,
+    ) -> None:
+        self.width, self.height = width or DEFAULT_SIZE[0], height or DEFAULT_SIZE[1]
+        self.name = f"demo {self.width}x{self.height}"
+        self.switch_seconds = switch_seconds
+        self._photos: list[tuple[Image, tuple[float, float]]] = []
+        self._start = time.monotonic()
+
+    def open(self) -> None:
+        from skimage import data  # only the demo needs scikit-image
+
+        if not self._photos:
+            for photo in DEMO_PHOTOS:
+                rgb = getattr(data, photo.name)()
+                self._photos.append((np.ascontiguousarray(rgb[:, :, ::-1]), photo.focus))
+        self._start = time.monotonic()
+
+    def photo_index(self, elapsed: float) -> int:
+        """Which photo is shown ``elapsed`` seconds after open."""
+        return int(elapsed // self.switch_seconds) % len(DEMO_PHOTOS)
+
+    def read(self, timeout: float) -> Captured:
+        now = time.time_ns()
+        elapsed = time.monotonic() - self._start
+        photo, focus = self._photos[self.photo_index(elapsed)]
+        phase = (elapsed % self.switch_seconds) / self.switch_seconds
+        image = self._view(photo, focus, phase)
+        _put_text(image, "kva demo " + _clock(now), (8, self.height - 10), self.height / 960)
+        return Captured(image, now)
+
+    def _view(self, photo: Image, focus: tuple[float, float], phase: float) -> Image:
+        ph, pw = photo.shape[:2]
+        aspect = self.width / self.height
+        base_w, base_h = (pw, pw / aspect) if pw / ph < aspect else (ph * aspect, ph)
+        zoom = 1.0 + 0.3 * math.sin(math.pi * phase)  # in, then out again
+        crop_w, crop_h = base_w / zoom, base_h / zoom
+        cx = focus[0] * pw + 0.08 * pw * math.sin(2 * math.pi * phase)
+        cy = focus[1] * ph + 0.04 * ph * math.cos(2 * math.pi * phase)
+        x0 = min(max(cx - crop_w / 2, 0.0), pw - crop_w)
+        y0 = min(max(cy - crop_h / 2, 0.0), ph - crop_h)
+        # An affine warp does crop and scale in one pass, with sub-pixel smooth motion.
+        sx, sy = self.width / crop_w, self.height / crop_h
+        matrix = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]], dtype=np.float64)
+        return cv2.warpAffine(
+            photo,
+            matrix,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+
+    def close(self) -> None:
+        """Nothing to release (the photos stay cached for a reopen)."""

@@ -1,0 +1,133 @@
+"""Helpers for producer tests: run the service in a thread, collect what reaches Kafka."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from kva.frame import Frame
+from kva.kafka import LatestFrameConsumer
+from kva.settings import KafkaSettings
+from producer.config import ProducerSettings
+from producer.service import ProducerService
+
+
+def producer_settings(kafka_settings: KafkaSettings, topic: str, **values: Any) -> ProducerSettings:
+    """Settings for a test producer: the test broker, ``topic``, a free metrics port."""
+    base: dict[str, Any] = {
+        "bootstrap_server": kafka_settings.bootstrap_server,
+        "frames_topic": topic,
+        "producer_metrics_port": 0,
+        "broker_timeout": 20,
+        "flush_timeout": 5,
+    }
+    return ProducerSettings(**(base | values))
+
+
+@contextmanager
+def running(settings: ProducerSettings, start_timeout: float = 30) -> Iterator[ProducerService]:
+    """A :class:`ProducerService` running in a thread until the block ends."""
+    service = ProducerService(settings)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(service.run()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not service.started.wait(0.05):
+        assert thread.is_alive(), f"producer exited early with {result}"
+        assert time.monotonic() < deadline, "producer did not start"
+    try:
+        yield service
+    finally:
+        service.stop_event.set()
+        thread.join(30)
+        assert not thread.is_alive(), "producer did not stop within 30 s"
+        assert result == [0]
+
+
+class FrameCollector:
+    """An ordinary (not latest-frame) consumer assigned at the end of ``topic`` before producing."""
+
+    def __init__(self, kafka_settings: KafkaSettings, topic: str, group: str) -> None:
+        self.consumer = LatestFrameConsumer(
+            kafka_settings, [topic], group, max_lag=None, start_at_end=True
+        )
+        deadline = time.monotonic() + 20
+        while not self.consumer.assignment:
+            assert time.monotonic() < deadline, "no partition assigned"
+            self.consumer.poll(0.1)
+        self.frames: list[Frame] = []
+
+    def collect(self, done: Callable[[list[Frame]], bool], timeout: float) -> list[Frame]:
+        """Poll until ``done(frames)`` or ``timeout``; returns all frames so far."""
+        deadline = time.monotonic() + timeout
+        while not done(self.frames) and time.monotonic() < deadline:
+            record = self.consumer.poll(0.2)
+            if record is not None:
+                self.frames.append(record.frame())
+        return self.frames
+
+    def of(self, stream: str) -> list[Frame]:
+        return [f for f in self.frames if f.stream_id == stream]
+
+    def count(self, stream: str, n: int, timeout: float) -> list[Frame]:
+        """Wait for ``n`` frames of ``stream``; returns them."""
+        self.collect(lambda _f: len(self.of(stream)) >= n, timeout)
+        return self.of(stream)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def collector_factory(
+    kafka_settings: KafkaSettings, unique_name: str
+) -> Iterator[Callable[[str], FrameCollector]]:
+    made: list[FrameCollector] = []
+
+    def make(topic: str) -> FrameCollector:
+        made.append(FrameCollector(kafka_settings, topic, f"{unique_name}-{len(made)}"))
+        return made[-1]
+
+    yield make
+    for collector in made:
+        collector.close()
+
+
+def measured_fps(frames: list[Frame], skip: int = 2) -> float:
+    """Frames per second from capture times (the first ``skip`` frames are warm-up)."""
+    steady = frames[skip:]
+    span = (steady[-1].capture_ns - steady[0].capture_ns) / 1e9
+    return (len(steady) - 1) / span
+
+
+def assert_well_formed(frames: list[Frame], stream: str, width: int, height: int) -> None:
+    """Keyed by stream, in order, consecutive sequences, JPEG of the stated size, recent."""
+    import cv2
+    import numpy as np
+
+    assert frames, "no frames"
+    assert {f.stream_id for f in frames} == {stream}
+    sequences = [f.sequence for f in frames]
+    assert sequences == list(range(sequences[0], sequences[0] + len(frames))), sequences
+    captures = [f.capture_ns for f in frames]
+    assert captures == sorted(captures)
+    assert abs(time.time_ns() - captures[-1]) < 60e9
+    for frame in frames[:: max(1, len(frames) // 5)]:
+        assert frame.content_type == "image/jpeg"
+        assert (frame.width, frame.height) == (width, height)
+        image = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (height, width, 3)
+
+
+def metrics_text(service: ProducerService) -> str:
+    """What ``/metrics`` of the running service serves."""
+    assert service.http is not None
+    url = f"http://127.0.0.1:{service.http.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test URL
+        return str(response.read().decode())

@@ -1,0 +1,1 @@
+"""kva's model server (``kva serve``) and model builder (``kva models``)."""

@@ -1,0 +1,33 @@
+"""Build real trained models into an OpenVINO model repository, offline (``kva models``).
+
+``BUILDERS[name](base_path)`` writes ``<base_path>/<name>/<version>/`` and
+returns that folder; :func:`build_model` wraps it with caching and atomic
+installation. OpenVINO is imported only when a model is built.
+"""
+
+from tfserving.modelbuild.errors import BasePathError, ModelBuildError, SourceMissing, UnknownModel
+from tfserving.modelbuild.registry import (
+    BUILDERS,
+    MODELS,
+    ModelSpec,
+    build_model,
+    get_spec,
+    is_built,
+    version_dir,
+)
+from tfserving.modelbuild.repository import default_base_path
+
+__all__ = [
+    "BUILDERS",
+    "MODELS",
+    "BasePathError",
+    "ModelBuildError",
+    "ModelSpec",
+    "SourceMissing",
+    "UnknownModel",
+    "build_model",
+    "default_base_path",
+    "get_spec",
+    "is_built",
+    "version_dir",
+]
