@@ -25,6 +25,7 @@ from tfserving.modelbuild import (
 )
 from tfserving.modelbuild import mobilenet_v2 as mobilenet_module
 from tfserving.modelbuild.sources import sha256_file
+from tfserving.modelbuild.torch_legacy import PthFormatError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +104,20 @@ def test_different_weights_file_is_refused(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(mobilenet_module, "MOBILENET_V2_WEIGHTS", other)
     with pytest.raises(SourceMissing, match="expected 0{64}.*--force-reinstall"):
         build_model("mobilenet_v2", tmp_path)
+
+
+def test_a_failing_builder_is_a_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def corrupt(path: Path) -> dict[str, object]:
+        raise PthFormatError(f"{path}: truncated in storage 7")
+
+    monkeypatch.setattr(mobilenet_module, "load_state_dict", corrupt)
+    with pytest.raises(
+        ModelBuildError, match="mobilenet_v2: build failed: .*truncated in storage 7"
+    ):
+        build_model("mobilenet_v2", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_base_path(tmp_path: Path) -> None:

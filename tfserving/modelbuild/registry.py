@@ -149,7 +149,12 @@ def build_model(name: str, base_path: Path, force: bool = False) -> Path:
     logger.info("%s: building version %d into %s", name, spec.version, base_path)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=base_path))
     try:
-        built = BUILDERS[name](staging)
+        try:
+            built = BUILDERS[name](staging)
+        except ModelBuildError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:  # I/O, corrupt weights, OpenVINO
+            raise ModelBuildError(f"{name}: build failed: {exc}") from exc
         expected = staging / spec.name / str(spec.version)
         if built.resolve() != expected.resolve():
             raise ModelBuildError(f"{name}: the builder wrote {built}, expected {expected}")
