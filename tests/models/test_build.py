@@ -25,6 +25,7 @@ from tfserving.modelbuild import (
 )
 from tfserving.modelbuild import mobilenet_v2 as mobilenet_module
 from tfserving.modelbuild.sources import sha256_file
+from tfserving.modelbuild.torch_legacy import PthFormatError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,6 +106,20 @@ def test_different_weights_file_is_refused(tmp_path: Path, monkeypatch: pytest.M
         build_model("mobilenet_v2", tmp_path)
 
 
+def test_a_failing_builder_is_a_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def corrupt(path: Path) -> dict[str, object]:
+        raise PthFormatError(f"{path}: truncated in storage 7")
+
+    monkeypatch.setattr(mobilenet_module, "load_state_dict", corrupt)
+    with pytest.raises(
+        ModelBuildError, match="mobilenet_v2: build failed: .*truncated in storage 7"
+    ):
+        build_model("mobilenet_v2", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unwritable_base_path(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -166,3 +181,9 @@ def test_cli_unwritable_base_path(tmp_path: Path) -> None:
     result = _kva("build", "half_plus_two", "--base-path", str(blocker / "models"))
     assert result.returncode == 1
     assert f"cannot create the model folder {blocker / 'models'}" in result.stderr
+
+
+def test_cli_base_path_from_kva_models_dir(tmp_path: Path) -> None:
+    result = _kva("build", "half_plus_two", env={"KVA_MODELS_DIR": str(tmp_path / "repo")})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "repo" / "half_plus_two" / "123" / "model.xml").is_file()

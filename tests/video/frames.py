@@ -75,6 +75,19 @@ def make_frame(
     )
 
 
+def live_photo(
+    name: str, stream: str, width: int = 640, height: int = 360
+) -> Callable[[int], Frame]:
+    """render(sequence) -> a freshly annotated frame (the marker moves with the sequence)."""
+    base = photo(name, width, height)
+
+    def render(sequence: int) -> Frame:
+        data = jpeg(annotate(base, LABELS[name], sequence))
+        return make_frame(stream, sequence, data, width, height)
+
+    return render
+
+
 def photo_frames(
     name: str, stream: str, count: int, width: int = 320, height: int = 240
 ) -> list[Frame]:
@@ -91,7 +104,7 @@ class Feeder:
     """Puts frames into a store at ``fps`` on a thread, cycling through ``frames``."""
 
     put: Callable[[Frame], object]
-    frames: list[Frame]
+    frames: list[Frame] | Callable[[int], Frame]  # a list to cycle, or render(sequence)
     fps: float
     sent: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -106,8 +119,11 @@ class Feeder:
         interval = 1.0 / self.fps
         next_at = time.monotonic()
         while not self._stop.is_set():
-            template = self.frames[self.sent % len(self.frames)]
-            self.put(template.replace(sequence=self.sent, capture_ns=time.time_ns()))
+            if callable(self.frames):
+                frame = self.frames(self.sent)
+            else:
+                frame = self.frames[self.sent % len(self.frames)]
+            self.put(frame.replace(sequence=self.sent, capture_ns=time.time_ns()))
             self.sent += 1
             next_at += interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))

@@ -237,3 +237,8 @@ def test_api_is_json_serialisable_with_odd_predictions(app) -> None:
     body = app.test_client().get("/api/streams").get_json()
     json.dumps(body)
     assert body["streams"][0]["predictions"]["models"][0]["model"] == "weird"
+
+
+def test_a_page_opened_with_the_token_passes_it_on(token_app) -> None:
+    page = token_app.test_client().get(f"/?token={TOKEN}").get_data(as_text=True)
+    assert f"viewer.css?token={TOKEN}" in page and f"viewer.js?token={TOKEN}" in page

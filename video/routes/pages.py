@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from video.app import viewer_state
+from video.auth import TOKEN_QUERY
 from video.routes.api import streams_payload
 
 bp = Blueprint(
@@ -23,6 +24,8 @@ def index() -> str:
     return render_template(
         "index.html",
         initial=streams_payload(state),
+        # the page was opened with ?token=T: its own CSS/JS requests need it too
+        auth={TOKEN_QUERY: request.args[TOKEN_QUERY]} if TOKEN_QUERY in request.args else {},
         stale_after=settings.video_stale_after,
         max_fps=settings.video_max_fps,
         topic=settings.video_topic,

@@ -124,6 +124,7 @@
     document.getElementById("empty").hidden = streams.length > 0;
     const seen = new Set();
     const mode = streams.length <= MJPEG_GRID_LIMIT ? "mjpg" : "jpg";
+    grid.classList.toggle("few", streams.length <= 2);
     let live = 0;
     for (const s of streams) {
       seen.add(s.id);
