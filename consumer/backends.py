@@ -1,0 +1,366 @@
+"""Inference backends: TF Serving ``/v1`` REST and KServe ``/v2`` REST, one small interface.
+
+A backend talks to **one replica** (one URL) through its own pooled
+``requests.Session`` with explicit connect/read timeouts and a cap on the
+response size. Failures raise :class:`~consumer.errors.InferenceError` with a
+``retriable`` flag. :func:`backend_for_url` picks the protocol from the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+from requests.adapters import HTTPAdapter
+
+from consumer.config import check_replica_url
+from consumer.errors import InferenceError, MetadataError
+
+#: Largest answer read from a model server (a classifier answer is < 1 kB).
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+#: Largest labels document.
+MAX_LABELS_BYTES = 4 * 1024 * 1024
+
+Kind = Literal["classifier", "detector"]
+Outputs = dict[str, np.ndarray]
+
+_CLASSIFIER_OUTPUTS = frozenset({"scores", "classes"})
+_DETECTOR_OUTPUTS = frozenset({"boxes", "scores"})
+_V2_DTYPES: Mapping[str, Any] = {
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "FP16": np.float16,
+    "INT64": np.int64,
+    "INT32": np.int32,
+    "INT16": np.int16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "BOOL": np.bool_,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the consumer needs to know about a model, read from its metadata."""
+
+    name: str
+    kind: Kind
+    input_name: str
+    height: int
+    width: int
+    outputs: tuple[str, ...]
+
+
+def model_kind(output_names: set[str]) -> Kind:
+    """Classifier (``scores`` + ``classes``) or detector (``boxes`` + ``scores``)."""
+    if output_names >= _CLASSIFIER_OUTPUTS:
+        return "classifier"
+    if output_names >= _DETECTOR_OUTPUTS:
+        return "detector"
+    raise MetadataError(
+        f"outputs {sorted(output_names)} are neither a classifier (scores, classes) "
+        "nor a detector (boxes, scores)"
+    )
+
+
+def image_size(shape: list[int]) -> tuple[int, int]:
+    """(height, width) of an NHWC image input shape ``[N, H, W, 3]``."""
+    if len(shape) != 4 or shape[3] != 3 or shape[1] <= 0 or shape[2] <= 0:
+        raise MetadataError(f"input shape {shape} is not [N, H, W, 3] with fixed H and W")
+    return int(shape[1]), int(shape[2])
+
+
+class Backend(ABC):
+    """One replica of one model, over HTTP."""
+
+    protocol: str = ""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.0,
+        pool_size: int = 4,
+    ) -> None:
+        check_replica_url(url)
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        segments = [s for s in parts.path.split("/") if s]
+        self.model_name = segments[2]
+        self.server = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "kva-consume"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    @abstractmethod
+    def metadata(self) -> ModelInfo:
+        """Read the model's input size and output names (raises InferenceError/MetadataError)."""
+
+    @abstractmethod
+    def ready(self) -> bool:
+        """Health probe: True when the replica can serve the model."""
+
+    @abstractmethod
+    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+        """Run the model on one encoded image (JPEG); returns the outputs, batch dim removed."""
+
+    def labels(self) -> list[str] | None:
+        """The kva labels extension ``GET .../models/<m>/labels``; None when there are none."""
+        url = f"{self.server}/{self.protocol}/models/{self.model_name}/labels"
+        status, body, _headers = self._request("GET", url, limit=MAX_LABELS_BYTES, ok=(200, 404))
+        if status == 404:
+            return None
+        document = _json(body, url)
+        if not isinstance(document, list) or not all(isinstance(x, str) for x in document):
+            raise InferenceError(
+                "bad_response", f"{url}: labels are not a JSON list of strings", retriable=False
+            )
+        return document
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int = MAX_RESPONSE_BYTES,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One HTTP exchange with timeouts and a size cap; returns (status, body, headers)."""
+        try:
+            with self.session.request(
+                method, url, data=body, headers=headers, timeout=self.timeout, stream=True
+            ) as response:
+                content = _read_limited(response, limit, url, deadline=self._deadline())
+                status = response.status_code
+                response_headers = response.headers
+        except requests.exceptions.ConnectTimeout as exc:
+            raise InferenceError("timeout", f"{url}: connect timed out", retriable=True) from exc
+        except requests.exceptions.Timeout as exc:
+            raise InferenceError("timeout", f"{url}: read timed out", retriable=True) from exc
+        except requests.exceptions.RequestException as exc:
+            reason = "timeout" if "timed out" in str(exc) else "connect"
+            raise InferenceError(reason, f"{url}: {_short(exc)}", retriable=True) from exc
+        if status not in ok:
+            detail = _error_text(content)
+            if status >= 500 or status == 429:
+                raise InferenceError("http_5xx", f"{url}: HTTP {status} {detail}", retriable=True)
+            raise InferenceError("http_4xx", f"{url}: HTTP {status} {detail}", retriable=False)
+        return status, content, response_headers
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.timeout[0] + self.timeout[1]
+
+
+class TfServingBackend(Backend):
+    """TF Serving REST ``/v1``: status, metadata, ``:predict`` with ``{"b64"}`` images."""
+
+    protocol = "v1"
+
+    def ready(self) -> bool:
+        try:
+            _status, body, _headers = self._request("GET", self.url, limit=64 * 1024)
+            states = _json(body, self.url).get("model_version_status", [])
+            return any(s.get("state") == "AVAILABLE" for s in states if isinstance(s, dict))
+        except (InferenceError, AttributeError):
+            return False
+
+    def metadata(self) -> ModelInfo:
+        url = f"{self.url}/metadata"
+        _status, body, _headers = self._request("GET", url)
+        document = _json(body, url)
+        try:
+            signatures = document["metadata"]["signature_def"]["signature_def"]
+            signature = signatures.get("serving_default") or next(iter(signatures.values()))
+            inputs, outputs = signature["inputs"], signature["outputs"]
+        except (KeyError, TypeError, AttributeError, StopIteration) as exc:
+            raise MetadataError(f"{url}: no signature_def with inputs and outputs") from exc
+        if len(inputs) != 1:
+            raise MetadataError(f"{url}: expected one image input, got {sorted(inputs)}")
+        input_name, tensor = next(iter(inputs.items()))
+        dims = tensor.get("tensor_shape", {}).get("dim", [])
+        shape = [int(d.get("size", -1)) for d in dims]
+        height, width = image_size(shape)
+        names = set(outputs)
+        return ModelInfo(
+            self.model_name, model_kind(names), input_name, height, width, tuple(names)
+        )
+
+    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+        url = f"{self.url}:predict"
+        payload = {"instances": [{"b64": base64.b64encode(image).decode("ascii")}]}
+        _status, body, _headers = self._request(
+            "POST",
+            url,
+            body=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        document = _json(body, url)
+        return _v1_outputs(document, info, url)
+
+
+def _v1_outputs(document: Any, info: ModelInfo, url: str) -> Outputs:
+    """Parse a row (``predictions``) or columnar (``outputs``) predict answer for batch 1."""
+    try:
+        if "predictions" in document:
+            row = document["predictions"][0]
+            if not isinstance(row, dict):
+                raise TypeError("prediction is not an object of named outputs")
+            return {name: np.asarray(row[name]) for name in info.outputs}
+        outputs = document["outputs"]
+        return {name: np.asarray(outputs[name])[0] for name in info.outputs}
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InferenceError(
+            "bad_response", f"{url}: unexpected predict answer ({_short(exc)})", retriable=True
+        ) from exc
+
+
+class KServeBackend(Backend):
+    """KServe v2 REST: ``/v2/health/ready``, model metadata, ``/infer`` with binary BYTES."""
+
+    protocol = "v2"
+
+    def ready(self) -> bool:
+        try:
+            self._request("GET", f"{self.server}/v2/health/ready", limit=64 * 1024)
+            return True
+        except InferenceError:
+            return False
+
+    def metadata(self) -> ModelInfo:
+        _status, body, _headers = self._request("GET", self.url)
+        document = _json(body, self.url)
+        try:
+            inputs = document["inputs"]
+            names = {str(o["name"]) for o in document["outputs"]}
+            if len(inputs) != 1:
+                raise MetadataError(f"{self.url}: expected one image input, got {len(inputs)}")
+            shape = [int(d) for d in inputs[0]["shape"]]
+            input_name = str(inputs[0]["name"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
+        height, width = image_size(shape)
+        return ModelInfo(
+            self.model_name, model_kind(names), input_name, height, width, tuple(names)
+        )
+
+    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+        url = f"{self.url}/infer"
+        element = struct.pack("<I", len(image)) + image
+        header = {
+            "inputs": [
+                {
+                    "name": info.input_name,
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(element)},
+                }
+            ],
+            "outputs": [{"name": n, "parameters": {"binary_data": False}} for n in info.outputs],
+        }
+        head = json.dumps(header).encode()
+        _status, body, headers = self._request(
+            "POST",
+            url,
+            body=head + element,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(head)),
+            },
+        )
+        json_length = headers.get("Inference-Header-Content-Length")
+        return _v2_outputs(body, json_length, info, url)
+
+
+def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str) -> Outputs:
+    """Parse a v2 infer answer (JSON, or JSON header + binary tensors) for batch 1."""
+    try:
+        split = int(json_length) if json_length else len(body)
+        document = _json(body[:split], url)
+        binary = body[split:]
+        outputs: Outputs = {}
+        for output in document["outputs"]:
+            name, shape = str(output["name"]), [int(d) for d in output["shape"]]
+            dtype = _V2_DTYPES[output["datatype"]]
+            size = (output.get("parameters") or {}).get("binary_data_size")
+            if size is not None:
+                array = np.frombuffer(binary[: int(size)], dtype=dtype)
+                binary = binary[int(size) :]
+            else:
+                array = np.asarray(output["data"], dtype=dtype)
+            outputs[name] = array.reshape(shape)[0]
+        return {name: outputs[name] for name in info.outputs}
+    except InferenceError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InferenceError(
+            "bad_response", f"{url}: unexpected infer answer ({_short(exc)})", retriable=True
+        ) from exc
+
+
+def backend_for_url(url: str, **kwargs: Any) -> Backend:
+    """The backend speaking the protocol of ``url`` (``/v1/...`` or ``/v2/...``)."""
+    check_replica_url(url)
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    return TfServingBackend(url, **kwargs) if segments[0] == "v1" else KServeBackend(url, **kwargs)
+
+
+def _read_limited(response: requests.Response, limit: int, url: str, deadline: float) -> bytes:
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        raise InferenceError(
+            "bad_response", f"{url}: answer of {length} bytes > {limit}", retriable=True
+        )
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            raise InferenceError("bad_response", f"{url}: answer > {limit} bytes", retriable=True)
+        if time.monotonic() > deadline:
+            raise InferenceError("timeout", f"{url}: answer too slow", retriable=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes, url: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InferenceError(
+            "bad_response", f"{url}: answer is not JSON ({_short(exc)})", retriable=True
+        ) from exc
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        message = json.loads(body).get("error", "")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        message = body[:200].decode("utf-8", "replace")
+    return str(message)[:200]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."

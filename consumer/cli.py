@@ -1,0 +1,47 @@
+"""``kva consume``: wiring only (parse, build, run)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from consumer.config import ConsumerSettings
+from kva.cliargs import add_settings_arguments, settings_from_args
+
+logger = logging.getLogger(__name__)
+
+NAME = "consume"
+HELP = "newest frame of each stream -> model servers -> annotated frames and predictions"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        help=HELP,
+        description=HELP + ". Each --model URL is a replica: TF Serving REST "
+        "(http://host:8501/v1/models/<m>) or KServe v2 (http://host:8501/v2/models/<m>). "
+        "Requests go to the least-loaded replica; failing replicas are ejected and probed back.",
+    )
+    add_settings_arguments(parser, ConsumerSettings)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumer.models import ModelSetupError
+    from consumer.service import ConsumerService
+    from kva.kafka import KafkaUnavailable
+    from kva.lifecycle import install_stop_handlers
+
+    settings = settings_from_args(ConsumerSettings, args)
+    stop = install_stop_handlers()
+    service = ConsumerService(settings)
+    try:
+        service.start(stop)
+    except (KafkaUnavailable, ModelSetupError, OSError) as exc:
+        logger.error("cannot start: %s", exc)
+        service.close()
+        return 1
+    try:
+        return service.run(stop)
+    finally:
+        service.close()

@@ -1,0 +1,248 @@
+"""Settings of ``kva consume``: topics, models and their replicas, limits.
+
+Every field is a flag (``--input-topic``) and an environment variable
+(``KVA_CONSUME_INPUT_TOPIC``); the ``consume_`` prefix keeps the variables
+apart from the other services' when they share one environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from kva.frame import DEFAULT_MAX_FRAME_BYTES
+from kva.settings import KafkaSettings, split_list
+
+ListSetting = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One ``--model NAME=URL[,URL...]``: a model and its replica URLs."""
+
+    name: str
+    urls: tuple[str, ...]
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """``NAME=URL[,URL...]`` -> :class:`ModelSpec`; raises ``ValueError`` with the reason."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise ValueError(f"{text!r} is not NAME=URL[,URL...]")
+    urls = tuple(u.strip() for u in rest.split(",") if u.strip())
+    for url in urls:
+        check_replica_url(url)
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"model {name!r} lists the same replica URL twice")
+    return ModelSpec(name, urls)
+
+
+def check_replica_url(url: str) -> None:
+    """A replica URL is ``http(s)://host:port/v1/models/<m>`` or ``.../v2/models/<m>``."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r}: replica URL must start with http:// or https://")
+    if len(segments) not in (3, 5) or segments[0] not in ("v1", "v2") or segments[1] != "models":
+        raise ValueError(
+            f"{url!r}: replica URL must end in /v1/models/<model> or /v2/models/<model>"
+            " (optionally /versions/<n>)"
+        )
+    if len(segments) == 5 and (segments[3] != "versions" or not segments[4].isdigit()):
+        raise ValueError(f"{url!r}: expected .../versions/<positive integer>")
+
+
+def parse_labels_spec(text: str) -> tuple[str, str]:
+    """``NAME=PATH_OR_URL`` -> (name, source)."""
+    name, sep, source = text.partition("=")
+    if not sep or not name.strip() or not source.strip():
+        raise ValueError(f"{text!r} is not NAME=PATH_OR_URL")
+    return name.strip(), source.strip()
+
+
+class ConsumerSettings(KafkaSettings):
+    """Everything ``kva consume`` can be told."""
+
+    consume_input_topic: str = Field(
+        "frames",
+        description="topic to read frames from",
+        json_schema_extra={"flag": "--input-topic"},
+    )
+    consume_output_topic: str = Field(
+        "annotated",
+        description="topic for annotated frames",
+        json_schema_extra={"flag": "--output-topic"},
+    )
+    consume_metadata_topic: str = Field(
+        "predictions",
+        description="topic for one JSON prediction document per frame ('' = none)",
+        json_schema_extra={"flag": "--metadata-topic"},
+    )
+    consume_group_id: str = Field(
+        "kva-consume",
+        description="consumer group: consumers in one group share the partitions",
+        json_schema_extra={"flag": "--group-id"},
+    )
+    consume_models: ListSetting = Field(
+        default_factory=list,
+        description="NAME=URL[,URL...]: a model and its replicas (TF Serving /v1/models/<m> or "
+        "KServe /v2/models/<m> URLs); repeatable",
+        json_schema_extra={"flag": "--model", "metavar": "NAME=URL[,URL...]"},
+    )
+    consume_labels: ListSetting = Field(
+        default_factory=list,
+        description="NAME=PATH_OR_URL: class names of a model (JSON list, JSON object id->name, "
+        "or one name per line); default: the server's /labels endpoint, else numeric ids",
+        json_schema_extra={"flag": "--labels", "metavar": "NAME=PATH_OR_URL"},
+    )
+    consume_passthrough: bool = Field(
+        False,
+        description="no models: only re-stamp and republish frames (transport benchmark)",
+        json_schema_extra={"flag": "--passthrough"},
+    )
+    consume_max_frame_age: float = Field(
+        2.0,
+        gt=0,
+        description="drop a frame older than this many seconds before inference (reason stale)",
+        json_schema_extra={"flag": "--max-frame-age"},
+    )
+    consume_max_lag: int = Field(
+        0,
+        ge=0,
+        description="jump to the newest frame when more than this many messages are waiting",
+        json_schema_extra={"flag": "--max-lag"},
+    )
+    consume_max_frame_bytes: int = Field(
+        DEFAULT_MAX_FRAME_BYTES,
+        gt=0,
+        description="larger input messages are dropped (reason decode_error)",
+        json_schema_extra={"flag": "--max-frame-bytes"},
+    )
+    consume_max_inflight: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="in-flight requests per model-server replica",
+        json_schema_extra={"flag": "--max-inflight"},
+    )
+    consume_connect_timeout: float = Field(
+        1.0,
+        gt=0,
+        description="seconds to connect to a replica",
+        json_schema_extra={"flag": "--connect-timeout"},
+    )
+    consume_read_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="seconds to wait for a replica's answer",
+        json_schema_extra={"flag": "--read-timeout"},
+    )
+    consume_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="retries of a failed request, each on another replica",
+        json_schema_extra={"flag": "--retries"},
+    )
+    consume_eject_after: int = Field(
+        3,
+        ge=1,
+        description="consecutive failures after which a replica is ejected until a probe passes",
+        json_schema_extra={"flag": "--eject-after"},
+    )
+    consume_probe_interval: float = Field(
+        0.5,
+        gt=0,
+        description="seconds between health probes of an ejected replica",
+        json_schema_extra={"flag": "--probe-interval"},
+    )
+    consume_top_k: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="classes drawn per classifier",
+        json_schema_extra={"flag": "--top-k"},
+    )
+    consume_min_score: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="detections below this score are not drawn or published",
+        json_schema_extra={"flag": "--min-score"},
+    )
+    consume_jpeg_quality: int = Field(
+        85,
+        ge=10,
+        le=100,
+        description="JPEG quality of annotated frames",
+        json_schema_extra={"flag": "--jpeg-quality"},
+    )
+    consume_request_quality: int = Field(
+        90,
+        ge=10,
+        le=100,
+        description="JPEG quality of the resized image sent to the models",
+        json_schema_extra={"flag": "--request-quality"},
+    )
+    consume_metrics_host: str = Field(
+        "127.0.0.1",
+        description="address for /metrics and /healthz",
+        json_schema_extra={"flag": "--metrics-host"},
+    )
+    consume_metrics_port: int = Field(
+        9102,
+        ge=0,
+        lt=65536,
+        description="port for /metrics and /healthz (0 = any free port)",
+        json_schema_extra={"flag": "--metrics-port"},
+    )
+    consume_status_interval: float = Field(
+        5.0,
+        gt=0,
+        description="seconds between the one-line status per stream in the log",
+        json_schema_extra={"flag": "--status-interval"},
+    )
+    consume_start_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds to wait at start for each model's metadata from some replica",
+        json_schema_extra={"flag": "--start-timeout"},
+    )
+
+    @field_validator("consume_models")
+    @classmethod
+    def _check_models(cls, value: list[str]) -> list[str]:
+        names = [parse_model_spec(item).name for item in value]
+        if len(set(names)) != len(names):
+            raise ValueError("a model name is given twice; list all its replicas in one --model")
+        return value
+
+    @field_validator("consume_labels")
+    @classmethod
+    def _check_labels(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_labels_spec(item)
+        return value
+
+    @model_validator(mode="after")
+    def _models_or_passthrough(self) -> ConsumerSettings:
+        if not self.consume_models and not self.consume_passthrough:
+            raise ValueError("give at least one --model NAME=URL[,URL...] (or --passthrough)")
+        known = {spec.name for spec in self.model_specs()}
+        for name, _source in self.label_sources().items():
+            if name not in known and not self.consume_passthrough:
+                raise ValueError(f"--labels names model {name!r}, which no --model defines")
+        return self
+
+    def model_specs(self) -> list[ModelSpec]:
+        """The parsed ``--model`` values."""
+        return [parse_model_spec(item) for item in self.consume_models]
+
+    def label_sources(self) -> dict[str, str]:
+        """Model name -> labels path or URL from ``--labels``."""
+        return dict(parse_labels_spec(item) for item in self.consume_labels)

@@ -1,0 +1,83 @@
+"""Prometheus metrics of ``kva consume`` (one registry per consumer instance)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: Drop reasons (the ``reason`` label of ``kva_consume_frames_dropped_total``).
+DROP_REASONS = ("stale", "overload", "decode_error", "model_error")
+#: Stream label for drops that cannot be tied to a stream.
+NO_STREAM = "_unknown"
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2, 5)
+_AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+
+
+class ConsumerMetrics:
+    """The consumer's counters, gauges and histograms."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_in = Counter(
+            "kva_consume_frames_in", "frames read from the input topic", ["stream"], registry=r
+        )
+        self.frames_out = Counter(
+            "kva_consume_frames_out", "annotated frames published", ["stream"], registry=r
+        )
+        self.dropped = Counter(
+            "kva_consume_frames_dropped",
+            "frames dropped, by reason (stale, overload, decode_error, model_error)",
+            ["stream", "reason"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "kva_consume_frames_skipped",
+            "messages jumped over by the latest-frame seek",
+            ["topic"],
+            registry=r,
+        )
+        self.fps = Gauge(
+            "kva_consume_fps",
+            "frames per second (in/out), last interval",
+            ["stream", "direction"],
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "kva_consume_inference_seconds",
+            "request latency per model and replica",
+            ["model", "replica"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_errors = Counter(
+            "kva_consume_inference_errors",
+            "failed requests per model, replica and reason",
+            ["model", "replica", "reason"],
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "kva_consume_inflight_requests", "requests in flight", ["model", "replica"], registry=r
+        )
+        self.replica_up = Gauge(
+            "kva_consume_replica_up",
+            "1 when the replica is in rotation",
+            ["model", "replica"],
+            registry=r,
+        )
+        self.ejections = Counter(
+            "kva_consume_replica_ejections",
+            "replicas taken out of rotation",
+            ["model", "replica"],
+            registry=r,
+        )
+        self.frames_inflight = Gauge(
+            "kva_consume_frames_inflight", "frames being processed", registry=r
+        )
+        self.frame_age = Histogram(
+            "kva_consume_frame_age_seconds",
+            "end-to-end frame age (capture to publish)",
+            ["stream"],
+            buckets=_AGE_BUCKETS,
+            registry=r,
+        )

@@ -1,0 +1,276 @@
+"""The frame pipeline: newest frame per stream → models (pipelined) → annotate → publish.
+
+``accept`` (called by the Kafka loop) keeps at most one waiting frame per
+stream: a newer frame replaces an older one that has not been sent yet
+(``overload``). Frames are dispatched to a worker pool while the models'
+replicas have free capacity, so several frames of a stream are at the model
+servers at once. A result that comes back after a newer frame of its stream
+was published is dropped (``stale``), so a stream never goes backwards.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import cv2
+import numpy as np
+
+from consumer.annotate import FrameAnnotator
+from consumer.metrics import NO_STREAM, ConsumerMetrics
+from consumer.models import ModelRuntime
+from consumer.predictions import ModelResult
+from consumer.streams import StreamBook
+from kva.frame import JPEG, Frame, FrameDecodeError
+from kva.kafka import FrameProducer, ProduceDropped, Record
+from kva.logs import RateLimitedLog
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_HEADER = "kva-predictions"
+CONSUMED_HEADER = "kva-consumed-ns"
+#: Frames processed at once when no model limits it (all unavailable, or passthrough).
+IDLE_CAPACITY = 2
+#: Output JPEGs larger than the input limit are not published.
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class Pipeline:
+    """Schedules, processes and publishes frames. Thread-safe ``accept``/``dispatch``."""
+
+    def __init__(
+        self,
+        *,
+        models: list[ModelRuntime],
+        producer: FrameProducer,
+        metrics: ConsumerMetrics,
+        output_topic: str,
+        metadata_topic: str,
+        max_frame_age: float,
+        max_frame_bytes: int,
+        jpeg_quality: int,
+        request_quality: int,
+        passthrough: bool = False,
+        max_workers: int = 64,
+    ) -> None:
+        self.models = models
+        self.producer = producer
+        self.metrics = metrics
+        self.streams = StreamBook()
+        self.output_topic = output_topic
+        self.metadata_topic = metadata_topic
+        self.max_frame_age = max_frame_age
+        self.max_frame_bytes = max_frame_bytes
+        self.jpeg_quality = jpeg_quality
+        self.request_quality = request_quality
+        self.passthrough = passthrough
+        self._annotator = FrameAnnotator()
+        self._log = RateLimitedLog(logger, interval=10.0)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending: dict[str, Frame] = {}
+        self._order: list[str] = []
+        self._inflight = 0
+        self._closed = False
+        self._publish_lock = threading.Lock()
+        self._last_published: dict[str, tuple[int, int]] = {}
+        self._workers = ThreadPoolExecutor(max_workers, thread_name_prefix="kva-frame")
+        self._model_calls = ThreadPoolExecutor(
+            max(1, max_workers * max(0, len(models) - 1)), thread_name_prefix="kva-model"
+        )
+
+    # -- intake ----------------------------------------------------------------------
+    def accept(self, record: Record) -> None:
+        """Take one consumed message: decode the envelope, keep it as its stream's newest."""
+        try:
+            frame = record.frame(self.max_frame_bytes)
+        except FrameDecodeError as exc:
+            self._drop(NO_STREAM, "decode_error", f"{record.topic}[{record.partition}]: {exc}")
+            return
+        self.metrics.frames_in.labels(frame.stream_id).inc()
+        self.streams.frame_in(frame.stream_id)
+        if self.passthrough:
+            self._publish(frame, frame, [])
+            return
+        if not frame.data.startswith(_JPEG_MAGIC):
+            self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: payload is not JPEG")
+            return
+        if frame.age_seconds() > self.max_frame_age:
+            self._drop(frame.stream_id, "stale", f"{frame.stream_id}: frame too old")
+            return
+        with self._lock:
+            older = self._pending.pop(frame.stream_id, None)
+            self._pending[frame.stream_id] = frame
+            if older is None:
+                self._order.append(frame.stream_id)
+        if older is not None:
+            self._drop(frame.stream_id, "overload", "")
+        self.dispatch()
+
+    def capacity(self) -> int:
+        """Frames that may be at the model servers at once."""
+        limits = [m.pool.capacity() for m in self.models if m.pool.up_count()]
+        return min(limits) if limits else IDLE_CAPACITY
+
+    def dispatch(self) -> None:
+        """Start waiting frames while there is capacity (round robin over streams)."""
+        while True:
+            with self._lock:
+                if self._closed or not self._order or self._inflight >= self.capacity():
+                    return
+                stream = self._order.pop(0)
+                frame = self._pending.pop(stream)
+                self._inflight += 1
+                self.metrics.frames_inflight.set(self._inflight)
+            if frame.age_seconds() > self.max_frame_age:
+                self._drop(stream, "stale", f"{stream}: frame too old when a replica was free")
+                self._finished()
+                continue
+            try:
+                self._workers.submit(self._process, frame)
+            except RuntimeError:  # shutting down
+                self._finished()
+                return
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+            self.metrics.frames_inflight.set(self._inflight)
+            self._idle.notify_all()
+
+    def inflight(self) -> int:
+        with self._lock:
+            return self._inflight
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # -- work ------------------------------------------------------------------------
+    def _process(self, frame: Frame) -> None:
+        try:
+            self._work(frame)
+        except Exception:  # a bug must not kill the worker or leak the slot
+            logger.exception("processing %s #%d failed", frame.stream_id, frame.sequence)
+            self._drop(frame.stream_id, "decode_error", "")
+        finally:
+            self._finished()
+            self.dispatch()
+
+    def _work(self, frame: Frame) -> None:
+        image = decode_jpeg(frame.data)
+        if image is None:
+            self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: JPEG does not decode")
+            return
+        results = self._run_models(image)
+        if any(r.status == "error" for r in results) and not any(r.status == "ok" for r in results):
+            errors = "; ".join(r.error or "" for r in results if r.error)
+            self._drop(frame.stream_id, "model_error", f"{frame.stream_id}: {errors}")
+            return
+        footer = (
+            f"{frame.stream_id} #{frame.sequence}  age {frame.age_seconds() * 1000:.0f} ms  "
+            f"{self.streams.fps_out(frame.stream_id):.1f} fps"
+        )
+        self._annotator.annotate(image, results, footer)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: JPEG encode failed")
+            return
+        height, width = image.shape[:2]
+        out = frame.replace(data=encoded.tobytes(), width=width, height=height, content_type=JPEG)
+        self._publish(frame, out, results)
+
+    def _run_models(self, image: np.ndarray) -> list[ModelResult]:
+        payloads: dict[tuple[int, int], bytes] = {}
+        for model in self.models:
+            size = (model.info.width, model.info.height)
+            if size not in payloads:
+                payloads[size] = encode_for_model(image, size, self.request_quality)
+        calls: list[Callable[[], ModelResult]] = [
+            functools.partial(m.run, payloads[(m.info.width, m.info.height)]) for m in self.models
+        ]
+        if len(calls) == 1:
+            return [calls[0]()]
+        futures: list[Future[ModelResult]] = [self._model_calls.submit(c) for c in calls[1:]]
+        first = calls[0]()
+        return [first, *(f.result() for f in futures)]
+
+    # -- output ----------------------------------------------------------------------
+    def _publish(self, source: Frame, out: Frame, results: list[ModelResult]) -> None:
+        stream = source.stream_id
+        now_ns = time.time_ns()
+        document = {
+            "stream": stream,
+            "seq": source.sequence,
+            "capture_ns": source.capture_ns,
+            "published_ns": now_ns,
+            "age_ms": round((now_ns - source.capture_ns) / 1e6, 2),
+            "width": source.width,
+            "height": source.height,
+            "models": [r.to_json() for r in results],
+        }
+        text = json.dumps(document, separators=(",", ":"))
+        attributes = dict(out.attributes)
+        attributes[CONSUMED_HEADER] = str(now_ns)
+        if not self.passthrough:
+            attributes[PREDICTIONS_HEADER] = text
+        out = out.replace(attributes=attributes)
+        with self._publish_lock:
+            last = self._last_published.get(stream)
+            if last is not None and source.sequence <= last[0] and source.capture_ns <= last[1]:
+                self._drop(stream, "stale", "")
+                return
+            try:
+                self.producer.send_frame(self.output_topic, out)
+                if self.metadata_topic and not self.passthrough:
+                    self.producer.send(self.metadata_topic, stream.encode(), text.encode())
+            except ProduceDropped as exc:
+                self._drop(stream, "overload", f"{stream}: output dropped: {exc}")
+                return
+            self._last_published[stream] = (source.sequence, source.capture_ns)
+        age = source.age_seconds(now_ns)
+        self.metrics.frames_out.labels(stream).inc()
+        self.metrics.frame_age.labels(stream).observe(age)
+        self.streams.frame_out(stream, source.sequence, age)
+
+    def _drop(self, stream: str, reason: str, detail: str) -> None:
+        self.metrics.dropped.labels(stream, reason).inc()
+        self.streams.drop(stream, reason)
+        if detail:
+            self._log.log(reason, logging.WARNING, "frame dropped (%s): %s", reason, detail)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop dispatching and wait (bounded) for frames in flight."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            self._order.clear()
+            self._idle.wait_for(lambda: self._inflight <= 0, timeout)
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        self._model_calls.shutdown(wait=False, cancel_futures=True)
+
+
+def decode_jpeg(data: bytes) -> np.ndarray | None:
+    """BGR image, or None when the bytes are not a decodable image."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    return image if image is not None and image.size else None
+
+
+def encode_for_model(image: np.ndarray, size: tuple[int, int], quality: int) -> bytes:
+    """The smallest honest payload: the frame resized (stretched) to the model input, as JPEG."""
+    width, height = size
+    if image.shape[1] != width or image.shape[0] != height:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return encoded.tobytes()

@@ -1,0 +1,157 @@
+"""``kva consume`` wired together: Kafka in, pipeline, Kafka out, metrics, probes, status."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from consumer.config import ConsumerSettings
+from consumer.metrics import ConsumerMetrics
+from consumer.models import ModelRuntime, build_model
+from consumer.pipeline import Pipeline
+from kva.httpd import ServiceHttpServer
+from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics, wait_for_broker
+
+logger = logging.getLogger(__name__)
+
+#: The Kafka loop counts as hung (``/healthz`` 503) after this many seconds without a turn.
+LOOP_STALL_SECONDS = 15.0
+
+
+class ConsumerService:
+    """One consumer process: build with settings, ``start()``, then ``run(stop)``."""
+
+    def __init__(self, settings: ConsumerSettings, metrics: ConsumerMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ConsumerMetrics()
+        self.models: list[ModelRuntime] = []
+        self.pipeline: Pipeline | None = None
+        self.http: ServiceHttpServer | None = None
+        self._consumer: LatestFrameConsumer | None = None
+        self._producer: FrameProducer | None = None
+        self._last_turn = time.monotonic()
+        self._prober: threading.Thread | None = None
+
+    def start(self, stop: threading.Event) -> None:
+        """Reach Kafka, create topics, load every model (raises on failure)."""
+        s = self.settings
+        wait_for_broker(s)
+        topics = [s.consume_input_topic, s.consume_output_topic]
+        if s.consume_metadata_topic:
+            topics.append(s.consume_metadata_topic)
+        ensure_topics(s, [TopicSpec(t) for t in topics])
+        deadline = time.monotonic() + s.consume_start_timeout
+        sources = s.label_sources()
+        if not s.consume_passthrough:
+            for spec in s.model_specs():
+                self.models.append(
+                    build_model(spec, s, self.metrics, sources.get(spec.name), deadline, stop)
+                )
+        self._producer = FrameProducer(s, linger_ms=1)
+        self.pipeline = Pipeline(
+            models=self.models,
+            producer=self._producer,
+            metrics=self.metrics,
+            output_topic=s.consume_output_topic,
+            metadata_topic=s.consume_metadata_topic,
+            max_frame_age=s.consume_max_frame_age,
+            max_frame_bytes=s.consume_max_frame_bytes,
+            jpeg_quality=s.consume_jpeg_quality,
+            request_quality=s.consume_request_quality,
+            passthrough=s.consume_passthrough,
+        )
+        self._consumer = LatestFrameConsumer(
+            s,
+            [s.consume_input_topic],
+            s.consume_group_id,
+            max_lag=s.consume_max_lag,
+            on_skip=lambda topic, n: self.metrics.skipped.labels(topic).inc(n),
+        )
+        self.http = ServiceHttpServer(
+            s.consume_metrics_host,
+            s.consume_metrics_port,
+            ready=self.ready,
+            healthy=self.healthy,
+            registry=self.metrics.registry,
+        ).start()
+        self._prober = threading.Thread(
+            target=self._probe_loop, args=(stop,), name="kva-probe", daemon=True
+        )
+        self._prober.start()
+        logger.info(
+            "consuming %s -> %s (+ %s), %s, metrics on http://%s:%d/metrics",
+            s.consume_input_topic,
+            s.consume_output_topic,
+            s.consume_metadata_topic or "no metadata topic",
+            "passthrough" if s.consume_passthrough else f"{len(self.models)} model(s)",
+            s.consume_metrics_host,
+            self.http.port,
+        )
+
+    def ready(self) -> bool:
+        return self._consumer is not None and bool(self._consumer.assignment)
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._last_turn < LOOP_STALL_SECONDS
+
+    def run(self, stop: threading.Event) -> int:
+        """The Kafka loop until ``stop`` is set; returns the exit status."""
+        if self._consumer is None or self.pipeline is None or self._producer is None:
+            raise RuntimeError("call start() before run()")
+        consumer, pipeline, producer = self._consumer, self.pipeline, self._producer
+        next_status = time.monotonic() + self.settings.consume_status_interval
+        limit = self.settings.broker_unavailable_exit
+        while not stop.is_set():
+            self._last_turn = time.monotonic()
+            record = consumer.poll(0.1)
+            if record is not None:
+                pipeline.accept(record)
+            else:
+                pipeline.dispatch()
+            producer.poll(0)
+            if self._last_turn >= next_status:
+                next_status = self._last_turn + self.settings.consume_status_interval
+                self._status()
+            if limit and max(consumer.health.down_for(), producer.health.down_for()) > limit:
+                logger.error("Kafka unreachable for more than %gs: exiting", limit)
+                return 1
+        return 0
+
+    def _status(self) -> None:
+        if self.pipeline is None:
+            return
+        for name, line, fps_in, fps_out in self.pipeline.streams.roll():
+            self.metrics.fps.labels(name, "in").set(fps_in)
+            self.metrics.fps.labels(name, "out").set(fps_out)
+            logger.info("%s", line)
+        for model in self.models:
+            replicas = ", ".join(
+                f"{url} {'up' if up else 'DOWN'} inflight={n} requests={total}"
+                for url, up, n, total in model.pool.stats()
+            )
+            logger.info("model %s: %s", model.name, replicas)
+
+    def _probe_loop(self, stop: threading.Event) -> None:
+        interval = min(0.25, self.settings.consume_probe_interval)
+        while not stop.wait(interval):
+            for model in self.models:
+                for replica in model.pool.probe_due():
+                    if model.pool.probe(replica) and self.pipeline is not None:
+                        self.pipeline.dispatch()
+
+    def close(self) -> None:
+        """Finish frames in flight, flush the producer, leave the group (bounded)."""
+        if self.pipeline is not None:
+            self.pipeline.close(timeout=self.settings.consume_read_timeout * 2)
+        if self._producer is not None:
+            left = self._producer.flush(10.0)
+            if left:
+                logger.warning("%d message(s) not delivered at shutdown", left)
+        if self._consumer is not None:
+            self._consumer.close()
+        if self.http is not None:
+            self.http.stop()
+        for model in self.models:
+            model.pool.close()
+        logger.info("consumer stopped")
