@@ -227,17 +227,61 @@ def wait_for_broker(settings: KafkaSettings, timeout: float | None = None) -> in
     return len(metadata.brokers)
 
 
+def partition_leaders(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """``partition -> leader broker id`` of ``topic`` (-1 while a partition has no leader)."""
+    admin = AdminClient(client_config(settings))
+    try:
+        metadata = admin.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read metadata of {topic}: {exc}") from None
+    partitions = metadata.topics[topic].partitions
+    return {p.id: p.leader for p in partitions.values()}
+
+
 def ensure_topics(
     settings: KafkaSettings, specs: Iterable[TopicSpec], timeout: float = 30.0
 ) -> None:
-    """Create the topics that do not exist yet (existing ones are left as they are)."""
+    """Create the topics that do not exist yet (existing ones are left as they are).
+
+    Transient errors (a broker handle replaced while the client learns the
+    cluster, a controller moving) are retried until ``timeout``.
+    """
     admin = AdminClient(client_config(settings))
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise KafkaUnavailable(
-            f"cannot list topics at {settings.bootstrap_server}: {exc}"
-        ) from None
+    pending = {spec.name: spec for spec in specs}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _create_missing(admin, pending, max(1.0, deadline - time.monotonic()))
+            return
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise KafkaUnavailable(
+                    f"cannot create topics at {settings.bootstrap_server}: {exc}"
+                ) from None
+            logger.debug("retrying topic creation after %s", exc)
+            time.sleep(0.5)
+
+
+_TRANSIENT = frozenset(
+    {
+        KafkaError._DESTROY_BROKER,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.NOT_CONTROLLER,
+    }
+)
+
+
+def _create_missing(admin: AdminClient, pending: dict[str, TopicSpec], timeout: float) -> None:
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    for name in existing & set(pending):
+        del pending[name]
+    if not pending:
+        return
     wanted = [
         NewTopic(
             spec.name,
@@ -245,19 +289,16 @@ def ensure_topics(
             replication_factor=spec.replication_factor,
             config=dict(FRAME_TOPIC_CONFIG) | dict(spec.config),
         )
-        for spec in specs
-        if spec.name not in existing
+        for spec in pending.values()
     ]
-    if not wanted:
-        return
     for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
         try:
             future.result(timeout=timeout)
             logger.info("created topic %s", name)
         except KafkaException as exc:
-            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            raise
+            if not (exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise
+        del pending[name]
 
 
 class FrameProducer:

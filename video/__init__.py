@@ -1,1 +1,1 @@
-"""kva video service."""
+"""``kva video``: the Flask MJPEG viewer for the annotated streams."""

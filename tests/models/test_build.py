@@ -15,6 +15,7 @@ import pytest
 from tfserving.modelbuild import (
     BUILDERS,
     BasePathError,
+    ModelBuildError,
     SourceMissing,
     UnknownModel,
     build_model,
@@ -24,6 +25,7 @@ from tfserving.modelbuild import (
 )
 from tfserving.modelbuild import mobilenet_v2 as mobilenet_module
 from tfserving.modelbuild.sources import sha256_file
+from tfserving.modelbuild.torch_legacy import PthFormatError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,17 +60,26 @@ def test_second_build_is_skipped_and_force_rebuilds(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2"]
 
 
-@pytest.mark.parametrize("damage", ["missing_bin", "old_recipe", "no_stamp"])
+@pytest.mark.parametrize("damage", ["missing_bin", "old_recipe"])
 def test_incomplete_or_stale_builds_are_rebuilt(tmp_path: Path, damage: str) -> None:
     folder = build_model("half_plus_two", tmp_path)
     if damage == "missing_bin":
         (folder / "model.bin").unlink()
-    elif damage == "old_recipe":
-        (folder / registry.STAMP).write_text(json.dumps({"recipe": "half_plus_two/0"}))
     else:
-        (folder / registry.STAMP).unlink()
+        (folder / registry.STAMP).write_text(json.dumps({"recipe": "half_plus_two/0"}))
     assert not is_built("half_plus_two", tmp_path)
     build_model("half_plus_two", tmp_path)
+    assert is_built("half_plus_two", tmp_path)
+
+
+def test_a_foreign_version_folder_is_kept_unless_forced(tmp_path: Path) -> None:
+    foreign = tmp_path / "half_plus_two" / "123"
+    foreign.mkdir(parents=True)
+    (foreign / "model.xml").write_text("<net/>")
+    with pytest.raises(ModelBuildError, match="was not built by 'kva models build'.*--force"):
+        build_model("half_plus_two", tmp_path)
+    assert (foreign / "model.xml").read_text() == "<net/>"
+    build_model("half_plus_two", tmp_path, force=True)
     assert is_built("half_plus_two", tmp_path)
 
 
@@ -93,6 +104,20 @@ def test_different_weights_file_is_refused(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(mobilenet_module, "MOBILENET_V2_WEIGHTS", other)
     with pytest.raises(SourceMissing, match="expected 0{64}.*--force-reinstall"):
         build_model("mobilenet_v2", tmp_path)
+
+
+def test_a_failing_builder_is_a_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def corrupt(path: Path) -> dict[str, object]:
+        raise PthFormatError(f"{path}: truncated in storage 7")
+
+    monkeypatch.setattr(mobilenet_module, "load_state_dict", corrupt)
+    with pytest.raises(
+        ModelBuildError, match="mobilenet_v2: build failed: .*truncated in storage 7"
+    ):
+        build_model("mobilenet_v2", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_base_path(tmp_path: Path) -> None:
@@ -156,3 +181,9 @@ def test_cli_unwritable_base_path(tmp_path: Path) -> None:
     result = _kva("build", "half_plus_two", "--base-path", str(blocker / "models"))
     assert result.returncode == 1
     assert f"cannot create the model folder {blocker / 'models'}" in result.stderr
+
+
+def test_cli_base_path_from_kva_models_dir(tmp_path: Path) -> None:
+    result = _kva("build", "half_plus_two", env={"KVA_MODELS_DIR": str(tmp_path / "repo")})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "repo" / "half_plus_two" / "123" / "model.xml").is_file()

@@ -142,3 +142,21 @@ def test_files_that_are_not_legacy_checkpoints(
     path.write_bytes(content)
     with pytest.raises(PthFormatError, match=message):
         load_state_dict(path)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # GLOBAL torch.FloatStorage; BUILD {"dtype": 1}: would alter the allow-listed object.
+        b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeK\x01sb.",
+        # GLOBAL torch._utils._rebuild_tensor_v2; BUILD (None, {"_function": 1}).
+        b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\t\x00\x00\x00_functionK\x01s\x86b.",
+        # GLOBAL collections.OrderedDict; BUILD {"x": 1}: would patch the class.
+        b"\x80\x02ccollections\nOrderedDict\n}X\x01\x00\x00\x00xK\x01sb.",
+    ],
+)
+def test_allowed_globals_cannot_be_altered(payload: bytes, tmp_path: Path) -> None:
+    with pytest.raises(PthFormatError, match="corrupt pickle"):
+        restricted_loads(payload)
+    assert not hasattr(collections.OrderedDict, "x")
+    test_views_offsets_and_strides_are_honoured(tmp_path)  # later loads still work

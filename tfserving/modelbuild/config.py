@@ -10,11 +10,14 @@ from kva.settings import KvaSettings
 
 
 class ModelsSettings(KvaSettings):
-    """Where ``kva models`` builds the model repository."""
+    """Where ``kva models`` builds the model repository.
 
-    models_base_path: Path | None = Field(
+    The field is named as ``kva up``'s, so one ``KVA_MODELS_DIR`` serves both.
+    """
+
+    models_dir: Path | None = Field(
         None,
-        json_schema_extra={"flag": "--base-path", "metavar": "DIR"},
+        json_schema_extra={"flag": "--base-path", "aliases": ["--models-dir"], "metavar": "DIR"},
         description="model repository folder (default: $KVA_CACHE_DIR/models, "
         "else ~/.cache/kva/models)",
     )
@@ -23,4 +26,4 @@ class ModelsSettings(KvaSettings):
         """The configured folder, else the default one in kva's cache."""
         from tfserving.modelbuild.repository import default_base_path
 
-        return self.models_base_path.expanduser() if self.models_base_path else default_base_path()
+        return self.models_dir.expanduser() if self.models_dir else default_base_path()

@@ -140,20 +140,38 @@ def build_model(name: str, base_path: Path, force: bool = False) -> Path:
         logger.info("%s: already built at %s (use --force to rebuild)", name, target)
         return target
     _ensure_writable(base_path)
+    if not force and target.exists() and not (target / STAMP).is_file():
+        raise ModelBuildError(
+            f"{target} exists but was not built by 'kva models build'; "
+            "move it away or use --force to replace it"
+        )
     started = time.monotonic()
     logger.info("%s: building version %d into %s", name, spec.version, base_path)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=base_path))
+    if _build_staged(spec, base_path, target):
+        logger.info("%s: built %s in %.1f s", name, target, time.monotonic() - started)
+    else:
+        logger.info("%s: another build finished first; keeping %s", name, target)
+    return target
+
+
+def _build_staged(spec: ModelSpec, base_path: Path, target: Path) -> bool:
+    """Run the builder in a staging folder, then rename the result to ``target``."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-build-", dir=base_path))
     try:
-        built = BUILDERS[name](staging)
+        try:
+            built = BUILDERS[spec.name](staging)
+        except ModelBuildError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:  # I/O, corrupt weights, OpenVINO
+            raise ModelBuildError(f"{spec.name}: build failed: {exc}") from exc
         expected = staging / spec.name / str(spec.version)
         if built.resolve() != expected.resolve():
-            raise ModelBuildError(f"{name}: the builder wrote {built}, expected {expected}")
-        (built / STAMP).write_text(json.dumps({"model": name, "recipe": spec.recipe}) + "\n")
-        _install(built, target, staging)
+            raise ModelBuildError(f"{spec.name}: the builder wrote {built}, expected {expected}")
+        stamp = {"model": spec.name, "recipe": spec.recipe}
+        (built / STAMP).write_text(json.dumps(stamp) + "\n")
+        return _install(built, target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("%s: built %s in %.1f s", name, target, time.monotonic() - started)
-    return target
 
 
 def _ensure_writable(base_path: Path) -> None:
@@ -164,16 +182,22 @@ def _ensure_writable(base_path: Path) -> None:
     if not base_path.is_dir() or not os.access(base_path, os.W_OK | os.X_OK):
         raise BasePathError(
             f"cannot write models to {base_path}: not a writable folder "
-            "(choose another with --base-path or KVA_MODELS_BASE_PATH)"
+            "(choose another with --base-path or KVA_MODELS_DIR)"
         )
 
 
-def _install(built: Path, target: Path, staging: Path) -> None:
-    """Move ``built`` to ``target``, replacing an old build (renames only)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.rename(staging / "previous")
+def _install(built: Path, target: Path, staging: Path) -> bool:
+    """Move ``built`` to ``target``, replacing an old build (renames only).
+
+    Returns False when a concurrent build installed a complete model first.
+    """
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.rename(staging / "previous")
         built.rename(target)
     except OSError as exc:
+        if target.is_dir() and (target / STAMP).is_file():
+            return False
         raise ModelBuildError(f"cannot move the built model to {target}: {exc}") from exc
+    return True

@@ -24,6 +24,7 @@ import collections
 import io
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal
@@ -44,12 +45,48 @@ class UnsafePickleError(PthFormatError):
     """The pickle asks for a global outside the allow-list (it could run code)."""
 
 
-@dataclass(frozen=True)
-class StorageType:
+class _ReadOnly:
+    """Objects handed to the unpickler: no ``__dict__``, no ``__setstate__``, no setattr.
+
+    A hostile pickle can apply BUILD to any object it can name; these refuse it,
+    so the allow-listed globals cannot be altered for later loads.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+
+class StorageType(_ReadOnly):
     """Stand-in for ``torch.<Type>Storage``: only remembers the element dtype."""
 
+    __slots__ = ("dtype", "name")
     name: str
     dtype: np.dtype[Any]
+
+    def __init__(self, name: str, dtype: np.dtype[Any]) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", dtype)
+
+    def __repr__(self) -> str:
+        return f"StorageType({self.name})"
+
+
+class _Constructor(_ReadOnly):
+    """A read-only wrapper around one of this module's safe rebuild functions."""
+
+    __slots__ = ("_function",)
+    _function: Callable[..., TensorRef]
+
+    def __init__(self, function: Callable[..., TensorRef]) -> None:
+        object.__setattr__(self, "_function", function)
+
+    def __call__(self, *args: object) -> TensorRef:
+        return self._function(*args)
 
 
 _STORAGE_TYPES = {
@@ -131,8 +168,8 @@ def _int_tuple(value: object, what: str) -> tuple[int, ...]:
 #: The only globals a pickle may name, each mapped to a local safe object.
 ALLOWED_GLOBALS: dict[tuple[str, str], object] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): _Constructor(_rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_tensor"): _Constructor(_rebuild_tensor),
     **{("torch", name): storage_type for name, storage_type in _STORAGE_TYPES.items()},
 }
 

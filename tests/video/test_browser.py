@@ -1,0 +1,49 @@
+"""A real browser: headless Chromium opens the page and shows the live stream."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.video.browser import find_photo, have_chromium, screenshot
+from tests.video.frames import live_photo, photo
+from video.app import create_app, viewer_state
+
+TOKEN = "browser-token"  # noqa: S105 - a test token
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not have_chromium(), reason="chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+
+def test_the_page_shows_the_live_stream(make_settings, serve, feed, tmp_path) -> None:
+    app = create_app(make_settings(video_token=TOKEN))
+    store = viewer_state(app).store
+    feed(store.put_frame, live_photo("chelsea", "cat"), fps=15)
+    server = serve(app)
+    url = f"{server.url}/?token={TOKEN}"
+    first = screenshot(url, tmp_path / "first.png")
+    second = screenshot(url, tmp_path / "second.png")
+
+    cat = photo("chelsea", 640, 360)
+    score, (x, y, w, h) = find_photo(first, cat)
+    assert score > 0.7, f"the cat photo is not on the page (best match {score:.2f})"
+    assert w > 200, f"the stream is shown too small ({w}x{h})"
+    area_first = first[y : y + h, x : x + w].astype(np.int16)
+    area_second = second[y : y + h, x : x + w].astype(np.int16)
+    assert area_first.std() > 20, "the image area is blank"
+    changed = (np.abs(area_first - area_second).max(axis=2) > 40).sum()
+    assert changed > 50, f"the image did not change between the screenshots ({changed} pixels)"
+    # the card says it is live, with its fps
+    assert score == pytest.approx(find_photo(second, cat)[0], abs=0.2)
+
+
+def test_the_page_needs_the_token(make_settings, serve, tmp_path) -> None:
+    server = serve(create_app(make_settings(video_token=TOKEN)))
+    image = screenshot(f"{server.url}/", tmp_path / "denied.png", wait_ms=1500)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    assert gray.mean() > 200  # Chromium's white text page, not the dark viewer

@@ -1,0 +1,254 @@
+"""MJPEG over real HTTP against waitress: framing, concurrency, slow and vanished clients."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from tests.video.frames import annotate, jpeg, make_frame, photo, photo_frames
+from tests.video.mjpeg_client import MjpegClient
+from video.app import create_app, viewer_state
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _viewers(url: str) -> float:
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("kva_video_viewers "):
+            return float(line.split()[1])
+    raise AssertionError("no kva_video_viewers metric")
+
+
+def _frames_sent(url: str) -> float:
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("kva_video_frames_sent_total{"):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _client(server, stream: str = "cam0") -> MjpegClient:
+    return MjpegClient(server.host, server.port, f"/streams/{stream}.mjpg").connect()
+
+
+def _fps_of(client: MjpegClient, seconds: float, out: list[float]) -> None:
+    """Reads parts for ``seconds`` and appends the rate it got."""
+    client.read_part()
+    start, count = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        client.read_part()
+        count += 1
+    out.append(count / (time.monotonic() - start))
+
+
+def test_parts_decode_as_jpegs_and_advance(make_settings, serve, feed, cat_frames) -> None:
+    app = create_app(make_settings())
+    store = viewer_state(app).store
+    by_data: dict[bytes, int] = {}
+
+    def put(frame):
+        by_data[frame.data] = frame.sequence
+        store.put_frame(frame)
+
+    frames = [
+        f.replace(data=jpeg(annotate(photo("chelsea", 320, 240), "cat", i)))
+        for i, f in enumerate(cat_frames)
+    ]
+    feed(put, frames, fps=20)
+    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    server = serve(app)
+    client = _client(server)
+    try:
+        assert client.status == 200
+        assert (
+            client.response_headers["content-type"]
+            == "multipart/x-mixed-replace; boundary=kvaframe"
+        )
+        sequences = []
+        for _ in range(8):
+            part = client.read_part()
+            assert part.headers["content-type"] == "image/jpeg"
+            image = cv2.imdecode(np.frombuffer(part.body, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None and image.shape == (240, 320, 3)
+            sequences.append(by_data[part.body])
+    finally:
+        client.close()
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences), sequences
+
+
+def test_a_single_frame_is_complete_at_once(make_settings, serve, cat_frames) -> None:
+    """A one-frame stream still shows: the next boundary follows the JPEG immediately."""
+    app = create_app(make_settings())
+    viewer_state(app).store.put_frame(cat_frames[0])
+    client = _client(serve(app))
+    try:
+        part = client.read_part()
+    finally:
+        client.close()
+    assert part.body == cat_frames[0].data
+
+
+@pytest.mark.parametrize("clients", [2, 10])
+def test_concurrent_clients_all_get_frames(make_settings, serve, feed, cat_frames, clients) -> None:
+    app = create_app(make_settings())
+    store = viewer_state(app).store
+    feed(store.put_frame, cat_frames, fps=20)
+    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    server = serve(app)
+    readers = [_client(server) for _ in range(clients)]
+    rates: list[float] = []
+    threads = [threading.Thread(target=_fps_of, args=(c, 2.0, rates)) for c in readers]
+    try:
+        for t in threads:
+            t.start()
+        _wait_for(lambda: _viewers(server.url) == clients, 10, f"{clients} viewers")
+        for t in threads:
+            t.join(20)
+    finally:
+        for c in readers:
+            c.close()
+    assert len(rates) == clients
+    assert min(rates) >= 14, rates  # source 20 fps
+
+
+def test_a_client_that_never_reads_does_not_slow_the_others(make_settings, serve, feed) -> None:
+    app = create_app(make_settings(video_client_buffer_bytes=64 * 1024))
+    store = viewer_state(app).store
+    rng = np.random.default_rng(1)
+    noisy = [  # ~700 kB JPEGs fill a stuck client's socket buffers within a second
+        make_frame(
+            "cam0", i, jpeg(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), 95), 640, 480
+        )
+        for i in range(4)
+    ]
+    feeder = feed(store.put_frame, noisy, fps=20)
+    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    server = serve(app)
+    stuck = socket.create_connection((server.host, server.port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(b"GET /streams/cam0.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    sent_before = feeder.sent
+    _wait_for(
+        lambda: feeder.sent > sent_before + 40,
+        10,
+        "2 s of frames (the stuck client's buffers are full)",
+    )
+    others = [_client(server) for _ in range(3)]
+    rates: list[float] = []
+    threads = [threading.Thread(target=_fps_of, args=(c, 3.0, rates)) for c in others]
+    sent_before = _frames_sent(server.url)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert _viewers(server.url) == 4  # the stuck client is still connected
+        # In that window the stuck client got (almost) nothing: it really was stuck.
+        sent_to_others = sum(rate * 3.0 + 2 for rate in rates)
+        assert _frames_sent(server.url) - sent_before <= sent_to_others + 2
+    finally:
+        stuck.close()
+        for c in others:
+            c.close()
+    assert len(rates) == 3 and min(rates) >= 16, rates  # source 20 fps
+
+
+def test_max_fps_paces_each_client(make_settings, serve, feed, cat_frames) -> None:
+    app = create_app(make_settings(video_max_fps=8))
+    store = viewer_state(app).store
+    feed(store.put_frame, cat_frames, fps=40)
+    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    client = _client(serve(app))
+    rates: list[float] = []
+    try:
+        _fps_of(client, 3.0, rates)
+    finally:
+        client.close()
+    assert 6.0 <= rates[0] <= 8.8, rates
+
+
+def test_a_slow_reader_skips_to_the_newest_frame(make_settings, serve, feed, cat_frames) -> None:
+    app = create_app(make_settings())
+    store = viewer_state(app).store
+    feeder = feed(store.put_frame, cat_frames, fps=30)
+    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    client = _client(serve(app))
+    try:
+        client.read_part()
+        time.sleep(1.0)  # the client is busy: it reads nothing for a second
+        client.read_part()  # one part may have been written before it was busy
+        newest = client.read_part()
+    finally:
+        client.close()
+    current = store.get("cam0").current
+    assert current is not None
+    assert newest.body in {f.data for f in cat_frames}
+    assert feeder.sent - 1 - current.frame.sequence <= 2  # the reader was never held up
+
+
+def test_disconnected_clients_are_cleaned_up(make_settings, serve, cat_frames) -> None:
+    """Even on a stream that has gone quiet, a closed connection is noticed at once."""
+    app = create_app(make_settings())
+    viewer_state(app).store.put_frame(cat_frames[0])
+    server = serve(app)
+    clients = [_client(server) for _ in range(5)]
+    for c in clients:
+        c.read_part()
+    _wait_for(lambda: _viewers(server.url) == 5, 5, "5 viewers")
+    for c in clients:
+        c.close()
+    _wait_for(lambda: _viewers(server.url) == 0, 3, "the viewers to be cleaned up")
+
+
+def test_frames_sent_and_bytes_are_counted(make_settings, serve, cat_frames) -> None:
+    app = create_app(make_settings())
+    viewer_state(app).store.put_frame(cat_frames[0])
+    server = serve(app)
+    client = _client(server)
+    try:
+        client.read_part()
+        text = requests.get(f"{server.url}/metrics", timeout=5).text
+    finally:
+        client.close()
+    assert 'kva_video_frames_sent_total{stream="cam0"} 1.0' in text
+
+
+def test_unknown_stream_over_http(make_settings, serve) -> None:
+    server = serve(create_app(make_settings()))
+    response = requests.get(f"{server.url}/streams/ghost.mjpg", timeout=5)
+    assert response.status_code == 404
+    assert response.text == "404 not found: unknown stream 'ghost'\n"
+
+
+def test_stop_ends_open_streams(make_settings, cat_frames) -> None:
+    from video.server import ViewerServer
+
+    app = create_app(make_settings())
+    viewer_state(app).store.put_frame(cat_frames[0])
+    server = ViewerServer(app, port=0).start()
+    client = _client(server)
+    client.read_part()
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5
+    with pytest.raises((ConnectionError, OSError)):
+        for _ in range(3):
+            client.read_part()
+    client.close()
+
+
+def test_photo_frames_are_distinct() -> None:
+    frames = photo_frames("coffee", "cup", 3)
+    assert len({f.data for f in frames}) == 3
+    assert statistics.mean(len(f.data) for f in frames) > 5000

@@ -1,0 +1,102 @@
+"""The record handler (Kafka records -> store) without a broker: good and bad messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from kva.frame import encode_frame
+from kva.kafka import Record
+from tests.video.frames import make_frame, photo_frames
+from video.app import create_app, viewer_state
+from video.reader import RecordHandler, unique_group_id
+
+
+@pytest.fixture
+def handler_state(make_settings):
+    settings = make_settings(video_topic="frames", video_metadata_topic="meta", video_max_streams=3)
+    state = viewer_state(create_app(settings))
+    return RecordHandler(settings, state.store, state.metrics), state
+
+
+def _record(topic, key, value, headers=()) -> Record:
+    return Record(topic, 0, 1, key, value, list(headers))
+
+
+def _frame_record(frame) -> Record:
+    key, value, headers = encode_frame(frame)
+    return _record("frames", key, value, headers)
+
+
+def _rejected(state, topic, reason) -> float:
+    value = state.metrics.registry.get_sample_value(
+        "kva_video_messages_rejected_total", {"topic": topic, "reason": reason}
+    )
+    return value or 0.0
+
+
+def test_frames_and_metadata_reach_the_store(handler_state) -> None:
+    handler, state = handler_state
+    frame = photo_frames("chelsea", "cam0", 1)[0]
+    handler.handle(_frame_record(frame))
+    meta = {"stream": "cam0", "seq": 0, "models": {"m": {"classes": [{"label": "tabby"}]}}}
+    handler.handle(_record("meta", None, json.dumps(meta).encode()))
+    slot = state.store.get("cam0")
+    assert slot.current.frame == frame
+    assert slot.predictions.document == meta
+
+
+def test_header_predictions_are_used(handler_state) -> None:
+    handler, state = handler_state
+    doc = {"models": {"blazeface": {"detections": [{"score": 0.9, "label": "face"}]}}}
+    frame = make_frame("astro", 5, b"\xff\xd8x", 2, 2, {"kva-predictions": json.dumps(doc)})
+    handler.handle(_frame_record(frame))
+    predictions = state.store.get("astro").predictions
+    assert predictions.source == "header" and predictions.document == doc
+
+
+@pytest.mark.parametrize(
+    "record,topic,reason",
+    [
+        (_record("frames", b"cam0", b"jpeg", [("kva-size", b"9")]), "frames", "size_mismatch"),
+        (_record("frames", b"cam0", b"", []), "frames", "empty"),
+        (_record("frames", None, b"jpeg", []), "frames", "missing_key"),
+        (_record("frames", b"bad key", b"jpeg", []), "frames", "bad_key"),
+        (_record("frames", b"cam0", b"jpeg", [("kva-size", b"4")]), "frames", "missing_header"),
+        (_record("meta", None, b"{broken"), "meta", "bad_json"),
+        (_record("meta", None, b'{"stream": "../x"}'), "meta", "bad_stream"),
+        (_record("meta", None, b""), "meta", "empty"),
+    ],
+)
+def test_bad_messages_are_counted_by_reason(handler_state, record, topic, reason, caplog) -> None:
+    handler, state = handler_state
+    with caplog.at_level(logging.WARNING, logger="video.reader"):
+        handler.handle(record)
+        handler.handle(record)
+    assert _rejected(state, topic, reason) == 2
+    assert len(state.store) == 0
+    # logged once per reason per interval, not once per message
+    assert len([r for r in caplog.records if reason in r.getMessage()]) == 1
+
+
+def test_oversized_frames_are_refused(make_settings) -> None:
+    settings = make_settings(video_topic="frames", video_max_frame_bytes=2048)
+    state = viewer_state(create_app(settings))
+    handler = RecordHandler(settings, state.store, state.metrics)
+    handler.handle(_frame_record(make_frame("cam0", 0, b"x" * 4096, 2, 2)))
+    assert _rejected(state, "frames", "oversized") == 1
+
+
+def test_too_many_streams_are_counted(handler_state) -> None:
+    handler, state = handler_state
+    for i in range(4):
+        handler.handle(_frame_record(make_frame(f"cam{i}", 0, b"\xff\xd8", 1, 1)))
+    assert len(state.store) == 3
+    assert _rejected(state, "frames", "too_many_streams") == 1
+
+
+def test_group_ids_are_unique_per_viewer() -> None:
+    first, second = unique_group_id(), unique_group_id()
+    assert first != second and first.startswith("kva-video-")

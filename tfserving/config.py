@@ -1,0 +1,106 @@
+"""Settings of ``kva serve``: TF Serving's flag names, ``KVA_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from kva.settings import KvaSettings
+
+
+def _flag(name: str) -> dict[str, Any]:
+    return {"flag": "--" + name}
+
+
+class ServeSettings(KvaSettings):
+    """How ``kva serve`` binds, which models it serves and how it runs them."""
+
+    rest_api_port: int = Field(
+        8501,
+        ge=0,
+        lt=65536,
+        description="HTTP port (0 = any free port)",
+        json_schema_extra=_flag("rest_api_port"),
+    )
+    rest_api_host: str = Field(
+        "127.0.0.1",
+        description="address to bind (0.0.0.0 for every interface)",
+        json_schema_extra={"flag": "--rest_api_host", "aliases": ["--bind"]},
+    )
+    rest_api_num_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="HTTP worker threads (default: 4 x CPUs + --max_inflight)",
+        json_schema_extra=_flag("rest_api_num_threads"),
+    )
+    rest_api_timeout_in_ms: int = Field(
+        30000,
+        ge=1,
+        description="longest a request may wait for an inference slot",
+        json_schema_extra=_flag("rest_api_timeout_in_ms"),
+    )
+    model_name: str = Field(
+        "default",
+        description="name of the single model (with --model_base_path)",
+        json_schema_extra=_flag("model_name"),
+    )
+    model_base_path: Path | None = Field(
+        None,
+        description="folder of the single model, holding <version>/ folders",
+        json_schema_extra=_flag("model_base_path"),
+    )
+    model_config_file: Path | None = Field(
+        None,
+        description="TF Serving model_config_list text file (several models, labels)",
+        json_schema_extra=_flag("model_config_file"),
+    )
+    file_system_poll_wait_seconds: float = Field(
+        2.0,
+        description="seconds between scans for new/removed versions (0 = scan once)",
+        json_schema_extra=_flag("file_system_poll_wait_seconds"),
+    )
+    serve_device: str = Field(
+        "CPU",
+        min_length=1,
+        description="OpenVINO device: CPU, GPU, NPU, AUTO, ...",
+        json_schema_extra=_flag("device"),
+    )
+    serve_performance_hint: Literal["THROUGHPUT", "LATENCY"] = Field(
+        "THROUGHPUT",
+        description="OpenVINO performance hint for every compiled model",
+        json_schema_extra=_flag("performance_hint"),
+    )
+    serve_max_inflight: int = Field(
+        16,
+        ge=1,
+        description="requests per model running or queued; beyond: 503 at once",
+        json_schema_extra=_flag("max_inflight"),
+    )
+    serve_max_request_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="largest request body; beyond: 413",
+        json_schema_extra=_flag("max_request_bytes"),
+    )
+    serve_max_image_pixels: int = Field(
+        40_000_000,
+        ge=1,
+        description="largest encoded image (width x height) decoded",
+        json_schema_extra=_flag("max_image_pixels"),
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServeSettings:
+        if (self.model_base_path is None) == (self.model_config_file is None):
+            raise ValueError("give exactly one of --model_base_path or --model_config_file")
+        return self
+
+    def worker_threads(self) -> int:
+        """The HTTP thread count: explicit, or enough to admit --max_inflight per model."""
+        if self.rest_api_num_threads is not None:
+            return self.rest_api_num_threads
+        return 4 * (os.cpu_count() or 1) + self.serve_max_inflight

@@ -1,0 +1,222 @@
+"""The served models: which versions are loaded, polling for new ones, admission control.
+
+Each model's loaded versions live in an immutable mapping replaced as a whole
+(copy on write), so request threads read it without locks while the poller
+loads a new version and then drops the old one. A version folder is loaded
+once its files have stopped changing between two polls (a copy in progress
+is not loaded half-written).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from kva.logs import RateLimitedLog
+from tfserving.errors import InvalidArgument, NotFound, Unavailable
+from tfserving.model_config import ModelConfig
+from tfserving.servable import ModelLoadError, Servable
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[str, int, Path], Servable]
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+class Admission:
+    """Counts a model's requests running or queued; refuses beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def inflight(self) -> int:
+        return self._count
+
+    def saturated(self) -> bool:
+        """True while the model takes no more work (readiness reports not ready)."""
+        return self._count >= self.limit
+
+    def enter(self, name: str) -> None:
+        """Admit one request or raise :class:`Unavailable` at once."""
+        with self._lock:
+            if self._count >= self.limit:
+                raise Unavailable(
+                    f"model {name} is at its limit of {self.limit} requests in flight; "
+                    "retry later or elsewhere"
+                )
+            self._count += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+@dataclass
+class ModelState:
+    """One configured model: its loaded versions and bookkeeping for the poller."""
+
+    config: ModelConfig
+    admission: Admission
+    versions: MappingProxyType[int, Servable] = field(default_factory=lambda: MappingProxyType({}))
+    seen: dict[int, Fingerprint] = field(default_factory=dict)
+    failed: dict[int, Fingerprint] = field(default_factory=dict)
+
+
+class ModelManager:
+    """Loads, serves and retires model versions for a set of configured models."""
+
+    def __init__(self, configs: list[ModelConfig], loader: Loader, max_inflight: int) -> None:
+        self.models = {c.name: ModelState(c, Admission(max_inflight)) for c in configs}
+        self._loader = loader
+        self._loaded_once = threading.Event()
+        self._poll_lock = threading.Lock()
+        self._log = RateLimitedLog(logger, 60.0)
+
+    # -- lookups used by the request handlers ---------------------------------
+    def state(self, name: str) -> ModelState:
+        state = self.models.get(name)
+        if state is None:
+            raise NotFound(f"Servable not found for request: Latest({name})")
+        return state
+
+    def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """The servable a request names (latest when neither version nor label is given).
+
+        Raises:
+            NotFound: unknown model, or the version is not loaded (404).
+            InvalidArgument: unknown version label (400).
+        """
+        state = self.models.get(name)
+        if label is not None:
+            if state is None or label not in state.config.version_labels:
+                raise InvalidArgument(f"Unrecognized servable version label: {label}")
+            version = state.config.version_labels[label]
+        if state is None:
+            request = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+            raise NotFound(f"Servable not found for request: {request}")
+        versions = state.versions
+        if version is None:
+            if not versions:
+                raise NotFound(f"Servable not found for request: Latest({name})")
+            return versions[max(versions)]
+        found = versions.get(version)
+        if found is None:
+            raise NotFound(f"Servable not found for request: Specific({name}, {version})")
+        return found
+
+    def ready(self) -> bool:
+        """Every model loaded at least once and none saturated."""
+        if not self._loaded_once.is_set():
+            return False
+        return all(s.versions and not s.admission.saturated() for s in self.models.values())
+
+    def model_ready(self, name: str) -> bool:
+        state = self.models.get(name)
+        return bool(state and state.versions and not state.admission.saturated())
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded_once.is_set()
+
+    # -- the poller -------------------------------------------------------------
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Scan now (loading everything found), then every ``interval`` seconds until ``stop``."""
+        self.poll(initial=True)
+        self._loaded_once.set()
+        if interval <= 0:
+            return
+        while not stop.wait(interval):
+            self.poll()
+
+    def poll(self, initial: bool = False) -> None:
+        """One scan of every model's base path: load new versions, unload retired ones."""
+        with self._poll_lock:
+            for state in self.models.values():
+                try:
+                    self._poll_model(state, initial)
+                except OSError as exc:
+                    self._log.log(
+                        state.config.name,
+                        logging.ERROR,
+                        "%s: cannot scan %s: %s",
+                        state.config.name,
+                        state.config.base_path,
+                        exc,
+                    )
+
+    def _poll_model(self, state: ModelState, initial: bool) -> None:
+        config = state.config
+        found = _scan(config.base_path)
+        if not found:
+            self._log.log(
+                config.name,
+                logging.WARNING,
+                "%s: no version folders under %s yet",
+                config.name,
+                config.base_path,
+            )
+        wanted = set(config.policy.select(sorted(found)))
+        current = dict(state.versions)
+        loaded: dict[int, Servable] = {}
+        for version in sorted(wanted - set(current)):
+            fingerprint = found[version]
+            stable = initial or state.seen.get(version) == fingerprint
+            state.seen[version] = fingerprint
+            if not stable or state.failed.get(version) == fingerprint:
+                continue
+            servable = self._load(config.name, version, config.base_path / str(version))
+            if servable is None:
+                state.failed[version] = fingerprint
+            else:
+                loaded[version] = servable
+        pending = wanted - set(current) - set(loaded)
+        # availability first: retire old versions only once every wanted one is up
+        keep = {v: s for v, s in current.items() if v in wanted or (pending and v in found)}
+        if not loaded and len(keep) == len(current):
+            return
+        if not keep and not loaded and current:
+            logger.warning("%s: every served version vanished from disk", config.name)
+        state.versions = MappingProxyType({**keep, **loaded})
+        for version in sorted(set(current) - set(keep)):
+            logger.info("%s: unloaded version %d", config.name, version)
+
+    def _load(self, name: str, version: int, folder: Path) -> Servable | None:
+        try:
+            return self._loader(name, version, folder)
+        except ModelLoadError as exc:
+            logger.error("%s: version %d not loaded: %s", name, version, exc)
+        return None
+
+
+def _scan(base: Path) -> dict[int, Fingerprint]:
+    """Version folders (positive integer names) under ``base`` and their file fingerprints."""
+    found: dict[int, Fingerprint] = {}
+    for entry in base.iterdir():
+        if not entry.is_dir() or not entry.name.isdigit() or int(entry.name) <= 0:
+            continue
+        files = sorted(p for p in entry.rglob("*") if p.is_file())
+        stats = [(p, p.stat()) for p in files]
+        found[int(entry.name)] = tuple(
+            (str(p.relative_to(entry)), s.st_size, s.st_mtime_ns) for p, s in stats
+        )
+    return found
+
+
+def make_loader(device: str, hint: str) -> Loader:
+    """A loader compiling each version with one shared ``openvino.Core`` on ``device``."""
+    import openvino as ov
+
+    core: Any = ov.Core()
+
+    def load(name: str, version: int, folder: Path) -> Servable:
+        return Servable(core, name, version, folder, device, hint)
+
+    return load

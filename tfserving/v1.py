@@ -1,0 +1,223 @@
+"""TensorFlow Serving's REST API (``/v1``): status, metadata, predict, classify, regress.
+
+Routing follows TF Serving's own regular expressions (case-insensitive): a
+path under ``/v1/`` that matches neither the POST nor the GET pattern is a
+400 "Malformed request"; a path outside ``/v1/`` is a 404.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+from flask import Response, request
+
+from tfserving.app import json_response, request_body, runtime, set_model
+from tfserving.dtypes import tf_name
+from tfserving.errors import InvalidArgument, NotFound
+from tfserving.servable import Servable
+from tfserving.tensors import (
+    TensorInfo,
+    decode_predict_request,
+    encode_predict_response,
+    parse_json,
+)
+
+_VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+POST_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|regress|predict)", re.I)
+GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I)
+LABELS_RE = re.compile(r"/v1/models/([^/:]+)/labels", re.I)
+V1_RE = re.compile(r"/v1/.*", re.I | re.S)
+DEFAULT_SIGNATURE = "serving_default"
+_METHODS = {"predict": "tensorflow/serving/predict", "classify": "tensorflow/serving/classify",
+            "regress": "tensorflow/serving/regress"}  # fmt: skip
+_INT64_MAX = 2**63 - 1
+
+
+def dispatch(path: str = "") -> Response:
+    """Route any request not taken by another rule (registered as the app's fallback)."""
+    path = request.path
+    if V1_RE.fullmatch(path) is None:
+        raise NotFound(f"Not found: {path}")
+    set_model("", "v1")
+    if request.method == "GET" and (match := LABELS_RE.fullmatch(path)):
+        return _labels(match.group(1))
+    if request.method == "POST" and (match := POST_RE.fullmatch(path)):
+        name, version, label, method = match.groups()
+        set_model(name, "v1")
+        return _post(name, _version(version), label, method.lower())
+    if request.method == "GET" and (match := GET_RE.fullmatch(path)):
+        name, version, label, sub = match.groups()
+        set_model(name or "", "v1")
+        if not name:
+            raise InvalidArgument("Missing model name in request.")
+        if sub:
+            return _metadata(name, _version(version), label)
+        return _status(name, _version(version), label)
+    raise InvalidArgument(f"Malformed request: {request.method} {path}")
+
+
+def _version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if int(text) > _INT64_MAX:
+        raise InvalidArgument(f"Failed to convert version: {text} to numeric.")
+    return int(text)
+
+
+def _labels(name: str) -> Response:
+    set_model(name, "v1")
+    servable = runtime().manager.resolve(name)
+    if servable.labels is None:
+        raise NotFound(f"model {name} has no class labels")
+    return json_response(servable.labels)
+
+
+def _status(name: str, version: int | None, label: str | None) -> Response:
+    manager = runtime().manager
+    state = manager.models.get(name)
+    if label is not None:
+        version = manager.resolve(name, label=label).version
+    if state is None or not state.versions:
+        raise NotFound(f"Could not find any versions of model {name}")
+    versions = sorted(state.versions, reverse=True)
+    if version is not None:
+        if version not in state.versions:
+            raise NotFound(f"Could not find version {version} of model {name}")
+        versions = [version]
+    ok = {"error_code": "OK", "error_message": ""}
+    return json_response(
+        {
+            "model_version_status": [
+                {"version": str(v), "state": "AVAILABLE", "status": ok} for v in versions
+            ]
+        }  # fmt: skip
+    )
+
+
+def _metadata(name: str, version: int | None, label: str | None) -> Response:
+    servable = runtime().manager.resolve(name, version, label)
+    return json_response(
+        {
+            "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+            "metadata": {"signature_def": {"signature_def": signature_defs(servable)}},
+        }
+    )
+
+
+def signature_defs(servable: Servable) -> dict[str, Any]:
+    """The servable's signatures as TF Serving prints a SignatureDefMap."""
+    defs = {
+        DEFAULT_SIGNATURE: _signature(servable.inputs, servable.outputs, _METHODS["predict"]),
+    }
+    if len(servable.inputs) == 1 and len(servable.outputs) == 1:
+        (output,) = servable.outputs.values()
+        example = TensorInfo("tf_example", np.dtype(object), None)
+        for signature, method in servable.example_signatures.items():
+            key = "scores" if method == "classify" else "outputs"
+            defs[signature] = _signature({"inputs": example}, {key: output}, _METHODS[method])
+    return defs
+
+
+def _signature(inputs: dict[str, TensorInfo], outputs: dict[str, TensorInfo], method: str) -> Any:
+    return {
+        "inputs": {key: _tensor_info(info) for key, info in inputs.items()},
+        "outputs": {key: _tensor_info(info) for key, info in outputs.items()},
+        "method_name": method,
+        "defaults": {},
+    }
+
+
+def _tensor_info(info: TensorInfo) -> dict[str, Any]:
+    if info.shape is None:
+        shape: dict[str, Any] = {"dim": [], "unknown_rank": True}
+    else:
+        dims = [{"size": str(size), "name": ""} for size in info.shape]
+        shape = {"dim": dims, "unknown_rank": False}
+    return {"dtype": tf_name(info.dtype), "tensor_shape": shape, "name": f"{info.name}:0"}
+
+
+def _post(name: str, version: int | None, label: str | None, method: str) -> Response:
+    rt = runtime()
+    body = parse_json(request_body())
+    servable = rt.manager.resolve(name, version, label)
+    if not isinstance(body, dict):
+        raise InvalidArgument("Request body must be a JSON object")
+    signature = body.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(signature, str):
+        raise InvalidArgument("'signature_name' key must be a string value.")
+    signature = signature or DEFAULT_SIGNATURE
+    if method == "predict":
+        if signature != DEFAULT_SIGNATURE:
+            raise InvalidArgument(
+                f'Serving signature name: "{signature}" not found in signature def'
+            )
+        holder: dict[str, bool] = {}
+
+        def build() -> dict[str, np.ndarray]:
+            feeds, holder["rows"] = decode_predict_request(body, servable.inputs, rt.decode_image)
+            return feeds
+
+        outputs = rt.execute(servable, build)
+        return json_response(encode_predict_response(outputs, holder["rows"]))
+    return _classify_regress(servable, body, signature, method)
+
+
+def _classify_regress(
+    servable: Servable, body: dict[str, Any], signature: str, method: str
+) -> Response:
+    found = servable.example_signatures.get(signature)
+    if found is None:
+        if signature == DEFAULT_SIGNATURE:
+            raise InvalidArgument(
+                f"Expected {method} signature method_name to be {_METHODS[method]}. "
+                f"Was: {_METHODS['predict']}"
+            )
+        raise InvalidArgument(f'Serving signature name: "{signature}" not found in signature def')
+    if found != method:
+        raise InvalidArgument(
+            f"Expected {method} signature method_name to be {_METHODS[method]}. "
+            f"Was: {_METHODS[found]}"
+        )
+    (info,) = servable.inputs.values()
+    rows = _examples(body, info.name)
+    rt = runtime()
+    outputs = rt.execute(servable, lambda: {info.name: np.asarray(rows, dtype=info.dtype)})
+    (scores,) = outputs.values()
+    scores = scores.reshape(len(rows), -1)
+    if method == "regress":
+        if scores.shape[1] != 1:
+            raise InvalidArgument("regression output must hold one value per example")
+        return json_response({"results": [float(v) for v in scores[:, 0]]})
+    labels = servable.labels or []
+    results = [
+        [[labels[i] if i < len(labels) else "", float(s)] for i, s in enumerate(row)]
+        for row in scores
+    ]
+    return json_response({"results": results})
+
+
+def _examples(body: dict[str, Any], feature: str) -> list[list[float]]:
+    examples, context = body.get("examples"), body.get("context", {})
+    if not isinstance(examples, list) or not examples:
+        raise InvalidArgument("'examples' must be a non-empty list of objects")
+    if not isinstance(context, dict):
+        raise InvalidArgument("'context' must be an object")
+    rows: list[list[float]] = []
+    for example in examples:
+        if not isinstance(example, dict):
+            raise InvalidArgument("each example must be an object of feature values")
+        merged = {**context, **example}
+        if set(merged) != {feature}:
+            raise InvalidArgument(f"examples must hold exactly the feature '{feature}'")
+        value = merged[feature]
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values
+        ):
+            raise InvalidArgument(f"feature '{feature}' must be a number or a list of numbers")
+        rows.append([float(v) for v in values])
+    if len({len(row) for row in rows}) != 1:
+        raise InvalidArgument(f"feature '{feature}' must have the same length in every example")
+    return rows

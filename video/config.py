@@ -1,0 +1,115 @@
+"""Settings of ``kva video`` (flags and ``KVA_VIDEO_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from kva.frame import DEFAULT_MAX_FRAME_BYTES
+from kva.settings import KafkaSettings
+
+
+class VideoSettings(KafkaSettings):
+    """Everything the viewer needs: where the frames come from and how it serves them."""
+
+    video_topic: str = Field(
+        "annotated",
+        min_length=1,
+        description="topic of the (annotated) frames to show",
+        json_schema_extra={"flag": "--topic", "metavar": "TOPIC"},
+    )
+    video_metadata_topic: str = Field(
+        "predictions",
+        description="topic of the per-frame prediction JSON documents ('' = none)",
+        json_schema_extra={"flag": "--metadata-topic", "metavar": "TOPIC"},
+    )
+    video_host: str = Field(
+        "127.0.0.1",
+        description="address to listen on",
+        json_schema_extra={"flag": "--host", "metavar": "HOST"},
+    )
+    video_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="port to listen on (0 = any free port)",
+        json_schema_extra={"flag": "--port", "metavar": "PORT"},
+    )
+    video_max_fps: float = Field(
+        30.0,
+        gt=0,
+        le=240,
+        description="highest frame rate sent to one MJPEG client",
+        json_schema_extra={"flag": "--max-fps", "metavar": "FPS"},
+    )
+    video_token: SecretStr | None = Field(
+        None,
+        description="access token required on every route (Authorization: Bearer T or ?token=T)",
+        json_schema_extra={"flag": "--token", "metavar": "TOKEN"},
+    )
+    video_threads: int = Field(
+        256,
+        ge=4,
+        le=4096,
+        description="WSGI worker threads; each connected MJPEG client holds one",
+        json_schema_extra={"flag": "--threads", "metavar": "N"},
+    )
+    video_max_streams: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="most streams kept in memory",
+        json_schema_extra={"flag": "--max-streams", "metavar": "N"},
+    )
+    video_max_frame_bytes: int = Field(
+        DEFAULT_MAX_FRAME_BYTES,
+        ge=1024,
+        le=DEFAULT_MAX_FRAME_BYTES,
+        description="largest frame accepted from Kafka, in bytes",
+        json_schema_extra={"flag": "--max-frame-bytes", "metavar": "BYTES"},
+    )
+    video_max_metadata_bytes: int = Field(
+        256 * 1024,
+        ge=256,
+        le=4 * 1024 * 1024,
+        description="largest prediction JSON document accepted, in bytes",
+        json_schema_extra={"flag": "--max-metadata-bytes", "metavar": "BYTES"},
+    )
+    video_stale_after: float = Field(
+        5.0,
+        gt=0,
+        description="seconds without frames before a stream shows as stale",
+        json_schema_extra={"flag": "--stale-after", "metavar": "SECONDS"},
+    )
+    video_forget_after: float = Field(
+        600.0,
+        gt=0,
+        description="seconds without frames before a stream may be dropped to make room",
+        json_schema_extra={"flag": "--forget-after", "metavar": "SECONDS"},
+    )
+    video_max_lag: int = Field(
+        100,
+        ge=0,
+        description="messages a partition may be behind before the reader jumps to the newest",
+        json_schema_extra={"flag": "--max-lag", "metavar": "MESSAGES"},
+    )
+    video_client_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="output buffered per client before its thread waits (bounds memory "
+        "for slow clients)",
+        json_schema_extra={"flag": "--client-buffer-bytes", "metavar": "BYTES"},
+    )
+
+    @field_validator("video_topic", "video_metadata_topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if value and not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError(f"{value!r} is not a valid Kafka topic name")
+        return value
+
+    @field_validator("video_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value

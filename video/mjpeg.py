@@ -1,0 +1,78 @@
+"""One MJPEG client: the newest frame whenever the client is ready, paced to a maximum fps.
+
+Each client only remembers the version it sent last. When it comes back for
+more it gets the newest frame, so a slow client skips frames, and neither the
+reader nor any other client ever waits for it. Every JPEG is followed at once
+by the next part's boundary and headers, because Chromium shows a part only
+when the next one begins.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from video.store import PART_HEAD, StoredFrame, StreamSlot
+
+#: How often a waiting client checks whether it was disconnected or the server stops.
+IDLE_CHECK_SECONDS = 0.5
+
+
+class Pacer:
+    """Allows at most ``max_fps`` sends per second.
+
+    Sends keep to a fixed schedule, so a frame that arrives a little late does
+    not push every later frame back (a 30 fps source stays 30 fps at
+    ``max_fps=30``); after a pause longer than one interval the schedule restarts.
+    """
+
+    def __init__(self, max_fps: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / max_fps
+        self._clock = clock
+        self._next = float("-inf")
+
+    def delay(self) -> float:
+        """Seconds until the next send is allowed (0 if now)."""
+        return max(0.0, self._next - self._clock())
+
+    def sent(self) -> None:
+        now = self._clock()
+        if now - self._next > self.interval:
+            self._next = now + self.interval
+        else:
+            self._next += self.interval
+
+
+def mjpeg_parts(
+    slot: StreamSlot,
+    max_fps: float,
+    stop: threading.Event,
+    disconnected: Callable[[], bool] = lambda: False,
+    on_sent: Callable[[StoredFrame, int], None] = lambda _f, _n: None,
+) -> Iterator[bytes]:
+    """The body of one ``multipart/x-mixed-replace`` response, one chunk per frame.
+
+    The first chunk starts with the first boundary; every chunk ends with the
+    next part's boundary and headers.
+    """
+    pacer = Pacer(max_fps)
+    version = 0
+    first = True
+    while not stop.is_set() and not slot.closed:
+        delay = pacer.delay()
+        if delay > 0 and stop.wait(delay):
+            return
+        stored = slot.wait_newer(version, IDLE_CHECK_SECONDS)
+        if stop.is_set():
+            return
+        if stored is None:
+            if disconnected():
+                return
+            continue
+        chunk = PART_HEAD + stored.part if first else stored.part
+        first = False
+        version = stored.version
+        pacer.sent()
+        yield chunk
+        on_sent(stored, len(chunk))

@@ -1,0 +1,144 @@
+"""The one Kafka reader of a viewer process: frames and predictions into the store.
+
+It runs on its own thread with a consumer group unique to this process, so
+every viewer sees every partition (viewers do not share the work, they each
+show everything). A bad message is counted by reason and logged at most once
+per interval; it never stops the reader.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from kva.frame import FrameDecodeError
+from kva.kafka import LatestFrameConsumer, Record
+from kva.logs import RateLimitedLog
+from video.config import VideoSettings
+from video.metrics import ViewerMetrics
+from video.predictions import MetadataError, header_predictions, parse_metadata
+from video.store import FrameStore
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+
+
+def unique_group_id() -> str:
+    """A consumer group of this process alone (``kva-video-<host>-<pid>-<random>``)."""
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:40]
+    return f"kva-video-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class RecordHandler:
+    """Turns consumed records into store updates; no Kafka here, so it is easy to test."""
+
+    def __init__(self, settings: VideoSettings, store: FrameStore, metrics: ViewerMetrics) -> None:
+        self._settings = settings
+        self._store = store
+        self._metrics = metrics
+        self._log = RateLimitedLog(logger, interval=10.0)
+
+    def handle(self, record: Record) -> None:
+        if record.topic == self._settings.video_metadata_topic:
+            self._metadata(record)
+        else:
+            self._frame(record)
+
+    def _frame(self, record: Record) -> None:
+        try:
+            frame = record.frame(self._settings.video_max_frame_bytes)
+        except FrameDecodeError as exc:
+            self._reject(record, exc.reason, str(exc))
+            return
+        if self._store.put_frame(frame) is None:
+            self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")
+            return
+        self._metrics.frames_received.labels(frame.stream_id).inc()
+        predictions = header_predictions(frame)
+        if predictions is not None:
+            self._store.put_predictions(frame.stream_id, predictions)
+
+    def _metadata(self, record: Record) -> None:
+        try:
+            stream_id, predictions = parse_metadata(
+                record.value, self._settings.video_max_metadata_bytes
+            )
+        except MetadataError as exc:
+            self._reject(record, exc.reason, str(exc))
+            return
+        if not self._store.put_predictions(stream_id, predictions):
+            logger.debug("older predictions for %s ignored", stream_id)
+
+    def _reject(self, record: Record, reason: str, message: str) -> None:
+        self._metrics.messages_rejected.labels(record.topic, reason).inc()
+        self._log.log(
+            (record.topic, reason),
+            logging.WARNING,
+            "skipping a message on %s (partition %d, offset %d): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            message,
+        )
+
+
+class KafkaReader:
+    """Consumes the frame topic (and the metadata topic) on a background thread."""
+
+    def __init__(
+        self,
+        settings: VideoSettings,
+        store: FrameStore,
+        metrics: ViewerMetrics,
+        group_id: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._handler = RecordHandler(settings, store, metrics)
+        self.group_id = group_id or unique_group_id()
+        self.topics = [t for t in (settings.video_topic, settings.video_metadata_topic) if t]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kva-video-reader", daemon=True)
+        self._consumer: LatestFrameConsumer | None = None
+        self.failed: BaseException | None = None
+
+    def start(self) -> KafkaReader:
+        self._consumer = LatestFrameConsumer(
+            self._settings,
+            self.topics,
+            self.group_id,
+            max_lag=self._settings.video_max_lag,
+            extra={"enable.auto.commit": False},
+        )
+        self._thread.start()
+        logger.info("reading %s as group %s", ", ".join(self.topics), self.group_id)
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def broker_down_for(self) -> float:
+        return 0.0 if self._consumer is None else self._consumer.health.down_for()
+
+    def _run(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            while not self._stop.is_set():
+                record = consumer.poll(POLL_SECONDS)
+                if record is not None:
+                    self._handler.handle(record)
+        except Exception as exc:  # noqa: BLE001 - reported by /healthz and the CLI
+            logger.exception("the Kafka reader stopped")
+            self.failed = exc
+        finally:
+            consumer.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

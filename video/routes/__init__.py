@@ -1,0 +1,1 @@
+"""The viewer's blueprints: the page, the streams, the JSON API, metrics and health."""

@@ -1,0 +1,69 @@
+"""``/api/streams``: what the page polls (ids, resolution, fps, age, last predictions)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from video.app import ViewerState, viewer_state
+from video.predictions import summarize
+from video.store import StreamSlot
+
+bp = Blueprint("api", __name__)
+
+
+@bp.get("/api/streams")
+def streams() -> Response:
+    return jsonify(streams_payload(viewer_state()))
+
+
+def streams_payload(state: ViewerState) -> dict[str, Any]:
+    """Every stream as JSON: what ``/api/streams`` returns and the page starts with."""
+    now, now_ns = state.store.now(), time.time_ns()
+    stale_after = state.settings.video_stale_after
+    return {
+        "stale_after": stale_after,
+        "max_fps": state.settings.video_max_fps,
+        "streams": [describe(slot, now, now_ns, stale_after) for slot in state.store.slots()],
+    }
+
+
+def describe(slot: StreamSlot, now: float, now_ns: int, stale_after: float) -> dict[str, Any]:
+    """One stream as JSON (times in seconds, rounded for display)."""
+    current = slot.current
+    item: dict[str, Any] = {"id": slot.stream_id, "fps": round(slot.fps(now), 2)}
+    if current is None:
+        item.update(
+            width=None,
+            height=None,
+            sequence=None,
+            age_seconds=None,
+            silent_seconds=None,
+            stale=True,
+        )
+    else:
+        frame = current.frame
+        silent = now - current.received_mono
+        item.update(
+            width=frame.width,
+            height=frame.height,
+            sequence=frame.sequence,
+            age_seconds=round(frame.age_seconds(now_ns), 3),
+            silent_seconds=round(silent, 3),
+            stale=silent > stale_after,
+        )
+    predictions = slot.predictions
+    if predictions is None:
+        item["predictions"] = None
+    else:
+        item["predictions"] = {
+            "sequence": predictions.sequence,
+            "source": predictions.source,
+            "age_seconds": round((now_ns - predictions.capture_ns) / 1e9, 3)
+            if predictions.capture_ns
+            else None,
+            "models": summarize(predictions.document),
+        }
+    return item

@@ -1,0 +1,86 @@
+"""``/streams/<id>.mjpg`` (live MJPEG) and ``/streams/<id>.jpg`` (the newest frame)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from flask import Blueprint, Response, abort, request
+
+from kva.frame import is_valid_stream_id
+from video.app import viewer_state
+from video.metrics import ViewerMetrics
+from video.mjpeg import mjpeg_parts
+from video.store import BOUNDARY, StoredFrame, StreamSlot
+
+bp = Blueprint("streams", __name__)
+
+_NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
+
+
+def _slot(stream_id: str) -> StreamSlot:
+    if not is_valid_stream_id(stream_id):
+        abort(400, description=f"invalid stream id {stream_id[:40]!r}")
+    slot = viewer_state().store.get(stream_id)
+    if slot is None:
+        abort(404, description=f"unknown stream {stream_id!r}")
+    return slot
+
+
+@bp.get("/streams/<stream_id>.mjpg")
+def mjpeg(stream_id: str) -> Response:
+    slot = _slot(stream_id)
+    state = viewer_state()
+    disconnected: Callable[[], bool] = request.environ.get(
+        "waitress.client_disconnected", lambda: False
+    )
+    parts = mjpeg_parts(
+        slot,
+        state.settings.video_max_fps,
+        state.stop,
+        disconnected,
+        _sent_counter(state.metrics, stream_id),
+    )
+    response = Response(
+        _counted(parts, state.metrics),
+        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        headers=_NO_CACHE | {"X-Accel-Buffering": "no"},
+        direct_passthrough=True,
+    )
+    return response
+
+
+@bp.get("/streams/<stream_id>.jpg")
+def snapshot(stream_id: str) -> Response:
+    current = _slot(stream_id).current
+    if current is None:
+        abort(404, description=f"stream {stream_id!r} has no frame yet")
+    frame = current.frame
+    _sent_counter(viewer_state().metrics, stream_id)(current, len(frame.data))
+    return Response(
+        frame.data,
+        mimetype=frame.content_type,
+        headers=_NO_CACHE
+        | {
+            "X-Kva-Seq": str(frame.sequence),
+            "X-Kva-Capture-Ns": str(frame.capture_ns),
+        },
+    )
+
+
+def _counted(parts: Iterator[bytes], metrics: ViewerMetrics) -> Iterator[bytes]:
+    metrics.viewers.inc()
+    try:
+        yield from parts
+    finally:
+        metrics.viewers.dec()
+
+
+def _sent_counter(metrics: ViewerMetrics, stream_id: str) -> Callable[[StoredFrame, int], None]:
+    frames = metrics.frames_sent.labels(stream_id)
+    sent_bytes = metrics.bytes_sent.labels(stream_id)
+
+    def count(_stored: StoredFrame, size: int) -> None:
+        frames.inc()
+        sent_bytes.inc(size)
+
+    return count
