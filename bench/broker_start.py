@@ -1,6 +1,6 @@
 """Broker start time per mode: launcher start() until the broker answers metadata, median of N.
 
-    python bench/broker_start.py [--runs 3]
+python bench/broker_start.py [--runs 3]
 """
 
 from __future__ import annotations
