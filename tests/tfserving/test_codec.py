@@ -92,7 +92,9 @@ def test_image_input_accepts_b64_raw_and_named_rows() -> None:
         recording_decoder,
     )
     assert rows and feeds["image"].shape == (2, 4, 4, 3) and seen == [b"hi", b"yo"]
-    feeds, rows = decode_predict_request({"inputs": {"b64": "aGk"}}, {"image": info}, recording_decoder)
+    feeds, rows = decode_predict_request(
+        {"inputs": {"b64": "aGk"}}, {"image": info}, recording_decoder
+    )
     assert not rows and feeds["image"].shape == (1, 4, 4, 3)  # padding optional
     raw = np.ones((1, 4, 4, 3), np.uint8).tolist()
     feeds, _ = decode_predict_request({"inputs": raw}, {"image": info}, recording_decoder)
