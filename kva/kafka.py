@@ -222,7 +222,9 @@ def wait_for_broker(settings: KafkaSettings, timeout: float | None = None) -> in
     try:
         metadata = admin.list_topics(timeout=limit)
     except KafkaException as exc:
-        detail = errors[-1] if errors else str(exc.args[0].str() if exc.args else exc)
+        admin.poll(0.5)  # serve the error callbacks: they say why (refused, auth failed, ...)
+        auth = [e for e in errors if "authentication" in e.lower()]
+        detail = (auth or errors or [str(exc.args[0].str() if exc.args else exc)])[-1]
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.bootstrap_server} within {limit:g}s: {detail}"
         ) from None
