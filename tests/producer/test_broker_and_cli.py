@@ -65,7 +65,7 @@ def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
-    assert re.search(r"gate: 1[45]\.\d fps, \d+\.\d kB/frame, \d+ sent, 0 dropped", err), err
+    assert re.search(r"gate: \d+\.\d fps, \d+\.\d kB/frame, \d+ sent, 0 dropped", err), err
     assert "producer stopped" in err
 
 
