@@ -1,6 +1,6 @@
 """Broker start time per mode: launcher start() until the broker answers metadata, median of N.
 
-    python bench/broker_start.py [--runs 3]
+python bench/broker_start.py [--runs 3]
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def main() -> None:
     for mode in ("kraft", "zookeeper"):
         starts, stops = zip(*(time_start(mode) for _ in range(args.runs)), strict=True)
         runs = ", ".join(f"{s:.2f}" for s in starts)
-        print(f"{mode:<10} {runs:<28} {statistics.median(starts):>7.2f} {statistics.median(stops):>12.2f}")
+        start, stop = statistics.median(starts), statistics.median(stops)
+        print(f"{mode:<10} {runs:<28} {start:>7.2f} {stop:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 SLOW_FACTOR = 4.0
 #: ... but only when it is also slower than this (seconds).
 SLOW_FLOOR = 0.1
+#: Successes in a row needed before a replica is judged slow.
+OUTLIER_MIN_SAMPLES = 3
 #: Longest ejection back-off (seconds).
 MAX_BACKOFF = 30.0
 #: Successes in a row after which the back-off is forgotten.
@@ -119,7 +121,7 @@ class ReplicaPool:
 
     def _is_outlier(self, replica: Replica) -> bool:
         peers = [r.latency_ewma for r in self.replicas if r.up and r is not replica and r.requests]
-        if not peers or replica.successes_in_row < 5:
+        if not peers or replica.successes_in_row < OUTLIER_MIN_SAMPLES:
             return False
         return replica.latency_ewma > max(SLOW_FLOOR, SLOW_FACTOR * min(peers))
 

@@ -112,9 +112,11 @@ class ConsumerSettings(KafkaSettings):
         json_schema_extra={"flag": "--max-frame-age"},
     )
     consume_max_lag: int = Field(
-        0,
+        50,
         ge=0,
-        description="jump to the newest frame when more than this many messages are waiting",
+        description="jump to the newest message of a partition when more than this many are "
+        "waiting; keep it above the number of streams sharing a partition, or the streams "
+        "whose frames are not last in a burst starve (0 = always the very newest message)",
         json_schema_extra={"flag": "--max-lag"},
     )
     consume_max_frame_bytes: int = Field(

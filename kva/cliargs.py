@@ -64,20 +64,26 @@ def settings_from_args(model: type[SettingsT], args: argparse.Namespace) -> Sett
     try:
         return model(**values)
     except ValidationError as exc:
-        raise SettingsError(format_validation_error(exc)) from None
+        raise SettingsError(format_validation_error(exc, model)) from None
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, model: type[BaseSettings] | None = None) -> str:
     """A short, human message: one line per bad setting, naming flag and variable."""
     lines = ["invalid settings:"]
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        flag = "--" + field.replace("_", "-")
+        flag = _flag(model, field)
         env = ENV_PREFIX + field.upper()
         shown = error.get("input")
         value = "" if isinstance(shown, dict) else f" (got {shown!r})"
         lines.append(f"  {flag} / {env}: {error['msg']}{value}")
     return "\n".join(lines)
+
+
+def _flag(model: type[BaseSettings] | None, field: str) -> str:
+    info = model.model_fields.get(field) if model is not None else None
+    extra = info.json_schema_extra if info and isinstance(info.json_schema_extra, dict) else {}
+    return str(extra.get("flag", "--" + field.replace("_", "-")))
 
 
 def _help(name: str, info: FieldInfo) -> str:

@@ -49,7 +49,7 @@ def default_source_factory(camera: CameraConfig, timing: RunnerTiming) -> Source
         height=camera.height,
         loop=camera.loop,
         open_timeout=timing.open_timeout,
-        read_timeout=timing.watchdog_timeout,
+        read_timeout=2 * timing.watchdog_timeout,  # the watchdog speaks first
     )
 
 
@@ -171,7 +171,6 @@ class CameraRunner:
         interval = 1.0 / self.camera.fps
         watchdog = self._timing.watchdog_timeout
         next_tick = last_frame = time.monotonic()
-        self._progress.reset(last_frame)
         while not self._stop.is_set():
             delay = next_tick - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
@@ -185,10 +184,13 @@ class CameraRunner:
                 if now - last_frame > watchdog:
                     raise SourceError(f"{source.name}: no frame for {watchdog:g}s (watchdog)")
                 continue
-            if self.state is not CameraState.UP:
+            first = self.state is not CameraState.UP
+            if first:
                 self._came_up(backoff, now)
             last_frame = now
             self._send(captured)
+            if first:  # the rate is measured from this frame on
+                self._progress.reset(now)
             next_tick += interval
             if next_tick < now - interval:  # fell behind (slow source): do not burst
                 next_tick = now

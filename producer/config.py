@@ -7,7 +7,6 @@ Cameras come from ``--source [ID=]SRC`` (repeatable) and/or a camera file
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -221,8 +220,8 @@ def load_camera_file(path: Path, settings: ProducerSettings) -> list[CameraConfi
 def parse_camera_text(text: str, settings: ProducerSettings, name: str) -> list[CameraConfig]:
     """Parse the text of a camera file (YAML, which includes JSON)."""
     try:
-        data = json.loads(text) if text.lstrip().startswith(("{", "[")) else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as exc:
         raise CameraConfigError(f"camera file {name}: not valid YAML/JSON: {exc}") from None
     if isinstance(data, dict) and set(data) == {"cameras"}:
         data = data["cameras"]

@@ -12,7 +12,7 @@ from kva.settings import KvaSettings
 
 
 def _flag(name: str) -> dict[str, Any]:
-    return {"flag": "--" + name}
+    return {"flag": "--" + name, "metavar": name.upper()}
 
 
 class ServeSettings(KvaSettings):

@@ -68,6 +68,10 @@ class ModelConfig:
     version_labels: dict[str, int] = field(default_factory=dict)
 
 
+class _Ident(str):
+    """An unquoted word (an enum value or true/false), not a string."""
+
+
 @dataclass
 class _Token:
     kind: str
@@ -167,7 +171,7 @@ class _Parser:
                 return int(lowered, 0) if "x" in lowered else int(lowered)
             return float(lowered)
         if token.kind == "ident":
-            return token.text
+            return _Ident(token.text)
         if token.text == "[":
             raise self.error(token.line, "list syntax [...] is not supported: repeat the field")
         raise self.error(token.line, f"expected a value, found {token.text or 'end of file'!r}")
@@ -199,7 +203,9 @@ class _Reader:
             if (kind == "message") != item.is_message:
                 expected = "a { ... } block" if kind == "message" else f"a {kind} value"
                 raise self.parser.error(item.line, f"{where}.{item.name} must be {expected}")
-            if kind == "string" and not isinstance(item.value, str):
+            if kind == "string" and (
+                not isinstance(item.value, str) or isinstance(item.value, _Ident)
+            ):
                 raise self.parser.error(item.line, f"{where}.{item.name} must be a quoted string")
             if kind == "int" and (isinstance(item.value, bool) or not isinstance(item.value, int)):
                 raise self.parser.error(item.line, f"{where}.{item.name} must be an integer")

@@ -98,6 +98,13 @@ class Servable:
             Unavailable: no infer request became free within ``timeout`` seconds.
             Internal: OpenVINO failed.
         """
+        rows = self._split_rows(feeds)
+        if rows > 1:  # a model with a fixed batch of 1: one inference per row
+            parts = [
+                self.infer({k: v[i : i + 1] for k, v in feeds.items()}, timeout)
+                for i in range(rows)
+            ]
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         target = self._target(feeds)
         try:
             request = target.pool.get(timeout=timeout)
@@ -111,6 +118,18 @@ class Servable:
             raise Internal(f"inference failed: {str(exc).splitlines()[0]}") from None
         finally:
             target.pool.put(request)
+
+    def _split_rows(self, feeds: dict[str, np.ndarray]) -> int:
+        """N when every input has a fixed batch of 1 and the request sends N > 1 rows."""
+        batches = set()
+        for name, array in feeds.items():
+            shape = self.inputs[name].shape
+            if not shape or shape[0] != 1 or array.ndim != len(shape) or array.shape[0] <= 1:
+                return 0
+            if not _fits((1, *array.shape[1:]), shape):
+                return 0
+            batches.add(array.shape[0])
+        return batches.pop() if len(batches) == 1 else 0
 
     def _target(self, feeds: dict[str, np.ndarray]) -> _Compiled:
         mismatched = False

@@ -188,7 +188,7 @@ def _numbers(value: Any, info: TensorInfo) -> np.ndarray:
         limits = np.iinfo(target)
         if array.min() < limits.min or array.max() > limits.max:
             raise InvalidArgument(f"Input '{info.name}': a value is out of range for {expected}")
-    return np.ascontiguousarray(array, dtype=target)
+    return np.asarray(array, dtype=target, order="C")
 
 
 def _first_bad(value: Any) -> str:

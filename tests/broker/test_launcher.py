@@ -20,15 +20,19 @@ from zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _java_pids() -> set[int]:
+def _java_pids(parent: int | None = None) -> set[int]:
+    """Running (non-zombie) java processes, optionally only the children of ``parent``."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "java":
-                    pids.add(int(entry.name))
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+            if name == "java" and state != "Z" and (parent is None or int(ppid) == parent):
+                pids.add(int(entry.name))
     return pids
 
 
@@ -72,7 +76,6 @@ def test_port_in_use_is_a_clear_error() -> None:
 @pytest.mark.parametrize("mode", ["kraft", "zookeeper"])
 def test_cli_starts_serves_and_stops_on_ctrl_c(mode: str, tmp_path: Path) -> None:
     port, zk_port = free_port(), free_port()
-    before = _java_pids()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -103,7 +106,7 @@ def test_cli_starts_serves_and_stops_on_ctrl_c(mode: str, tmp_path: Path) -> Non
             lines
         )
         assert _round_trip(f"127.0.0.1:{port}", f"cli-{mode}") == 41
-        children = _java_pids() - before
+        children = _java_pids(parent=process.pid)
         assert children, "no JVM was started"
     finally:
         process.send_signal(signal.SIGINT)

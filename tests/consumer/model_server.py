@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import socket
 import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,6 +59,7 @@ class FixedLatencyServer:
         self._slots = threading.Semaphore(concurrency)
         self._count_lock = threading.Lock()
         self._stop = threading.Event()
+        self._connections: set[socket.socket] = set()
         self._port = port
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -69,7 +72,9 @@ class FixedLatencyServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
         self._httpd.daemon_threads = True
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -80,6 +85,11 @@ class FixedLatencyServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        with self._count_lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:  # keep-alive connections die with the process, too
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FixedLatencyServer:
         return self.start()
@@ -205,6 +215,17 @@ def _handler(server: FixedLatencyServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            with server._count_lock:
+                server._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with server._count_lock:
+                server._connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
+
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             return
 
@@ -306,7 +327,10 @@ def _handler(server: FixedLatencyServer) -> type[BaseHTTPRequestHandler]:
         def _outputs(self, image: bytes) -> dict[str, np.ndarray]:
             outputs = server.run(image)
             if server.mode == "wrong_shape":
-                outputs = {k: v.reshape(-1)[:1].reshape(1, 1) for k, v in outputs.items()}
+                outputs = {  # lengths that do not fit together
+                    k: v.reshape(-1)[: 2 + i].reshape(1, -1)
+                    for i, (k, v) in enumerate(outputs.items())
+                }
             return outputs
 
         def _predict_v1(self, body: bytes) -> None:

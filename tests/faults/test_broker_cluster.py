@@ -67,7 +67,9 @@ def test_leader_killed_frames_continue_after_election() -> None:
     with KafkaCluster(spec) as cluster:
         settings = KafkaSettings(bootstrap_server=cluster.bootstrap_server)
         topic = "frames-rf3"
-        rf3 = TopicSpec(topic, partitions=1, replication_factor=3, config={"min.insync.replicas": "2"})
+        rf3 = TopicSpec(
+            topic, partitions=1, replication_factor=3, config={"min.insync.replicas": "2"}
+        )
         ensure_topics(settings, [rf3])
         consumer = LatestFrameConsumer(settings, [topic], "rf3-reader", max_lag=None)
         received: list[int] = []
@@ -77,10 +79,18 @@ def test_leader_killed_frames_continue_after_election() -> None:
                 leader = partition_leaders(settings, topic)[0]
                 killed_at = time.monotonic()
                 cluster.kill_broker(leader - 1)
-                _wait(lambda: any(t > killed_at + 0.2 for t in stream.acked), 60, "frames after the kill")
+                _wait(
+                    lambda: any(t > killed_at + 0.2 for t in stream.acked),
+                    60,
+                    "frames after the kill",
+                )
                 after = [t for t in stream.acked if t > killed_at]
                 gap = after[0] - killed_at
-                _wait(lambda: len([t for t in stream.acked if t > killed_at]) >= 20, 30, "a steady stream")
+                _wait(
+                    lambda: len([t for t in stream.acked if t > killed_at]) >= 20,
+                    30,
+                    "a steady stream",
+                )
                 new_leader = partition_leaders(settings, topic)[0]
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and (not received or received[-1] < 60):
@@ -89,6 +99,8 @@ def test_leader_killed_frames_continue_after_election() -> None:
                     received.append(record.frame().sequence)
         finally:
             consumer.close()
-    print(f"leader {leader} killed: first acknowledged frame {gap:.2f}s later; new leader {new_leader}")
+    print(
+        f"leader {leader} killed: first acknowledged frame {gap:.2f}s later; new leader {new_leader}"
+    )
     assert new_leader not in (leader, -1)
     assert received == sorted(received) and received[-1] >= 60

@@ -131,3 +131,99 @@ def metrics_text(service: ProducerService) -> str:
     url = f"http://127.0.0.1:{service.http.port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - local test URL
         return str(response.read().decode())
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+RTSP_SERVER = __import__("pathlib").Path(__file__).with_name("rtsp_server.py")
+
+
+def gst_rtsp_missing() -> str | None:
+    """Why the GStreamer RTSP server cannot run here, or None when it can."""
+    import subprocess
+
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    try:
+        done = subprocess.run(
+            [SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{SYSTEM_PYTHON} cannot run: {exc}"
+    if done.returncode != 0:
+        return (
+            "GStreamer RTSP server bindings (python3-gi, gir1.2-gst-rtsp-server-1.0) are not "
+            f"installed for {SYSTEM_PYTHON}: {done.stderr.strip().splitlines()[-1:]}"
+        )
+    return None
+
+
+class RtspCamera:
+    """GStreamer's RTSP server as a subprocess on ``port``; stop and start it again at will."""
+
+    def __init__(self, port: int, fps: int = 15, width: int = 640, height: int = 360) -> None:
+        self.port, self.fps, self.width, self.height = port, fps, width, height
+        self.url = f"rtsp://127.0.0.1:{port}/cam"
+        self.process: Any = None
+
+    def start(self, timeout: float = 20) -> RtspCamera:
+        import select
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [
+                SYSTEM_PYTHON,
+                str(RTSP_SERVER),
+                str(self.port),
+                str(self.fps),
+                str(self.width),
+                str(self.height),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if ready:
+                line = self.process.stdout.readline()
+                if line.strip() == "READY":
+                    return self
+                assert line, f"RTSP server exited: {self.process.poll()}"
+        raise AssertionError("RTSP server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+
+@pytest.fixture
+def rtsp_camera() -> Iterator[RtspCamera]:
+    """A started GStreamer RTSP camera (skipped with the reason when GStreamer is missing)."""
+    reason = gst_rtsp_missing()
+    if reason:
+        pytest.skip(reason)
+    from zookeeper.cluster import free_port
+
+    camera = RtspCamera(free_port()).start()
+    yield camera
+    camera.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` until true; returns the seconds it took (fails after ``timeout``)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, (
+            f"timed out after {timeout}s waiting for {what}"
+        )
+        time.sleep(0.05)
+    return time.monotonic() - started

@@ -1,0 +1,202 @@
+"""Throughput of ``kva serve`` vs raw in-process OpenVINO, and payload formats side by side.
+
+1. mobilenet_v2 on a 224x224 JPEG at concurrency 1 and 4: requests/s through
+   ``kva serve`` (/v1 b64 JSON over HTTP) against raw in-process OpenVINO
+   doing the same work (decode the JPEG, infer) with the same compiled
+   settings on the same cores -> the ratio (target >= 0.9 at concurrency 4).
+2. /v1 b64-JPEG vs /v2 binary (BYTES JPEG) vs /v2 JSON pixels (UINT8 numbers):
+   bytes per request and requests/s at the same concurrency.
+
+The load generator runs on the same machine (lightweight http.client
+keep-alive connections, one per worker thread), so it competes with the
+server for the cores: the ratio is a lower bound of the server's overhead.
+
+    python bench/serve_overhead.py [--base-path DIR] [--seconds 5] [--device CPU]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tfserving.modelbuild import build_model, default_base_path  # noqa: E402
+
+HEADER = "Inference-Header-Content-Length"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_workers(
+    concurrency: int, seconds: float, make_worker: Callable[[], Callable[[], None]]
+) -> float:
+    """Requests/s of ``concurrency`` threads each calling its worker in a loop for ``seconds``."""
+    counts = [0] * concurrency
+    stop = threading.Event()
+    workers = [make_worker() for _ in range(concurrency)]
+    for worker in workers:  # warm up
+        worker()
+
+    def loop(index: int) -> None:
+        while not stop.is_set():
+            workers[index]()
+            counts[index] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def raw_worker_factory(compiled: object, jpeg: bytes) -> Callable[[], Callable[[], None]]:
+    def make() -> Callable[[], None]:
+        request = compiled.create_infer_request()  # type: ignore[attr-defined]
+
+        def work() -> None:
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            request.infer({"image": rgb[None]})
+
+        return work
+
+    return make
+
+
+def http_worker_factory(
+    port: int, path: str, body: bytes, headers: dict[str, str]
+) -> Callable[[], Callable[[], None]]:
+    def make() -> Callable[[], None]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def work() -> None:
+            conn.request("POST", path, body=body, headers=headers)
+            reply = conn.getresponse()
+            data = reply.read()
+            if reply.status != 200:
+                raise RuntimeError(f"HTTP {reply.status}: {data[:200]!r}")
+
+        return work
+
+    return make
+
+
+def payloads(jpeg: bytes, pixels: np.ndarray) -> dict[str, tuple[str, bytes, dict[str, str]]]:
+    v1 = json.dumps({"instances": [{"b64": base64.b64encode(jpeg).decode()}]}).encode()
+    blob = len(jpeg).to_bytes(4, "little") + jpeg
+    binary_input = {"name": "image", "shape": [1], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(blob)}}  # fmt: skip
+    head = json.dumps({"inputs": [binary_input]}).encode()
+    pixel_input = {"name": "image", "shape": [1, 224, 224, 3], "datatype": "UINT8",
+                   "data": pixels.reshape(-1).tolist()}  # fmt: skip
+    v2_json = json.dumps({"inputs": [pixel_input]}).encode()
+    json_headers = {"Content-Type": "application/json"}
+    return {
+        "/v1 b64 JPEG": ("/v1/models/mobilenet_v2:predict", v1, json_headers),
+        "/v2 binary JPEG": ("/v2/models/mobilenet_v2/infer", head + blob,
+                            {HEADER: str(len(head)), "Content-Type": "application/octet-stream"}),
+        "/v2 JSON pixels": ("/v2/models/mobilenet_v2/infer", v2_json, json_headers),
+    }  # fmt: skip
+
+
+def start_server(base: Path, port: int, device: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", str(port),
+         "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2"),
+         "--device", device, "--log-level", "WARNING"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("kva serve did not become ready")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-path", type=Path, default=default_base_path())
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--device", default="CPU")
+    args = parser.parse_args()
+
+    import openvino as ov
+
+    build_model("mobilenet_v2", args.base_path)
+    pixels = cv2.resize(skimage.data.chelsea(), (224, 224), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+    )
+    assert ok
+    jpeg = encoded.tobytes()
+    print(f"openvino {ov.__version__}, device {args.device}, {os.cpu_count()} CPUs, "
+          f"{args.seconds:g} s per run, 224x224 JPEG of {len(jpeg)} bytes")  # fmt: skip
+
+    core = ov.Core()
+    xml = str(args.base_path / "mobilenet_v2" / "1" / "model.xml")
+    compiled = core.compile_model(xml, args.device, {"PERFORMANCE_HINT": "THROUGHPUT"})
+    raw = {c: run_workers(c, args.seconds, raw_worker_factory(compiled, jpeg)) for c in (1, 4)}
+    del compiled
+
+    port = free_port()
+    proc = start_server(args.base_path, port, args.device)
+    try:
+        formats = payloads(jpeg, pixels)
+        path, body, headers = formats["/v1 b64 JPEG"]
+        served = {
+            c: run_workers(c, args.seconds, http_worker_factory(port, path, body, headers))
+            for c in (1, 4)
+        }
+        print("\nserver overhead (mobilenet_v2, /v1 b64 JPEG, decode + infer)")
+        print(f"{'concurrency':>11} {'raw req/s':>10} {'served req/s':>13} {'ratio':>6}")
+        for c in (1, 4):
+            print(f"{c:>11} {raw[c]:>10.1f} {served[c]:>13.1f} {served[c] / raw[c]:>6.2f}")
+        print("\npayload formats at concurrency 4")
+        print(f"{'format':<17} {'bytes/request':>13} {'req/s':>8}")
+        for name, (path, body, headers) in formats.items():
+            rate = (
+                served[4]
+                if name == "/v1 b64 JPEG"
+                else run_workers(4, args.seconds, http_worker_factory(port, path, body, headers))
+            )
+            print(f"{name:<17} {len(body):>13} {rate:>8.1f}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""A real HTTP MJPEG camera for tests: ``multipart/x-mixed-replace`` JPEGs at a fixed rate."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+
+BOUNDARY = "kvaframe"
+
+
+def _jpeg(count: int, width: int, height: int) -> bytes:
+    image = np.full((height, width, 3), (40, 90, 160), np.uint8)
+    x = (count * 8) % (width - 20)
+    image[:, x : x + 20] = 255
+    cv2.putText(
+        image, f"{count:06d}", (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2
+    )
+    ok, buffer = cv2.imencode(".jpg", image)
+    assert ok
+    return buffer.tobytes()
+
+
+class MjpegCamera:
+    """Serves ``/cam`` on 127.0.0.1:``port`` (0 = any); :meth:`stop` drops every client."""
+
+    def __init__(self, port: int = 0, fps: float = 15, width: int = 480, height: int = 270) -> None:
+        self.stopped = threading.Event()
+        #: While set, connections stay open but no frame is sent (a frozen camera).
+        self.paused = threading.Event()
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path != "/cam":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                camera.stream(self.wfile, fps, width, height)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/cam"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stream(self, out, fps: float, width: int, height: int) -> None:  # noqa: ANN001
+        count = 0
+        next_at = time.monotonic()
+        while not self.stopped.is_set():
+            if self.paused.is_set():
+                self.stopped.wait(0.05)
+                next_at = time.monotonic()
+                continue
+            data = _jpeg(count, width, height)
+            try:
+                out.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                    + b"\r\n"
+                )
+                out.flush()
+            except OSError:
+                return
+            count += 1
+            next_at += 1 / fps
+            self.stopped.wait(max(0.0, next_at - time.monotonic()))  # the camera's frame clock
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)

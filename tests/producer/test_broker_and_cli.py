@@ -1,0 +1,158 @@
+"""``kva produce`` as a process, an unreachable broker, and a broker restart mid-stream."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kva.settings import KafkaSettings
+from tests.producer.conftest import FrameCollector, producer_settings, running, wait_for
+from zookeeper.cluster import ClusterSpec, KafkaCluster, free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _kva(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kva.cli", "produce", *args],
+        cwd=ROOT,
+        env=os.environ | (env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
+    kafka_settings, make_topic, collector_factory
+):
+    topic = make_topic()
+    collector = collector_factory(topic)
+    port = free_port()
+    process = _kva(
+        env={
+            "KVA_BOOTSTRAP_SERVER": kafka_settings.bootstrap_server,
+            "KVA_SOURCE": "gate=testsrc",
+            "KVA_FRAMES_TOPIC": topic,
+            "KVA_CAMERA_FPS": "15",
+            "KVA_CAMERA_WIDTH": "320",
+            "KVA_PRODUCER_METRICS_PORT": str(port),
+            "KVA_PROGRESS_INTERVAL": "1",
+        }
+    )
+    try:
+        frames = collector.count("gate", 20, timeout=30)
+        assert len(frames) >= 20
+        assert (frames[0].width, frames[0].height) == (320, 240)
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        assert 'kva_producer_camera_up{stream="gate"} 1.0' in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert re.search(r"gate: 1[45]\.\d fps, \d+\.\d kB/frame, \d+ sent, 0 dropped", err), err
+    assert "producer stopped" in err
+
+
+def test_missing_file_exits_non_zero_with_the_reason(kafka_settings, make_topic, tmp_path):
+    missing = tmp_path / "nope.mp4"
+    process = _kva(
+        "--source",
+        str(missing),
+        "--bootstrap-server",
+        kafka_settings.bootstrap_server,
+        "--topic",
+        make_topic(),
+        "--metrics-port",
+        "0",
+    )
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert f"cam0: video file not found: {missing}; giving up on this stream" in err
+
+
+def test_unreachable_broker_is_a_clear_error_after_the_timeout():
+    port = free_port()
+    started = time.monotonic()
+    process = _kva(
+        "--source",
+        "testsrc",
+        "--bootstrap-server",
+        f"127.0.0.1:{port}",
+        "--broker-timeout",
+        "2",
+        "--metrics-port",
+        "0",
+    )
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert f"cannot reach Kafka at 127.0.0.1:{port} within 2s" in err
+    assert time.monotonic() - started < 30
+
+
+def test_bad_flag_exits_2_naming_flag_and_variable():
+    process = _kva("--jpeg-quality", "500", "--source", "a=demo", "--source", "a=testsrc")
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "--jpeg-quality / KVA_JPEG_QUALITY" in err
+
+
+@pytest.mark.slow
+def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
+    spec = ClusterSpec(mode="kraft", port=free_port(), data_dir=tmp_path / "kafka")
+    with KafkaCluster(spec) as cluster:
+        settings = KafkaSettings(bootstrap_server=cluster.bootstrap_server, broker_timeout=20)
+        from kva.kafka import TopicSpec, ensure_topics
+
+        topic = f"{unique_name}-frames"
+        ensure_topics(settings, [TopicSpec(topic, partitions=1)])
+        collector = FrameCollector(settings, topic, unique_name)
+        try:
+            producer = producer_settings(settings, topic, source=["testsrc"], camera_fps=10)
+            with running(producer) as service:
+                collector.count("cam0", 10, timeout=20)
+                cluster.stop_broker(0)
+                sent = service.metrics.value("kva_producer_frames_sent_total", stream="cam0")
+                time.sleep(2)  # the outage: the cameras keep running while Kafka is away
+                assert service.fleet is not None and service.fleet.runners["cam0"].is_alive()
+                assert (
+                    service.metrics.value("kva_producer_frames_sent_total", stream="cam0") == sent
+                )
+                back_ns = time.time_ns()
+                cluster.start_broker(0)
+                cluster.wait_ready(60)
+                waited = wait_for(
+                    lambda: (
+                        service.metrics.value("kva_producer_frames_sent_total", stream="cam0")
+                        > sent + 10
+                    ),
+                    60,
+                    "deliveries after the broker restart",
+                )
+                print(f"\ndeliveries resumed {waited:.2f}s after the broker answered again")
+                # What was acknowledged is really in the topic: read it with a fresh consumer.
+                after = FrameCollector(settings, topic, unique_name + "-after")
+                try:
+                    fresh = after.count("cam0", 5, timeout=40)
+                finally:
+                    after.close()
+                assert len(fresh) >= 5
+                assert all(f.capture_ns > back_ns for f in fresh)
+                sequences = [f.sequence for f in collector.of("cam0") + fresh]
+                assert sequences == sorted(sequences)
+                assert len(set(sequences)) == len(sequences)
+        finally:
+            collector.close()

@@ -1,0 +1,217 @@
+"""Image models over real HTTP: encoded photos in, right answers out (/v1 b64 and /v2 binary).
+
+Uses the session's built model repository (``built_models``: mobilenet_v2,
+blazeface) and scikit-image's bundled photos.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.models.expectations import (
+    ASTRONAUT_FACE_PX,
+    CLASSIFICATION_CASES,
+    MIN_IOU,
+    check_top5,
+    faces,
+    iou,
+    photo,
+)
+from tests.tfserving.server import ServeProcess
+
+HEADER = "Inference-Header-Content-Length"
+CONFIG = """\
+model_config_list {
+  config { name: "mobilenet_v2" base_path: "%s/mobilenet_v2" }
+  config { name: "blazeface" base_path: "%s/blazeface" }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def image_server(
+    built_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    folder = tmp_path_factory.mktemp("image-serve")
+    config = folder / "models.config"
+    config.write_text(CONFIG % (built_models, built_models))
+    proc = ServeProcess(
+        ["--model_config_file", str(config), "--max_image_pixels", "1000000"], folder / "log"
+    )
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def labels(image_server: ServeProcess) -> list[str]:
+    reply = image_server.get("/v1/models/mobilenet_v2/labels")
+    assert reply.status_code == 200
+    names: list[str] = reply.json()
+    assert len(names) == 1000
+    assert image_server.get("/v2/models/mobilenet_v2/labels").json() == names
+    return names
+
+
+def jpeg(name: str) -> bytes:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
+    assert ok
+    return data.tobytes()
+
+
+def b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def v2_binary(images: list[bytes], binary_out: bool = True) -> tuple[bytes, dict[str, str]]:
+    blob = b"".join(struct.pack("<I", len(i)) + i for i in images)
+    header = {
+        "inputs": [{"name": "image", "shape": [len(images)], "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(blob)}}],
+        "parameters": {"binary_data_output": binary_out},
+    }  # fmt: skip
+    head = json.dumps(header).encode()
+    return head + blob, {HEADER: str(len(head))}
+
+
+def v2_outputs(reply: object) -> dict[str, np.ndarray]:
+    body: bytes = reply.content  # type: ignore[attr-defined]
+    size = int(reply.headers[HEADER])  # type: ignore[attr-defined]
+    head = json.loads(body[:size])
+    arrays, pos = {}, size
+    for out in head["outputs"]:
+        dtype = {"FP32": np.float32, "INT32": np.int32, "INT64": np.int64}[out["datatype"]]
+        n = out["parameters"]["binary_data_size"]
+        arrays[out["name"]] = np.frombuffer(body[pos : pos + n], dtype).reshape(out["shape"])
+        pos += n
+    assert pos == len(body)
+    return arrays
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFICATION_CASES))
+def test_classify_v1_b64(image_server: ServeProcess, labels: list[str], name: str) -> None:
+    reply = image_server.post(
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(jpeg(name))]}
+    )
+    assert reply.status_code == 200, reply.text
+    (row,) = reply.json()["predictions"]
+    check_top5(np.array(row["scores"]), np.array(row["classes"]))
+    assert labels[row["classes"][0]] in CLASSIFICATION_CASES[name]
+
+
+def test_classify_v2_binary_batch(image_server: ServeProcess, labels: list[str]) -> None:
+    body, headers = v2_binary([jpeg("chelsea"), jpeg("coffee")])
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
+    assert reply.status_code == 200, reply.text
+    out = v2_outputs(reply)
+    assert out["scores"].shape == (2, 5) and out["classes"].shape == (2, 5)
+    assert labels[out["classes"][0, 0]] in CLASSIFICATION_CASES["chelsea"]
+    assert labels[out["classes"][1, 0]] == "espresso"
+
+
+def test_classify_v2_json_base64_and_png(image_server: ServeProcess, labels: list[str]) -> None:
+    ok, png = cv2.imencode(".png", cv2.cvtColor(photo("coffee"), cv2.COLOR_RGB2BGR))
+    request = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                           "data": [base64.b64encode(png.tobytes()).decode()]}]}  # fmt: skip
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", json=request)
+    assert reply.status_code == 200, reply.text
+    classes = next(o for o in reply.json()["outputs"] if o["name"] == "classes")
+    assert labels[classes["data"][0]] == "espresso"
+
+
+def test_raw_uint8_tensor_v2_binary(image_server: ServeProcess, labels: list[str]) -> None:
+    image = cv2.resize(photo("coffee"), (224, 224), interpolation=cv2.INTER_LINEAR)
+    header = {"inputs": [{"name": "image", "shape": [1, 224, 224, 3], "datatype": "UINT8",
+                          "parameters": {"binary_data_size": image.nbytes}}],
+              "outputs": [{"name": "classes", "parameters": {"binary_data": True}}]}  # fmt: skip
+    head = json.dumps(header).encode()
+    reply = image_server.post(
+        "/v2/models/mobilenet_v2/infer",
+        data=head + image.tobytes(),
+        headers={HEADER: str(len(head))},
+    )
+    assert reply.status_code == 200, reply.text
+    out = v2_outputs(reply)
+    assert list(out) == ["classes"] and labels[out["classes"][0, 0]] == "espresso"
+
+
+def _faces(boxes: list[list[float]], scores: list[float]) -> list[list[float]]:
+    return faces(np.array(boxes, np.float32), np.array(scores, np.float32), 512, 512)
+
+
+def test_detect_astronaut_v1_b64(image_server: ServeProcess) -> None:
+    reply = image_server.post(
+        "/v1/models/blazeface:predict", json={"instances": [b64(jpeg("astronaut"))]}
+    )
+    assert reply.status_code == 200, reply.text
+    (row,) = reply.json()["predictions"]
+    (face,) = _faces(row["boxes"], row["scores"])
+    assert iou(face, ASTRONAUT_FACE_PX) >= MIN_IOU
+
+
+def test_detect_v2_binary_batch_on_a_batch_one_model(image_server: ServeProcess) -> None:
+    body, headers = v2_binary([jpeg("astronaut"), jpeg("coffee")])
+    reply = image_server.post("/v2/models/blazeface/infer", data=body, headers=headers)
+    assert reply.status_code == 200, reply.text
+    out = v2_outputs(reply)
+    assert out["boxes"].shape == (2, 16, 4) and out["scores"].shape == (2, 16)
+    (face,) = _faces(out["boxes"][0].tolist(), out["scores"][0].tolist())
+    assert iou(face, ASTRONAUT_FACE_PX) >= MIN_IOU
+    assert _faces(out["boxes"][1].tolist(), out["scores"][1].tolist()) == []
+
+
+def _png_header(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (jpeg("coffee")[:600], "corrupt"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt JPEG"),
+        (b"GIF89a" + b"\x00" * 20, "only JPEG and PNG"),
+        (_png_header(5000, 5000), "more than 1000000 pixels"),
+        (_png_header(100, 100), "corrupt image"),
+    ],
+)
+def test_bad_images_are_400(image_server: ServeProcess, data: bytes, message: str) -> None:
+    reply = image_server.post("/v1/models/mobilenet_v2:predict", json={"instances": [b64(data)]})
+    assert reply.status_code == 400, reply.text
+    assert message in reply.json()["error"]
+    body, headers = v2_binary([data])
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
+    assert reply.status_code == 400 and message in reply.json()["error"]
+    still = image_server.post(
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(jpeg("coffee"))]}
+    )
+    assert still.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"instances": [[[[0, 0, 0]] * 10] * 10]},
+            "has shape [1, 10, 10, 3] but the model expects",
+        ),
+        ({"instances": [{"b64": "%%%"}]}, "Unable to base64 decode"),
+        ({"instances": [[[[256, 0, 0]] * 224] * 224]}, "out of range for uint8"),
+        ({"inputs": {"b64": "AAAA", "x": 1}}, "Sent extra"),
+    ],
+)
+def test_bad_image_tensors(image_server: ServeProcess, body: object, message: str) -> None:
+    reply = image_server.post("/v1/models/mobilenet_v2:predict", json=body)
+    assert reply.status_code == 400, reply.text
+    assert message in reply.json()["error"]

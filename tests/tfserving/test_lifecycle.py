@@ -1,0 +1,154 @@
+"""Model lifecycle over real HTTP: version polling, admission control, readiness."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from tests.tfserving.server import ServeProcess, wait_for
+from tests.tfserving.slow_model import build_slow_model
+from tfserving.modelbuild.half_plus_two import build
+
+
+def _versions(server: ServeProcess, name: str) -> list[str]:
+    reply = server.get(f"/v1/models/{name}")
+    if reply.status_code != 200:
+        return []
+    return [v["version"] for v in reply.json()["model_version_status"]]
+
+
+def test_new_version_is_picked_up_and_old_unloaded(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    repo = tmp_path / "repo"
+    build(repo)  # half_plus_two/123: y = 0.5x + 2
+    server = start_server(
+        "--model_name", "hp", "--model_base_path", str(repo / "half_plus_two"),
+        "--file_system_poll_wait_seconds", "0.2",
+    )  # fmt: skip
+    assert _versions(server, "hp") == ["123"]
+    # version 124 (y = 0.5x + 3) built elsewhere and copied in, as an operator would
+    build(tmp_path / "staging", version=124, name="half_plus_two", offset=3.0)
+    shutil.copytree(tmp_path / "staging" / "half_plus_two" / "124", repo / "half_plus_two" / "124")
+    wait_for(lambda: _versions(server, "hp") == ["124"], 20, "version 124 served, 123 unloaded")
+    reply = server.post("/v1/models/hp:predict", json={"instances": [[2.0]]})
+    assert reply.json() == {"predictions": [[4.0]]}
+    gone = server.post("/v1/models/hp/versions/123:predict", json={"instances": [[2.0]]})
+    assert gone.status_code == 404 and "Specific(hp, 123)" in gone.json()["error"]
+    assert re.search(r'kva_serve_loaded_versions\{model="hp"\} 1\.0', server.get("/metrics").text)
+    assert "unloaded version 123" in server.log()
+
+
+def test_broken_version_keeps_the_old_one_serving(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    repo = tmp_path / "repo"
+    build(repo)
+    server = start_server(
+        "--model_name", "hp", "--model_base_path", str(repo / "half_plus_two"),
+        "--file_system_poll_wait_seconds", "0.2",
+    )  # fmt: skip
+    broken = repo / "half_plus_two" / "200"
+    broken.mkdir()
+    (broken / "model.xml").write_text("<net>not a model")
+    wait_for(lambda: "version 200 not loaded" in server.log(), 20, "the load error logged")
+    assert _versions(server, "hp") == ["123"]
+    assert server.post("/v1/models/hp:predict", json={"instances": [[2.0]]}).status_code == 200
+
+
+def test_admission_control_refuses_at_once_and_flips_readiness(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    build_slow_model(tmp_path)
+    server = start_server(
+        "--model_name", "slow", "--model_base_path", str(tmp_path / "slow"),
+        "--max_inflight", "1",
+    )  # fmt: skip
+    results: list[requests.Response] = []
+    slow = threading.Thread(
+        target=lambda: results.append(
+            server.post("/v1/models/slow:predict", json={"inputs": [[1.0]]})
+        )
+    )
+    slow.start()
+    inflight = re.compile(r'kva_serve_inflight_requests\{model="slow"\} 1\.0')
+    wait_for(
+        lambda: bool(inflight.search(server.get("/metrics").text)), 20, "one request in flight"
+    )
+    started = time.monotonic()
+    refused = server.post("/v1/models/slow:predict", json={"inputs": [[1.0]]})
+    assert time.monotonic() - started < 0.5  # refused at once, not queued
+    assert refused.status_code == 503
+    assert "at its limit of 1 requests in flight" in refused.json()["error"]
+    v2 = server.post("/v2/models/slow/infer", json={
+        "inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]})  # fmt: skip
+    assert v2.status_code == 503
+    assert server.get("/v2/health/ready").status_code == 503
+    assert server.get("/v2/models/slow/ready").json() == {"name": "slow", "ready": False}
+    slow.join(timeout=60)
+    assert results and results[0].status_code == 200, results
+    wait_for(lambda: server.get("/v2/health/ready").status_code == 200, 20, "ready again")
+    metrics = server.get("/metrics").text
+    assert re.search(r'kva_serve_rejected_requests_total\{model="slow"\} 2\.0', metrics)
+    assert re.search(
+        r'kva_serve_requests_total\{code="503",model="slow",protocol="v1"\} 1\.0', metrics
+    )
+
+
+def test_not_ready_until_every_model_has_a_version(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    build(tmp_path)
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list {\n config { name: "hp" base_path: "half_plus_two" }\n'
+        ' config { name: "later" base_path: "empty" }\n}\n'
+    )
+    server = start_server(
+        "--model_config_file", str(config), "--file_system_poll_wait_seconds", "0.2",
+        wait_ready=False,
+    )  # fmt: skip
+    wait_for(lambda: _versions(server, "hp") == ["123"], 20, "hp loaded")
+    assert server.get("/v2/health/ready").status_code == 503
+    assert server.get("/v2/models/hp/ready").status_code == 200
+    missing = server.get("/v1/models/later")
+    assert (
+        missing.status_code == 404 and "Could not find any versions of model later" in missing.text
+    )
+    assert "later: no version folders under" in server.log()
+    shutil.copytree(tmp_path / "half_plus_two" / "123", tmp_path / "empty" / "7")
+    wait_for(lambda: server.get("/v2/health/ready").status_code == 200, 20, "ready")
+    reply = server.post("/v1/models/later/versions/7:predict", json={"instances": [[0.0]]})
+    assert reply.json() == {"predictions": [[2.0]]}
+    assert server.stop() == 0  # SIGTERM: clean exit
+
+
+def test_concurrent_requests_all_answered_correctly(server: ServeProcess) -> None:
+    """Many threads, both protocols and both models at once: every answer is its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> bool:
+        x = float(i)
+        with requests.Session() as session:
+            if i % 2:
+                reply = session.post(
+                    server.url + "/v1/models/saved_model_half_plus_two_2_versions:predict",
+                    json={"instances": [[x], [x + 1]]}, timeout=30,
+                )  # fmt: skip
+                return bool(reply.json() == {"predictions": [[x / 2 + 2], [(x + 1) / 2 + 2]]})
+            body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [x]}]}
+            reply = session.post(
+                server.url + "/v2/models/saved_model_half_plus_three/infer", json=body, timeout=30
+            )
+            return bool(reply.json()["outputs"][0]["data"] == [x / 2 + 3])
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, range(200)))
+    assert all(results)
