@@ -53,6 +53,7 @@ def test_broken_version_keeps_the_old_one_serving(
     server = start_server(
         "--model_name", "hp", "--model_base_path", str(repo / "half_plus_two"),
         "--file_system_poll_wait_seconds", "0.2",
+        "--device", "AUTO", "--performance_hint", "LATENCY",  # passed through to OpenVINO
     )  # fmt: skip
     broken = repo / "half_plus_two" / "200"
     broken.mkdir()
