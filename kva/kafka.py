@@ -59,6 +59,8 @@ class _OncePerInterval(logging.Filter):
 _librdkafka_logger = logging.getLogger("kva.kafka.librdkafka")
 _librdkafka_logger.addFilter(_OncePerInterval())
 
+#: Streams remembered per partition for the latest-frame jump.
+_MAX_TRACKED_STREAMS = 1024
 #: librdkafka's logical offset "N messages before the end" is TAIL_BASE - N.
 _OFFSET_TAIL_BASE = -2000
 #: Room for headers and batch framing on top of the largest frame.
@@ -220,7 +222,9 @@ def wait_for_broker(settings: KafkaSettings, timeout: float | None = None) -> in
     try:
         metadata = admin.list_topics(timeout=limit)
     except KafkaException as exc:
-        detail = errors[-1] if errors else str(exc.args[0].str() if exc.args else exc)
+        admin.poll(0.5)  # serve the error callbacks: they say why (refused, auth failed, ...)
+        auth = [e for e in errors if "authentication" in e.lower()]
+        detail = (auth or errors or [str(exc.args[0].str() if exc.args else exc)])[-1]
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.bootstrap_server} within {limit:g}s: {detail}"
         ) from None
@@ -394,13 +398,15 @@ class FrameProducer:
 
 
 class LatestFrameConsumer:
-    """A consumer that always hands out the newest message of each partition.
+    """A consumer that always hands out the newest frame of each stream.
 
     On assignment it starts at the newest existing message (or the high
     watermark with ``start_at_end``). Each received message is compared with
-    the partition's high watermark; when more than ``max_lag`` newer messages
-    are waiting, it seeks to the newest one and counts the skipped messages
-    in :attr:`skipped` (and calls ``on_skip(topic, count)``).
+    the partition's high watermark; when more than ``max_lag`` messages
+    beyond the newest frame of each stream are waiting, it seeks ahead to the
+    last S messages (S = streams seen in that partition within
+    ``stream_window`` seconds; 1 for a partition with one camera) and counts
+    the skipped messages in :attr:`skipped` (and calls ``on_skip(topic, n)``).
     ``max_lag=None`` turns the seek off (an ordinary consumer).
     """
 
@@ -413,11 +419,13 @@ class LatestFrameConsumer:
         max_lag: int | None = 0,
         start_at_end: bool = False,
         on_skip: Callable[[str, int], None] | None = None,
+        stream_window: float = 10.0,
         session_timeout_ms: int = 10000,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.health = _BrokerHealth(f"consumer[{group_id}]")
         self.max_lag = max_lag
+        self.stream_window = stream_window
         self.skipped = 0
         self._on_skip = on_skip
         self._start_offset = OFFSET_END if start_at_end else _OFFSET_TAIL_BASE - 1
@@ -438,6 +446,7 @@ class LatestFrameConsumer:
         config.update(extra or {})
         self._consumer = Consumer(config)
         self._assigned: set[tuple[str, int]] = set()
+        self._recent_keys: dict[tuple[str, int], dict[bytes | None, float]] = {}
         self._consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     @property
@@ -482,25 +491,44 @@ class LatestFrameConsumer:
         logger.warning("consumer error: %s", error.str())
 
     def _skip_if_behind(self, msg: Message) -> bool:
+        """Seek ahead when too far behind; True when ``msg`` was skipped.
+
+        Several streams may share a partition, so the jump does not land on
+        the single newest message (which would starve every other stream) but
+        on the last S messages, S being the number of streams seen in that
+        partition lately: each of them then gets its newest frame.
+        """
         if self.max_lag is None:
             return False
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        streams = self._note_stream(topic, partition, msg.key())
         _low, high = self._consumer.get_watermark_offsets(
             TopicPartition(topic, partition), cached=True
         )
-        newest = high - 1
-        if high < 0 or newest - offset <= self.max_lag:
+        target = high - streams
+        if high < 0 or target - offset <= self.max_lag:
             return False
-        skipped = newest - offset
         try:
-            self._consumer.seek(TopicPartition(topic, partition, newest))
+            self._consumer.seek(TopicPartition(topic, partition, target))
         except KafkaException as exc:
             logger.debug("seek to newest failed (%s); delivering in order", exc)
             return False
+        skipped = target - offset
         self.skipped += skipped
         if self._on_skip is not None:
             self._on_skip(topic, skipped)
         return True
+
+    def _note_stream(self, topic: str, partition: int, key: bytes | None) -> int:
+        """Record ``key`` as active in the partition; return how many streams are active there."""
+        now = time.monotonic()
+        seen = self._recent_keys.setdefault((topic, partition), {})
+        if len(seen) >= _MAX_TRACKED_STREAMS and key not in seen:
+            seen.pop(min(seen, key=seen.__getitem__))
+        seen[key] = now
+        for stale in [k for k, t in seen.items() if now - t > self.stream_window]:
+            del seen[stale]
+        return max(1, len(seen))
 
     def pause(self) -> None:
         """Stop fetching (the assignment is kept)."""

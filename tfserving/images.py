@@ -78,7 +78,8 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
     if src_w * src_h > max_pixels:
         raise ImageError(f"image {src_w}x{src_h} has more than {max_pixels} pixels")
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None or decoded.shape[:2] != (src_h, src_w):
+    # (EXIF orientation is applied, so width and height may come back swapped)
+    if decoded is None or decoded.shape[:2] not in ((src_h, src_w), (src_w, src_h)):
         raise ImageError("corrupt image: cannot be decoded")
     rgb = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     if rgb.shape[:2] != (height, width):

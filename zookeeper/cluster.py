@@ -55,6 +55,9 @@ class ClusterSpec:
     broker_log_level: str = "INFO"
     jvm_options: tuple[str, ...] = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
     min_insync_replicas: int = field(default=1)
+    #: ``(user, password)`` pairs: the client listener then requires SASL
+    #: (PLAIN or SCRAM-SHA-256, KRaft only); the first user is the brokers' own.
+    sasl_users: tuple[tuple[str, str], ...] = ()
 
 
 def _template(name: str) -> string.Template:
@@ -121,6 +124,8 @@ class KafkaCluster:
     def __init__(self, spec: ClusterSpec) -> None:
         if spec.brokers < 1:
             raise ValueError("brokers must be >= 1")
+        if spec.sasl_users and spec.mode != "kraft":
+            raise ValueError("SASL users are supported in KRaft mode only")
         self.spec = spec
         self._own_data_dir = spec.data_dir is None
         self.data_dir = Path(spec.data_dir or tempfile.mkdtemp(prefix="kva-kafka-"))
@@ -234,11 +239,35 @@ class KafkaCluster:
                 f"{i + 1}@{self.spec.host}:{port}" for i, port in enumerate(self.controller_ports)
             ),
             "common": self._common_properties(),
+            "client_protocol": "SASL_PLAINTEXT" if self.spec.sasl_users else "PLAINTEXT",
+            "sasl": self._sasl_properties(),
         }
         name = "kraft-server.properties" if self.spec.mode == "kraft" else "zk-server.properties"
         path = node_dir / "server.properties"
         path.write_text(_template(name).substitute(values))
         return path
+
+    def _sasl_properties(self) -> str:
+        if not self.spec.sasl_users:
+            return ""
+        (admin, password), *_ = self.spec.sasl_users
+        plain = " ".join(f'user_{user}="{secret}"' for user, secret in self.spec.sasl_users)
+        return _template("sasl.properties").substitute(
+            admin_user=admin, admin_password=password, plain_users=plain
+        )
+
+    def client_settings(self) -> KafkaSettings:
+        """Settings a client needs to reach this cluster (as the brokers' own user with SASL)."""
+        if not self.spec.sasl_users:
+            return KafkaSettings(bootstrap_server=self.bootstrap_server)
+        (user, password), *_ = self.spec.sasl_users
+        return KafkaSettings(
+            bootstrap_server=self.bootstrap_server,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism="PLAIN",
+            sasl_username=user,
+            sasl_password=password,
+        )
 
     def _format_kraft_storage(self) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -254,6 +283,11 @@ class KafkaCluster:
                 cluster_id,
                 "-c",
                 str(config),
+                *(
+                    arg
+                    for user, secret in self.spec.sasl_users
+                    for arg in ("--add-scram", f"SCRAM-SHA-256=[name={user},password={secret}]")
+                ),
                 heap="128m",
             )
             if tool.popen.wait(timeout=60) != 0:
@@ -309,7 +343,7 @@ class KafkaCluster:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every broker is registered and answers metadata requests."""
-        settings = KafkaSettings(bootstrap_server=self.bootstrap_server)
+        settings = self.client_settings()
         deadline = time.monotonic() + timeout
         while True:
             dead = [b for b in self.brokers if b is not None and not b.alive()]

@@ -179,3 +179,24 @@ def test_secrets_are_redacted_from_loggable_config() -> None:
     assert config["sasl.password"] == "hunter2"
     assert "hunter2" not in repr(redacted(config))
     assert "hunter2" not in repr(settings)
+
+
+def test_streams_sharing_a_partition_each_keep_their_newest_frame(
+    kafka_settings, make_topic, unique_name
+) -> None:
+    topic = make_topic(partitions=1)
+    streams = ["cam0", "cam1", "cam2"]
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=0)
+    try:
+        _wait_assigned(consumer)
+        for stream in streams:  # a consumer that keeps up sees every stream of its partition
+            _produce(kafka_settings, topic, [_frame(stream, 0)])
+            assert [r.frame().stream_id for r in _collect(consumer, 1)] == [stream]
+        consumer.pause()
+        _produce(kafka_settings, topic, [_frame(s, seq) for seq in range(1, 101) for s in streams])
+        consumer.resume()
+        newest = [r.frame() for r in _collect(consumer, 3)]
+    finally:
+        consumer.close()
+    assert {(f.stream_id, f.sequence) for f in newest} == {(s, 100) for s in streams}
+    assert consumer.skipped >= 290

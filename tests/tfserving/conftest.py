@@ -41,8 +41,9 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     """Factory: start a dedicated ``kva serve`` with the given flags (stopped after the test)."""
     started: list[ServeProcess] = []
 
-    def start(*args: str, ready_timeout: float = 60.0) -> ServeProcess:
-        proc = ServeProcess(list(args), tmp_path / f"serve-{len(started)}.log", ready_timeout)
+    def start(*args: str, ready_timeout: float = 60.0, wait_ready: bool = True) -> ServeProcess:
+        log = tmp_path / f"serve-{len(started)}.log"
+        proc = ServeProcess(list(args), log, ready_timeout, wait_ready)
         started.append(proc)
         return proc
 

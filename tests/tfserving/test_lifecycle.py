@@ -53,6 +53,7 @@ def test_broken_version_keeps_the_old_one_serving(
     server = start_server(
         "--model_name", "hp", "--model_base_path", str(repo / "half_plus_two"),
         "--file_system_poll_wait_seconds", "0.2",
+        "--device", "AUTO", "--performance_hint", "LATENCY",  # passed through to OpenVINO
     )  # fmt: skip
     broken = repo / "half_plus_two" / "200"
     broken.mkdir()
@@ -99,3 +100,56 @@ def test_admission_control_refuses_at_once_and_flips_readiness(
     assert re.search(
         r'kva_serve_requests_total\{code="503",model="slow",protocol="v1"\} 1\.0', metrics
     )
+
+
+def test_not_ready_until_every_model_has_a_version(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    build(tmp_path)
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list {\n config { name: "hp" base_path: "half_plus_two" }\n'
+        ' config { name: "later" base_path: "empty" }\n}\n'
+    )
+    server = start_server(
+        "--model_config_file", str(config), "--file_system_poll_wait_seconds", "0.2",
+        wait_ready=False,
+    )  # fmt: skip
+    wait_for(lambda: _versions(server, "hp") == ["123"], 20, "hp loaded")
+    assert server.get("/v2/health/ready").status_code == 503
+    assert server.get("/v2/models/hp/ready").status_code == 200
+    missing = server.get("/v1/models/later")
+    assert (
+        missing.status_code == 404 and "Could not find any versions of model later" in missing.text
+    )
+    assert "later: no version folders under" in server.log()
+    shutil.copytree(tmp_path / "half_plus_two" / "123", tmp_path / "empty" / "7")
+    wait_for(lambda: server.get("/v2/health/ready").status_code == 200, 20, "ready")
+    reply = server.post("/v1/models/later/versions/7:predict", json={"instances": [[0.0]]})
+    assert reply.json() == {"predictions": [[2.0]]}
+    assert server.stop() == 0  # SIGTERM: clean exit
+
+
+def test_concurrent_requests_all_answered_correctly(server: ServeProcess) -> None:
+    """Many threads, both protocols and both models at once: every answer is its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> bool:
+        x = float(i)
+        with requests.Session() as session:
+            if i % 2:
+                reply = session.post(
+                    server.url + "/v1/models/saved_model_half_plus_two_2_versions:predict",
+                    json={"instances": [[x], [x + 1]]}, timeout=30,
+                )  # fmt: skip
+                return bool(reply.json() == {"predictions": [[x / 2 + 2], [(x + 1) / 2 + 2]]})
+            body = {"inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [x]}]}
+            reply = session.post(
+                server.url + "/v2/models/saved_model_half_plus_three/infer", json=body, timeout=30
+            )
+            return bool(reply.json()["outputs"][0]["data"] == [x / 2 + 3])
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, range(200)))
+    assert all(results)

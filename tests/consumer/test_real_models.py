@@ -1,0 +1,138 @@
+"""End to end with the real models: photos → Kafka → kva consume → real ``kva serve`` replicas
+(mobilenet_v2 and blazeface built by the model builder) → annotated frames and predictions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kva.frame import Frame, decode_frame
+from tests.consumer.conftest import (
+    Feeder,
+    consumer_settings,
+    metadata_docs,
+    metric,
+    running_consumer,
+    send_frame,
+    wait_for,
+)
+from tests.consumer.serve import ServeReplica, write_config
+from tests.models.expectations import ASTRONAUT_FACE_PX, CLASSIFICATION_CASES, iou, photo
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PHOTOS = ("chelsea", "coffee", "astronaut")
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    built_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServeReplica]]:
+    folder = tmp_path_factory.mktemp("consumer-serve")
+    config = write_config(built_models, folder)
+    started = [ServeReplica(config, folder).start() for _ in range(2)]
+    yield started
+    for replica in started:
+        replica.stop()
+
+
+def _photo_jpeg(name: str) -> tuple[bytes, int, int]:
+    image = cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return data.tobytes(), image.shape[1], image.shape[0]
+
+
+def _models(replicas: list[ServeReplica], protocol: str) -> list[str]:
+    return [
+        f"{m}={','.join(r.url(m, protocol) for r in replicas)}"
+        for m in ("mobilenet_v2", "blazeface")
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_photos_are_recognised_and_annotated(
+    protocol, replicas, kafka_settings, topics, unique_name, reader
+) -> None:
+    settings = consumer_settings(
+        kafka_settings, topics, unique_name, consume_models=_models(replicas, protocol)
+    )
+    out, meta = reader(topics.output), reader(topics.metadata)
+    sources: dict[str, Frame] = {}
+    with running_consumer(settings):
+        for seq, name in enumerate(PHOTOS):
+            data, width, height = _photo_jpeg(name)
+            sources[name] = Frame(name, seq, time.time_ns(), width, height, data)
+            send_frame(kafka_settings, topics.input, sources[name])
+        wait_for(lambda: meta.count() >= 3 and out.count() >= 3, 30, "photos not processed")
+    docs = {d["stream"]: d for d in metadata_docs(meta.snapshot())}
+    for name in ("chelsea", "coffee"):
+        classifier = docs[name]["models"][0]
+        assert classifier["model"] == "mobilenet_v2" and classifier["status"] == "ok"
+        assert classifier["classes"][0]["label"] in CLASSIFICATION_CASES[name], classifier
+        assert docs[name]["models"][1]["detections"] == [], "no face on the cat or the coffee"
+    faces = docs["astronaut"]["models"][1]["detections"]
+    assert len(faces) == 1 and faces[0]["score"] > 0.5
+    expected = [v / 512 for v in ASTRONAUT_FACE_PX]
+    assert iou(faces[0]["box"], expected) > 0.5, faces
+    for record in out.snapshot():
+        frame = decode_frame(record.key, record.value, record.headers)
+        source = sources[frame.stream_id]
+        assert frame.capture_ns == source.capture_ns
+        before = cv2.imdecode(np.frombuffer(source.data, np.uint8), cv2.IMREAD_COLOR)
+        after = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)
+        changed = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 60
+        # the label panel (top left) is drawn; the lower right quarter is untouched
+        assert changed[:60, :150].mean() > 0.1, frame.stream_id
+        h, w = changed.shape
+        assert changed[h // 2 : h * 4 // 5, w * 3 // 5 :].mean() < 0.01, frame.stream_id
+        if frame.stream_id == "astronaut":
+            x0, y0, x1, y1 = (round(v) for v in ASTRONAUT_FACE_PX)
+            assert changed[y0 + 20 : y1 - 20, x0 - 6 : x0 + 6].any(axis=1).mean() > 0.8
+
+
+def test_replicas_share_load_survive_a_kill_and_come_back(
+    replicas, kafka_settings, topics, unique_name, reader
+) -> None:
+    settings = consumer_settings(
+        kafka_settings,
+        topics,
+        unique_name,
+        consume_models=_models(replicas, "v2"),
+        consume_probe_interval=0.2,
+    )
+    data, width, height = _photo_jpeg("astronaut")
+    meta = reader(topics.metadata)
+    a, b = replicas
+
+    def served(service, replica: ServeReplica) -> float:
+        labels = {"model": "mobilenet_v2", "replica": replica.url("mobilenet_v2", "v2")}
+        return metric(service, "kva_consume_inference_seconds_count", labels)
+
+    with running_consumer(settings) as service:
+        feeder = Feeder(kafka_settings, topics.input, fps=20, make_data=lambda _s: data)
+        feeder.start()
+        try:
+            wait_for(lambda: meta.count() >= 60, 30, "frames did not flow")
+            counts = served(service, a), served(service, b)
+            assert min(counts) / sum(counts) >= 0.4, counts
+            a.kill()
+            killed = time.time()
+            wait_for(lambda: time.time() > killed + 2, 5, "")
+            stamps = sorted(d["published_ns"] / 1e9 for d in metadata_docs(meta.snapshot()))
+            after = [t for t in stamps if t > killed - 1]
+            gaps = [y - x for x, y in zip(after, after[1:], strict=False)]
+            assert after and after[-1] > killed + 1.5, "frames stopped after the kill"
+            assert max(gaps) < 1.0, f"{max(gaps):.2f}s without a frame after the kill"
+            a.start()
+            before = served(service, a)
+            wait_for(lambda: served(service, a) > before + 10, 20, "restarted replica unused")
+        finally:
+            feeder.stop()
+            if a.proc is None or a.proc.poll() is not None:
+                a.start()

@@ -1,0 +1,101 @@
+"""Unit tests of the pieces under the HTTP layer: image header parsing and decoding, JSON codec."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from tfserving.errors import InvalidArgument
+from tfserving.images import ImageError, decode_image, image_size
+from tfserving.tensors import TensorInfo, decode_predict_request, parse_json, to_json
+
+
+def _encode(ext: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, data = cv2.imencode(ext, image, params or [])
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("ext", "params"),
+    [
+        (".jpg", []),
+        (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+        (".png", []),
+    ],
+)
+def test_image_size_from_header(ext: str, params: list[int]) -> None:
+    image = np.zeros((37, 53, 3), np.uint8)
+    assert image_size(_encode(ext, image, params)) == (53, 37)
+
+
+def test_decode_gray_png_to_rgb_and_resize() -> None:
+    gray = np.full((10, 20), 200, np.uint8)
+    out = decode_image(_encode(".png", gray), 8, 6, 10_000)
+    assert out.shape == (8, 6, 3) and out.dtype == np.uint8 and int(out.min()) == 200
+
+
+def test_decode_keeps_rgb_order() -> None:
+    bgr = np.zeros((4, 4, 3), np.uint8)
+    bgr[..., 2] = 255  # red in OpenCV's BGR
+    out = decode_image(_encode(".png", bgr), 4, 4, 100)
+    assert out[0, 0].tolist() == [255, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "only JPEG and PNG"),
+        (b"\x89PNG\r\n\x1a\n", "corrupt PNG header"),
+        (b"\xff\xd8\xff\xc0\x00\x01", "bad segment length"),
+        (b"\xff\xd8\x00", "no frame header"),
+    ],
+)
+def test_bad_headers(data: bytes, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        decode_image(data, 4, 4, 100)
+
+
+def test_pixel_limit_checked_before_decoding() -> None:
+    data = _encode(".jpg", np.zeros((100, 100, 3), np.uint8))
+    with pytest.raises(ImageError, match="100x100 has more than 9999 pixels"):
+        decode_image(data, 4, 4, 9999)
+
+
+def test_floats_written_in_shortest_form() -> None:
+    values = np.array([0.1, 2.5, 1 / 3, np.nan], np.float32)
+    out = to_json(values, "y")
+    assert out[:3] == [0.1, 2.5, 0.33333334] and np.isnan(out[3])
+    assert to_json(np.array([1, 2], np.int32), "c") == [1, 2]
+
+
+def test_parse_json_errors() -> None:
+    with pytest.raises(InvalidArgument, match="The document is empty"):
+        parse_json(b"  \n")
+    with pytest.raises(InvalidArgument, match="at offset 1"):
+        parse_json(b"[}")
+    assert parse_json(b"[NaN, -Infinity]")[1] == float("-inf")
+
+
+def test_image_input_accepts_b64_raw_and_named_rows() -> None:
+    info = TensorInfo("image", np.dtype(np.uint8), (-1, 4, 4, 3), (4, 4))
+    seen: list[bytes] = []
+
+    def recording_decoder(data: bytes, height: int, width: int) -> np.ndarray:
+        seen.append(data)
+        return np.zeros((height, width, 3), np.uint8)
+
+    feeds, rows = decode_predict_request(
+        {"instances": [{"image": {"b64": "aGk="}}, {"image": {"b64": "eW8="}}]},
+        {"image": info},
+        recording_decoder,
+    )
+    assert rows and feeds["image"].shape == (2, 4, 4, 3) and seen == [b"hi", b"yo"]
+    feeds, rows = decode_predict_request(
+        {"inputs": {"b64": "aGk"}}, {"image": info}, recording_decoder
+    )
+    assert not rows and feeds["image"].shape == (1, 4, 4, 3)  # padding optional
+    raw = np.ones((1, 4, 4, 3), np.uint8).tolist()
+    feeds, _ = decode_predict_request({"inputs": raw}, {"image": info}, recording_decoder)
+    assert feeds["image"].dtype == np.uint8 and int(feeds["image"].sum()) == 48
