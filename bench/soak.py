@@ -181,7 +181,8 @@ def report(
         print(f"{s.name:<18}{rss}{fds:>10}{threads:>10}{'' if alive else '  DIED'}")
         if not alive:
             failures.append(f"{s.name} died")
-        if s.fds[-1] > s.fds[0] + 2 or s.threads[-1] > s.threads[0] + 2:
+        # A JVM opens and closes log segments: allow a little slack, not a trend.
+        if s.fds[-1] > s.fds[0] * 1.1 + 2 or s.threads[-1] > s.threads[0] * 1.1 + 2:
             failures.append(
                 f"{s.name}: fds {s.fds[0]}->{s.fds[-1]}, threads {s.threads[0]}->{s.threads[-1]}"
             )
