@@ -62,7 +62,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
             ServiceSpec(
                 "video",
                 [*KVA, *video_args(settings.up_host, viewer_port), *common],
-                ready=_http_ok(
+                ready=http_ok(
                     f"http://{_client_host(settings.up_host)}:{viewer_port}/healthz", video=True
                 ),
                 ready_timeout=settings.ready_timeout,
@@ -70,7 +70,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
             ServiceSpec(
                 "producer",
                 [*KVA, *producer_args(settings.up_source, settings.up_fps, producer_port), *common],
-                ready=_http_ok(f"http://{host}:{producer_port}/healthz"),
+                ready=http_ok(f"http://{host}:{producer_port}/healthz"),
                 ready_timeout=settings.ready_timeout,
             ),
         ]
@@ -81,7 +81,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
             ServiceSpec(
                 "consumer",
                 [*KVA, *consumer_args(replicas, consumer_port), *common],
-                ready=_http_ok(f"http://{host}:{consumer_port}/healthz"),
+                ready=http_ok(f"http://{host}:{consumer_port}/healthz"),
                 ready_timeout=settings.ready_timeout,
             )
         ]
@@ -120,7 +120,7 @@ def serve_spec(index: int, port: int, config: Path, timeout: float) -> ServiceSp
     return ServiceSpec(
         f"serve-{index + 1}",
         [*KVA, *serve_args(port, config)],
-        ready=_http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
+        ready=http_ok(f"http://127.0.0.1:{port}/v2/health/ready"),
         ready_timeout=timeout,
     )
 
@@ -211,7 +211,9 @@ def _kafka_ready(settings: KafkaSettings) -> bool:
         return False
 
 
-def _http_ok(url: str, video: bool = False) -> Callable[[], bool]:
+def http_ok(url: str, video: bool = False) -> Callable[[], bool]:
+    """A readiness check: ``url`` answers 200 (with the viewer token when ``video``)."""
+
     def check() -> bool:
         request = urllib.request.Request(url)  # noqa: S310 - http to our own child
         token = os.environ.get("KVA_VIDEO_TOKEN")

@@ -153,14 +153,13 @@ def _post(name: str, version: int | None, label: str | None, method: str) -> Res
             raise InvalidArgument(
                 f'Serving signature name: "{signature}" not found in signature def'
             )
-        holder: dict[str, bool] = {}
 
         def build() -> dict[str, np.ndarray]:
-            feeds, holder["rows"] = decode_predict_request(body, servable.inputs, rt.decode_image)
+            feeds, _rows = decode_predict_request(body, servable.inputs, rt.decode_image)
             return feeds
 
         outputs = rt.execute(servable, build)
-        return json_response(encode_predict_response(outputs, holder["rows"]))
+        return json_response(encode_predict_response(outputs, row_format="instances" in body))
     return _classify_regress(servable, body, signature, method)
 
 

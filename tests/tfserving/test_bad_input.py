@@ -162,3 +162,15 @@ def test_random_json_never_5xx(server: ServeProcess, body: dict[str, object], v2
     assert reply.status_code < 500, (body, reply.text)
     if reply.status_code >= 400:
         assert set(reply.json()) == {"error"}
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.binary(max_size=200), header=st.one_of(st.none(), st.integers(-5, 250).map(str)))
+def test_random_bytes_never_5xx(server: ServeProcess, body: bytes, header: str | None) -> None:
+    headers = {} if header is None else {"Inference-Header-Content-Length": header}
+    for path in (PREDICT, "/v2/models/saved_model_half_plus_three/infer"):
+        reply = server.post(path, data=body, headers=headers)
+        assert reply.status_code < 500, (body, header, reply.text)
+        assert set(reply.json()) == {"error"} or reply.status_code == 200

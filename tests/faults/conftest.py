@@ -1,0 +1,165 @@
+"""The real pipeline on one machine, for fault injection.
+
+A broker the test controls (kill -9, restart on the same port and data), two
+``kva serve`` replicas, a producer, a consumer and the viewer, each a real
+child process started through the same supervisor and the same command lines
+as ``kva up``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from kva.frame import Frame
+from kva.kafka import LatestFrameConsumer
+from kva.ports import free_port
+from kva.settings import KafkaSettings
+from kva.supervisor import ManagedService, ServiceSpec, Supervisor
+from kva.uplayout import (
+    KVA,
+    consumer_args,
+    http_ok,
+    producer_args,
+    serve_spec,
+    video_args,
+    write_model_config,
+)
+from zookeeper.cluster import ClusterSpec, KafkaCluster
+
+SOURCES = ["cam0=testsrc", "cam1=testsrc", "cam2=testsrc", "cam3=testsrc"]
+
+
+@dataclass
+class Pipeline:
+    """Handles on every part of a running pipeline."""
+
+    cluster: KafkaCluster
+    supervisor: Supervisor
+    viewer_url: str
+    consumer_metrics: list[int]
+    extra: list[ManagedService] = field(default_factory=list)
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_server=self.cluster.bootstrap_server, broker_timeout=30)
+
+    def service(self, name: str) -> ManagedService:
+        return next(s for s in self.supervisor.services + self.extra if s.spec.name == name)
+
+    def annotated(self, group: str) -> AnnotatedReader:
+        return AnnotatedReader(self.settings, group)
+
+
+class AnnotatedReader:
+    """Reads the annotated topic in the background, remembering when each frame arrived."""
+
+    def __init__(self, settings: KafkaSettings, group: str) -> None:
+        self.frames: list[tuple[float, Frame]] = []
+        self._consumer = LatestFrameConsumer(
+            settings, ["annotated"], group, max_lag=None, start_at_end=True
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            record = self._consumer.poll(0.2)
+            if record is not None:
+                self.frames.append((time.monotonic(), record.frame()))
+
+    def wait_for(self, predicate, timeout: float, what: str) -> tuple[float, Frame]:  # type: ignore[no-untyped-def]
+        """The first frame (arrival time, frame) received so far or within ``timeout`` matching ``predicate``."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for arrived, frame in self.frames[seen:]:
+                if predicate(arrived, frame):
+                    return arrived, frame
+            seen = len(self.frames)
+            assert time.monotonic() < deadline, f"no annotated frame {what} within {timeout}s"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+def model_statuses(frame: Frame) -> set[str]:
+    """The per-model status (ok, unavailable, error) of an annotated frame."""
+    document = json.loads(frame.attributes.get("kva-predictions", "{}"))
+    return {model["status"] for model in document.get("models", [])}
+
+
+def consumer_spec(name: str, replicas: list[str], bootstrap: str, metrics_port: int) -> ServiceSpec:
+    argv = [
+        *KVA,
+        *consumer_args(replicas, metrics_port),
+        "--bootstrap-server",
+        bootstrap,
+        "--group-id",
+        "faults",
+    ]
+    return ServiceSpec(
+        name, argv, ready=http_ok(f"http://127.0.0.1:{metrics_port}/healthz"), ready_timeout=120
+    )
+
+
+@pytest.fixture
+def pipeline(built_models: Path, tmp_path: Path) -> Iterator[Pipeline]:
+    cluster = KafkaCluster(
+        ClusterSpec(port=free_port(), data_dir=tmp_path / "kafka", heap="384m")
+    ).start()
+    bootstrap = cluster.bootstrap_server
+    config = write_model_config(built_models, tmp_path / "models.config")
+    serve_ports = [free_port(), free_port()]
+    producer_port, consumer_port, viewer_port = free_port(), free_port(), free_port()
+    common = ["--bootstrap-server", bootstrap]
+    stages = [
+        [
+            *(serve_spec(i, port, config, 120) for i, port in enumerate(serve_ports)),
+            ServiceSpec(
+                "producer",
+                [
+                    *KVA,
+                    *producer_args(SOURCES, 10, producer_port),
+                    *common,
+                    "--width",
+                    "320",
+                    "--height",
+                    "240",
+                ],
+                ready=http_ok(f"http://127.0.0.1:{producer_port}/healthz"),
+                ready_timeout=120,
+            ),
+            ServiceSpec(
+                "video",
+                [*KVA, *video_args("127.0.0.1", viewer_port), *common],
+                ready=http_ok(f"http://127.0.0.1:{viewer_port}/healthz"),
+                ready_timeout=120,
+            ),
+        ],
+        [
+            consumer_spec(
+                "consumer", [f"http://127.0.0.1:{p}" for p in serve_ports], bootstrap, consumer_port
+            )
+        ],
+    ]
+    supervisor = Supervisor(stages, threading.Event())
+    running = Pipeline(cluster, supervisor, f"http://127.0.0.1:{viewer_port}/", [consumer_port])
+    try:
+        supervisor.start()
+        yield running
+    finally:
+        for service in running.extra:
+            service.stop(10)
+        supervisor.stop_all(timeout=10)
+        cluster.stop()
