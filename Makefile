@@ -8,7 +8,7 @@ setup:
 	./scripts/setup.sh
 
 run: setup
-	$(VENV)/bin/kva broker
+	$(VENV)/bin/kva up
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -213,6 +213,7 @@ def _kafka_ready(settings: KafkaSettings) -> bool:
 
 def http_ok(url: str, video: bool = False) -> Callable[[], bool]:
     """A readiness check: ``url`` answers 200 (with the viewer token when ``video``)."""
+
     def check() -> bool:
         request = urllib.request.Request(url)  # noqa: S310 - http to our own child
         token = os.environ.get("KVA_VIDEO_TOKEN")

@@ -151,6 +151,8 @@ class ModelManager:
                         state.config.base_path,
                         exc,
                     )
+                except Exception:  # noqa: BLE001 - the poller must outlive any one model
+                    logger.exception("%s: unexpected error while polling", state.config.name)
 
     def _poll_model(self, state: ModelState, initial: bool) -> None:
         config = state.config

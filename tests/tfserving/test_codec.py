@@ -99,3 +99,17 @@ def test_image_input_accepts_b64_raw_and_named_rows() -> None:
     raw = np.ones((1, 4, 4, 3), np.uint8).tolist()
     feeds, _ = decode_predict_request({"inputs": raw}, {"image": info}, recording_decoder)
     assert feeds["image"].dtype == np.uint8 and int(feeds["image"].sum()) == 48
+
+
+def test_large_jpeg_decoded_reduced_matches_full_decode() -> None:
+    import skimage.data
+
+    large = cv2.resize(skimage.data.chelsea(), (1920, 1280), interpolation=cv2.INTER_CUBIC)
+    data = _encode(".jpg", cv2.cvtColor(large, cv2.COLOR_RGB2BGR))
+    fast = decode_image(data, 224, 224, 10_000_000)
+    full = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    full = cv2.resize(
+        cv2.cvtColor(full, cv2.COLOR_BGR2RGB), (224, 224), interpolation=cv2.INTER_AREA
+    )
+    assert fast.shape == (224, 224, 3)
+    assert float(np.abs(fast.astype(int) - full.astype(int)).mean()) < 2.0
