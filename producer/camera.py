@@ -32,7 +32,7 @@ class RunnerTiming:
     """Reconnect, watchdog and logging intervals (seconds)."""
 
     reconnect_min: float = 0.5
-    reconnect_max: float = 4.0
+    reconnect_max: float = 3.0
     watchdog_timeout: float = 5.0
     open_timeout: float = 5.0
     progress_interval: float = 5.0
