@@ -103,6 +103,8 @@ def test_far_oversized_body_is_refused_before_reading(server: ServeProcess) -> N
         ("GET", "/v1/models/nope/labels", 404, "Servable not found"),
         ("GET", f"/v1/models/{MODEL}/labels", 404, "has no class labels"),
         ("GET", "/v3/anything", 404, "Not found: /v3/anything"),
+        ("GET", "/v2/models/saved_model_half_plus_three/versions/%C2%B2", 400, "positive integer"),
+        ("GET", f"/v1/models/{MODEL}/versions/%D9%A3", 400, "Malformed request"),
     ],
 )
 def test_bad_paths(server: ServeProcess, method: str, path: str, status: int, message: str) -> None:
