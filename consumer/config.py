@@ -119,6 +119,14 @@ class ConsumerSettings(KafkaSettings):
         "whose frames are not last in a burst starve (0 = always the very newest message)",
         json_schema_extra={"flag": "--max-lag"},
     )
+    consume_reorder_wait: float = Field(
+        0.1,
+        ge=0,
+        description="seconds a finished frame may wait for older frames of its stream still "
+        "at the models, so both are published in order (0 = publish at once; a later older "
+        "frame is then dropped as stale)",
+        json_schema_extra={"flag": "--reorder-wait"},
+    )
     consume_max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES,
         gt=0,

@@ -36,6 +36,9 @@ PREDICTIONS_HEADER = "kva-predictions"
 CONSUMED_HEADER = "kva-consumed-ns"
 #: Frames processed at once when no model limits it (all unavailable, or passthrough).
 IDLE_CAPACITY = 2
+#: Frames dispatched beyond the replicas' capacity: decoded and resized while the
+#: replicas are busy, so a replica never waits for the consumer's preprocessing.
+PREFETCH = 1
 #: Output JPEGs larger than the input limit are not published.
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -56,6 +59,7 @@ class Pipeline:
         jpeg_quality: int,
         request_quality: int,
         passthrough: bool = False,
+        reorder_wait: float = 0.1,
         max_workers: int = 64,
     ) -> None:
         self.models = models
@@ -75,10 +79,13 @@ class Pipeline:
         self._idle = threading.Condition(self._lock)
         self._pending: dict[str, Frame] = {}
         self._order: list[str] = []
-        self._inflight = 0
+        self._inflight = 0  # dispatched, not yet back from the models
+        self._busy = 0  # dispatched, not yet published or dropped
         self._closed = False
-        self._publish_lock = threading.Lock()
+        self._publish_cond = threading.Condition()
         self._last_published: dict[str, tuple[int, int]] = {}
+        self._in_work: dict[str, set[tuple[int, int]]] = {}
+        self.reorder_wait = reorder_wait
         self._workers = ThreadPoolExecutor(max_workers, thread_name_prefix="kva-frame")
         self._model_calls = ThreadPoolExecutor(
             max(1, max_workers * max(0, len(models) - 1)), thread_name_prefix="kva-model"
@@ -121,26 +128,36 @@ class Pipeline:
         """Start waiting frames while there is capacity (round robin over streams)."""
         while True:
             with self._lock:
-                if self._closed or not self._order or self._inflight >= self.capacity():
+                limit = self.capacity() + PREFETCH
+                if self._closed or not self._order or self._inflight >= limit:
                     return
                 stream = self._order.pop(0)
                 frame = self._pending.pop(stream)
                 self._inflight += 1
+                self._busy += 1
                 self.metrics.frames_inflight.set(self._inflight)
             if frame.age_seconds() > self.max_frame_age:
                 self._drop(stream, "stale", f"{stream}: frame too old when a replica was free")
+                self._models_done()
                 self._finished()
                 continue
+            self._register(frame)
             try:
                 self._workers.submit(self._process, frame)
             except RuntimeError:  # shutting down
+                self._resolve(frame)
+                self._models_done()
                 self._finished()
                 return
 
-    def _finished(self) -> None:
+    def _models_done(self) -> None:
         with self._lock:
             self._inflight -= 1
             self.metrics.frames_inflight.set(self._inflight)
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._busy -= 1
             self._idle.notify_all()
 
     def inflight(self) -> int:
@@ -153,21 +170,52 @@ class Pipeline:
 
     # -- work ------------------------------------------------------------------------
     def _process(self, frame: Frame) -> None:
+        released = False
+
+        def release() -> None:
+            """The models are done with this frame: let the next one go to the replicas."""
+            nonlocal released
+            if not released:
+                released = True
+                self._models_done()
+                self.dispatch()
+
         try:
-            self._work(frame)
+            self._work(frame, release)
         except Exception:  # a bug must not kill the worker or leak the slot
             logger.exception("processing %s #%d failed", frame.stream_id, frame.sequence)
             self._drop(frame.stream_id, "decode_error", "")
         finally:
+            release()
+            self._resolve(frame)
             self._finished()
-            self.dispatch()
 
-    def _work(self, frame: Frame) -> None:
+    def _register(self, frame: Frame) -> None:
+        with self._publish_cond:
+            key = (frame.sequence, frame.capture_ns)
+            self._in_work.setdefault(frame.stream_id, set()).add(key)
+
+    def _resolve(self, frame: Frame) -> None:
+        """The frame is published or dropped: frames waiting behind it may go."""
+        with self._publish_cond:
+            keys = self._in_work.get(frame.stream_id)
+            if keys is not None:
+                keys.discard((frame.sequence, frame.capture_ns))
+                if not keys:
+                    del self._in_work[frame.stream_id]
+            self._publish_cond.notify_all()
+
+    def _older_in_work(self, frame: Frame) -> bool:
+        keys = self._in_work.get(frame.stream_id, ())
+        return any(s < frame.sequence and c < frame.capture_ns for s, c in keys)
+
+    def _work(self, frame: Frame, release: Callable[[], None]) -> None:
         image = decode_jpeg(frame.data)
         if image is None:
             self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: JPEG does not decode")
             return
         results = self._run_models(image)
+        release()
         if any(r.status == "error" for r in results) and not any(r.status == "ok" for r in results):
             errors = "; ".join(r.error or "" for r in results if r.error)
             self._drop(frame.stream_id, "model_error", f"{frame.stream_id}: {errors}")
@@ -202,31 +250,26 @@ class Pipeline:
 
     # -- output ----------------------------------------------------------------------
     def _publish(self, source: Frame, out: Frame, results: list[ModelResult]) -> None:
+        """Publish in stream order: wait (bounded by ``reorder_wait``) for older frames of
+        the stream still at the models; a frame older than the last published is dropped."""
         stream = source.stream_id
-        now_ns = time.time_ns()
-        document = {
-            "stream": stream,
-            "seq": source.sequence,
-            "capture_ns": source.capture_ns,
-            "published_ns": now_ns,
-            "age_ms": round((now_ns - source.capture_ns) / 1e6, 2),
-            "width": source.width,
-            "height": source.height,
-            "models": [r.to_json() for r in results],
-        }
-        text = json.dumps(document, separators=(",", ":"))
-        attributes = dict(out.attributes)
-        attributes[CONSUMED_HEADER] = str(now_ns)
-        if not self.passthrough:
-            attributes[PREDICTIONS_HEADER] = text
-        out = out.replace(attributes=attributes)
-        with self._publish_lock:
+        with self._publish_cond:
+            if not self.passthrough and self.reorder_wait > 0:
+                self._publish_cond.wait_for(
+                    lambda: not self._older_in_work(source), self.reorder_wait
+                )
             last = self._last_published.get(stream)
             if last is not None and source.sequence <= last[0] and source.capture_ns <= last[1]:
                 self._drop(stream, "stale", "")
                 return
+            now_ns = time.time_ns()
+            text = self._document(source, results, now_ns)
+            attributes = dict(out.attributes)
+            attributes[CONSUMED_HEADER] = str(now_ns)
+            if not self.passthrough:
+                attributes[PREDICTIONS_HEADER] = text
             try:
-                self.producer.send_frame(self.output_topic, out)
+                self.producer.send_frame(self.output_topic, out.replace(attributes=attributes))
                 if self.metadata_topic and not self.passthrough:
                     self.producer.send(self.metadata_topic, stream.encode(), text.encode())
             except ProduceDropped as exc:
@@ -237,6 +280,21 @@ class Pipeline:
         self.metrics.frames_out.labels(stream).inc()
         self.metrics.frame_age.labels(stream).observe(age)
         self.streams.frame_out(stream, source.sequence, age)
+
+    @staticmethod
+    def _document(source: Frame, results: list[ModelResult], now_ns: int) -> str:
+        """The metadata document (also the ``kva-predictions`` header) of one frame."""
+        document = {
+            "stream": source.stream_id,
+            "seq": source.sequence,
+            "capture_ns": source.capture_ns,
+            "published_ns": now_ns,
+            "age_ms": round((now_ns - source.capture_ns) / 1e6, 2),
+            "width": source.width,
+            "height": source.height,
+            "models": [r.to_json() for r in results],
+        }
+        return json.dumps(document, separators=(",", ":"))
 
     def _drop(self, stream: str, reason: str, detail: str) -> None:
         self.metrics.dropped.labels(stream, reason).inc()
@@ -250,7 +308,7 @@ class Pipeline:
             self._closed = True
             self._pending.clear()
             self._order.clear()
-            self._idle.wait_for(lambda: self._inflight <= 0, timeout)
+            self._idle.wait_for(lambda: self._busy <= 0, timeout)
         self._workers.shutdown(wait=False, cancel_futures=True)
         self._model_calls.shutdown(wait=False, cancel_futures=True)
 

@@ -60,6 +60,7 @@ class ConsumerService:
             jpeg_quality=s.consume_jpeg_quality,
             request_quality=s.consume_request_quality,
             passthrough=s.consume_passthrough,
+            reorder_wait=s.consume_reorder_wait,
         )
         self._consumer = LatestFrameConsumer(
             s,

@@ -84,7 +84,7 @@ class ProducerSettings(KafkaSettings):
         0.5, gt=0, le=60, description="first reconnect delay after a camera failure, seconds"
     )
     reconnect_max: float = Field(
-        4.0, gt=0, le=600, description="longest reconnect delay (exponential backoff cap), seconds"
+        3.0, gt=0, le=600, description="longest reconnect delay (exponential backoff cap), seconds"
     )
     watchdog_timeout: float = Field(
         5.0, gt=0, le=600, description="reconnect a camera that delivers no frame this long"

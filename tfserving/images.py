@@ -77,11 +77,31 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
         raise ImageError(f"image has no pixels ({src_w}x{src_h})")
     if src_w * src_h > max_pixels:
         raise ImageError(f"image {src_w}x{src_h} has more than {max_pixels} pixels")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    factor = _reduction(data, src_w, src_h, width, height)
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+             4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags[factor])
+    want_h, want_w = -(-src_h // factor), -(-src_w // factor)
     # (EXIF orientation is applied, so width and height may come back swapped)
-    if decoded is None or decoded.shape[:2] not in ((src_h, src_w), (src_w, src_h)):
+    if decoded is None or decoded.shape[:2] not in ((want_h, want_w), (want_w, want_h)):
         raise ImageError("corrupt image: cannot be decoded")
     rgb = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     if rgb.shape[:2] != (height, width):
-        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+        shrinking = rgb.shape[0] * rgb.shape[1] > height * width
+        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (width, height), interpolation=interpolation)
     return np.ascontiguousarray(rgb)
+
+
+def _reduction(data: bytes, src_w: int, src_h: int, width: int, height: int) -> int:
+    """How much smaller a JPEG may be decoded (libjpeg scales by 1/2, 1/4, 1/8 for free).
+
+    The decoded image keeps at least twice the target size, so the final
+    area resize still averages enough pixels.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return 1
+    for factor in (8, 4, 2):
+        if src_w // factor >= 2 * width and src_h // factor >= 2 * height:
+            return factor
+    return 1

@@ -151,6 +151,8 @@ class ModelManager:
                         state.config.base_path,
                         exc,
                     )
+                except Exception:  # noqa: BLE001 - the poller must outlive any one model
+                    logger.exception("%s: unexpected error while polling", state.config.name)
 
     def _poll_model(self, state: ModelState, initial: bool) -> None:
         config = state.config
@@ -200,7 +202,8 @@ def _scan(base: Path) -> dict[int, Fingerprint]:
     """Version folders (positive integer names) under ``base`` and their file fingerprints."""
     found: dict[int, Fingerprint] = {}
     for entry in base.iterdir():
-        if not entry.is_dir() or not entry.name.isdigit() or int(entry.name) <= 0:
+        name = entry.name
+        if not entry.is_dir() or not (name.isascii() and name.isdigit()) or int(name) <= 0:
             continue
         files = sorted(p for p in entry.rglob("*") if p.is_file())
         stats = [(p, p.stat()) for p in files]

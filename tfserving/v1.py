@@ -25,8 +25,10 @@ from tfserving.tensors import (
 )
 
 _VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
-POST_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|regress|predict)", re.I)
-GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I)
+POST_RE = re.compile(
+    rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|regress|predict)", re.I | re.A
+)
+GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I | re.A)
 LABELS_RE = re.compile(r"/v1/models/([^/:]+)/labels", re.I)
 V1_RE = re.compile(r"/v1/.*", re.I | re.S)
 DEFAULT_SIGNATURE = "serving_default"
@@ -153,14 +155,13 @@ def _post(name: str, version: int | None, label: str | None, method: str) -> Res
             raise InvalidArgument(
                 f'Serving signature name: "{signature}" not found in signature def'
             )
-        holder: dict[str, bool] = {}
 
         def build() -> dict[str, np.ndarray]:
-            feeds, holder["rows"] = decode_predict_request(body, servable.inputs, rt.decode_image)
+            feeds, _rows = decode_predict_request(body, servable.inputs, rt.decode_image)
             return feeds
 
         outputs = rt.execute(servable, build)
-        return json_response(encode_predict_response(outputs, holder["rows"]))
+        return json_response(encode_predict_response(outputs, row_format="instances" in body))
     return _classify_regress(servable, body, signature, method)
 
 

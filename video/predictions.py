@@ -114,9 +114,10 @@ def _summarize_model(name: str, result: Any) -> dict[str, Any]:
     if not isinstance(result, Mapping):
         item["text"] = str(result)[:200]
         return item
-    if result.get("error"):
+    status = result.get("status", "ok")
+    if result.get("error") or status not in ("ok", None):
         item["kind"] = "error"
-        item["error"] = str(result["error"])[:200]
+        item["error"] = str(result.get("error") or f"model {status}")[:200]
     latency = result.get("latency_ms", result.get("latency"))
     if isinstance(latency, int | float):
         item["latency_ms"] = float(latency)

@@ -33,7 +33,6 @@ class ViewerServer:
             channel_request_lookahead=1,
             outbuf_high_watermark=settings.video_client_buffer_bytes,
             asyncore_use_poll=True,
-            asyncore_loop_timeout=0.25,
             ident="kva-video",
             clear_untrusted_proxy_headers=True,
         )

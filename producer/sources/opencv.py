@@ -72,8 +72,45 @@ def _probe_tcp(url: str, timeout: float) -> None:
         raise SourceError(f"cannot reach {redact_url(url)}: {reason} ({host}:{port})") from None
 
 
+class _Pacer:
+    """Releases frames at their presentation times, for sources that deliver in bursts.
+
+    FFmpeg's HLS reader decodes a whole segment (seconds of video) at once;
+    without pacing, "newest wins" would keep one frame per segment.
+    """
+
+    #: A timestamp jump larger than this (or backwards) re-anchors the clock.
+    MAX_JUMP_MS = 5000.0
+
+    def __init__(self) -> None:
+        self._anchor: tuple[float, float] | None = None  # (monotonic s, pts ms)
+        self._last_pts = 0.0
+
+    def wait(self, pts_ms: float, stop: threading.Event) -> None:
+        jump = pts_ms - self._last_pts
+        self._last_pts = pts_ms
+        if self._anchor is None or not 0 <= jump <= self.MAX_JUMP_MS:
+            self._anchor = (time.monotonic(), pts_ms)
+            return
+        due = self._anchor[0] + (pts_ms - self._anchor[1]) / 1000
+        delay = due - time.monotonic()
+        if delay > 0:
+            stop.wait(min(delay, self.MAX_JUMP_MS / 1000))
+        elif delay < -self.MAX_JUMP_MS / 1000:  # far behind (a stall): start over from now
+            self._anchor = (time.monotonic(), pts_ms)
+
+
+def is_hls(url: str) -> bool:
+    """True for HLS playlists (``.m3u8`` / ``.m3u``)."""
+    return urlsplit(url).path.lower().endswith((".m3u8", ".m3u"))
+
+
 class LiveCaptureSource:
-    """An RTSP / HTTP(S) camera or a local webcam, drained by its own capture thread."""
+    """An RTSP / HTTP(S) camera or a local webcam, drained by its own capture thread.
+
+    HLS playlists are paced to their timestamps in the capture thread, so a
+    live HLS stream (or a recorded one) plays at its own speed.
+    """
 
     live = True
 
@@ -85,6 +122,7 @@ class LiveCaptureSource:
         read_timeout: float = 5.0,
     ) -> None:
         self._target = target
+        self._paced = isinstance(target, str) and is_hls(target)
         self.name = f"webcam:{target}" if isinstance(target, int) else redact_url(target)
         self._open_timeout = open_timeout
         self._read_timeout = read_timeout
@@ -126,6 +164,7 @@ class LiveCaptureSource:
         )
 
     def _drain(self, capture: cv2.VideoCapture) -> None:
+        pacer = _Pacer() if self._paced else None
         try:
             while not self._stop.is_set():
                 ok, image = capture.read()
@@ -134,6 +173,8 @@ class LiveCaptureSource:
                         SourceError(f"{self.name}: stream stopped (no frame could be read)")
                     )
                     return
+                if pacer is not None:
+                    pacer.wait(capture.get(cv2.CAP_PROP_POS_MSEC), self._stop)
                 self._slot.put(Captured(image, time.time_ns()))
         except cv2.error as exc:  # a decoder error must not kill the thread silently
             self._slot.fail(SourceError(f"{self.name}: OpenCV error: {exc}"))

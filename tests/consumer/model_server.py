@@ -217,6 +217,9 @@ def _handler(server: FixedLatencyServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # headers and body go out as separate writes: without this, Nagle's algorithm
+            # and the client's delayed ACK add ~40 ms to every answer
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with server._count_lock:
                 server._connections.add(self.connection)
 
@@ -376,21 +379,31 @@ def _handler(server: FixedLatencyServer) -> type[BaseHTTPRequestHandler]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8501)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="first port (0 = any free ports)")
+    parser.add_argument("--count", type=int, default=1, help="replicas to start")
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--kind", choices=["classifier", "detector"], default="classifier")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
-    server = FixedLatencyServer(
-        args.model, args.kind, latency=args.latency, port=args.port, concurrency=args.concurrency
-    ).start()
-    print(f"serving {server.url('v1')} and {server.url('v2')}", flush=True)
+    servers = [
+        FixedLatencyServer(
+            args.model,
+            args.kind,
+            latency=args.latency,
+            port=args.port + i if args.port else 0,
+            concurrency=args.concurrency,
+        ).start()
+        for i in range(args.count)
+    ]
+    for server in servers:
+        print(server.url("v1"), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

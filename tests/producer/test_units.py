@@ -201,7 +201,7 @@ def test_demo_switches_photos_and_pans():
     frame = source.read(0)
     assert frame.image.shape == (240, 320, 3)
     assert [source.photo_index(t) for t in (0, 3.9, 4.1, 8.5, 12.2, 16.1)] == [0, 0, 1, 2, 3, 0]
-    views = [source._view(source._photos[0][0], source._photos[0][1], p) for p in (0.0, 0.25)]
+    views = [source.view(*source._photos[0], p) for p in (0.0, 0.25)]
     assert np.abs(views[0].astype(int) - views[1].astype(int)).mean() > 5
 
 
@@ -232,3 +232,23 @@ def test_unreachable_camera_fails_fast_with_the_reason():
         source.open()
     assert not info.value.permanent
     assert time.monotonic() - started < 2
+
+
+def test_missing_webcam_is_a_retriable_clear_error():
+    source = make_source("webcam:63")
+    with pytest.raises(SourceError, match=r"cannot open webcam:63 \(/dev/video63 missing") as info:
+        source.open()
+    assert not info.value.permanent
+
+
+def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
+    from producer.service import ProducerService
+    from zookeeper.cluster import free_port
+
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text("cameras:\n  - id: a\n    source: demo\n  - id: a\n    source: testsrc\n")
+    settings = ProducerSettings(
+        camera_file=cameras, bootstrap_server=f"127.0.0.1:{free_port()}", broker_timeout=1
+    )
+    assert ProducerService(settings).run() == 2
+    assert "camera id 'a' is used twice" in caplog.text

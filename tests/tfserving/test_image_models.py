@@ -45,7 +45,7 @@ def image_server(
     config = folder / "models.config"
     config.write_text(CONFIG % (built_models, built_models))
     proc = ServeProcess(
-        ["--model_config_file", str(config), "--max_image_pixels", "1000000"], folder / "log"
+        ["--model_config_file", str(config), "--max_image_pixels", "3000000"], folder / "log"
     )
     yield proc
     proc.stop()
@@ -105,6 +105,17 @@ def test_classify_v1_b64(image_server: ServeProcess, labels: list[str], name: st
     (row,) = reply.json()["predictions"]
     check_top5(np.array(row["scores"]), np.array(row["classes"]))
     assert labels[row["classes"][0]] in CLASSIFICATION_CASES[name]
+
+
+def test_classify_a_large_jpeg(image_server: ServeProcess, labels: list[str]) -> None:
+    large = cv2.resize(photo("chelsea"), (1920, 1280), interpolation=cv2.INTER_CUBIC)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(large, cv2.COLOR_RGB2BGR))
+    reply = image_server.post(
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(data.tobytes())]}
+    )
+    assert reply.status_code == 200, reply.text
+    (row,) = reply.json()["predictions"]
+    assert labels[row["classes"][0]] in CLASSIFICATION_CASES["chelsea"]
 
 
 def test_classify_v2_binary_batch(image_server: ServeProcess, labels: list[str]) -> None:
@@ -182,7 +193,7 @@ def _png_header(width: int, height: int) -> bytes:
         (jpeg("coffee")[:600], "corrupt"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt JPEG"),
         (b"GIF89a" + b"\x00" * 20, "only JPEG and PNG"),
-        (_png_header(5000, 5000), "more than 1000000 pixels"),
+        (_png_header(5000, 5000), "more than 3000000 pixels"),
         (_png_header(100, 100), "corrupt image"),
     ],
 )

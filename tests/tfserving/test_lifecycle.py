@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,9 +81,8 @@ def test_admission_control_refuses_at_once_and_flips_readiness(
     wait_for(
         lambda: bool(inflight.search(server.get("/metrics").text)), 20, "one request in flight"
     )
-    started = time.monotonic()
     refused = server.post("/v1/models/slow:predict", json={"inputs": [[1.0]]})
-    assert time.monotonic() - started < 0.5  # refused at once, not queued
+    assert not results  # answered while the slow one still runs: refused at once, not queued
     assert refused.status_code == 503
     assert "at its limit of 1 requests in flight" in refused.json()["error"]
     v2 = server.post("/v2/models/slow/infer", json={

@@ -143,6 +143,64 @@ def test_header_predictions() -> None:
                 }
             ],
         ),
+        (  # what kva consume publishes (metadata topic and kva-predictions header)
+            {
+                "stream": "cam0",
+                "seq": 9,
+                "capture_ns": 1,
+                "published_ns": 2,
+                "age_ms": 40.5,
+                "width": 640,
+                "height": 480,
+                "models": [
+                    {
+                        "model": "mobilenet_v2",
+                        "status": "ok",
+                        "latency_ms": 8.1,
+                        "replica": "r1",
+                        "kind": "classifier",
+                        "classes": [
+                            {"id": 281, "label": "tabby", "score": 0.62},
+                            {"id": 282, "label": "tiger cat", "score": 0.2},
+                        ],
+                    },
+                    {
+                        "model": "blazeface",
+                        "status": "ok",
+                        "latency_ms": 3.0,
+                        "replica": "r2",
+                        "kind": "detector",
+                        "detections": [{"box": [0.1, 0.2, 0.3, 0.4], "score": 0.9}],
+                    },
+                    {"model": "slow", "status": "unavailable", "latency_ms": 0.0, "replica": None},
+                ],
+            },
+            [
+                {
+                    "model": "mobilenet_v2",
+                    "kind": "classification",
+                    "latency_ms": 8.1,
+                    "labels": [
+                        {"label": "tabby", "score": 0.62},
+                        {"label": "tiger cat", "score": 0.2},
+                    ],
+                },
+                {
+                    "model": "blazeface",
+                    "kind": "detection",
+                    "count": 1,
+                    "latency_ms": 3.0,
+                    "labels": [{"label": "object", "score": 0.9}],
+                },
+                {
+                    "model": "slow",
+                    "kind": "error",
+                    "error": "model unavailable",
+                    "labels": [],
+                    "latency_ms": 0.0,
+                },
+            ],
+        ),
         ({"stream": "cam0"}, []),
     ],
 )

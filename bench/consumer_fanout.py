@@ -1,0 +1,81 @@
+"""P3 fan-out: R = 1, 2, 4, 8 replicas of a 50 ms fixed-latency model server.
+
+One stream of 640x360 JPEG frames is produced faster than the replicas can
+serve; ``kva consume`` (a subprocess) pipelines frames over the replicas.
+Output fps (annotated frames published) against the ideal R / latency.
+Target >= 0.9 at every R.
+
+    python bench/consumer_fanout.py [--replicas 1 2 4 8] [--latency 0.05] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from consumer_common import (
+    Feeder,
+    Reader,
+    broker,
+    consume,
+    fixed_latency_servers,
+    photo_jpegs,
+    topics,
+)
+
+
+def run_one(
+    settings, replicas: int, latency: float, seconds: float, inflight: int, work: Path
+) -> float:
+    servers, urls = fixed_latency_servers(replicas, latency, work / f"servers-{replicas}.log")
+    names = topics(settings, f"fanout{replicas}")
+    consumer = consume(
+        settings,
+        names,
+        ["--model", "mobilenet_v2=" + ",".join(urls), "--max-inflight", str(inflight)],
+        work / f"consume-{replicas}.log",
+    )
+    ideal = replicas / latency
+    reader = Reader(settings, names[1])
+    reader.start()
+    feeder = Feeder(settings, names[0], photo_jpegs(640, 360), (640, 360), fps=ideal * 1.5 + 10)
+    feeder.start()
+    try:
+        time.sleep(3)  # warm up: connections, first frames
+        start_count, start = reader.count, time.monotonic()
+        time.sleep(seconds)
+        fps = (reader.count - start_count) / (time.monotonic() - start)
+    finally:
+        feeder.stop()
+        reader.stop()
+        consumer.stop()
+        servers.stop()
+    status = [line for line in consumer.lines() if "stream cam0:" in line]
+    if status:
+        print("    consumer: " + status[-2 if len(status) > 1 else -1].split(": ", 1)[1])
+    return fps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-inflight", type=int, default=2, help="kva consume --max-inflight")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, broker() as settings:
+        print(
+            f"P3 fan-out: {args.latency * 1000:.0f} ms fixed-latency replicas, "
+            f"--max-inflight {args.max_inflight}, {args.seconds:.0f} s per point"
+        )
+        print(f"{'R':>3} {'fps':>8} {'ideal':>8} {'ratio':>6}")
+        for r in args.replicas:
+            fps = run_one(settings, r, args.latency, args.seconds, args.max_inflight, Path(folder))
+            ideal = r / args.latency
+            print(f"{r:>3} {fps:8.1f} {ideal:8.1f} {fps / ideal:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""P1 transport ceiling: ``kva consume --passthrough`` against raw Kafka produce + consume.
+
+N 1280x720 JPEG frames are produced as fast as possible.
+- raw: producer -> topic -> a reader (kva.kafka, i.e. confluent-kafka) — the limit.
+- pipeline: producer -> topic -> ``kva consume --passthrough`` (subprocess: re-stamp,
+  republish) -> topic -> a reader.
+fps = frames received / (last received - first sent). Target ratio >= 0.8.
+
+    python bench/consumer_transport.py [--frames 3000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from consumer_common import Feeder, Reader, broker, consume, photo_jpegs, topics
+
+
+def timed(settings, topic_in: str, topic_out: str, frames: list[bytes], count: int) -> float:
+    reader = Reader(settings, topic_out)
+    reader.start()
+    feeder = Feeder(settings, topic_in, frames, (1280, 720), fps=0, limit=count)
+    feeder.start()
+    deadline = time.monotonic() + 120
+    while reader.count < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    end = reader.stamps[-1] if reader.stamps else time.time()
+    feeder.stop()
+    reader.stop()
+    return reader.count / (end - feeder.first_sent)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    frames = photo_jpegs(1280, 720)
+    size = sum(map(len, frames)) / len(frames)
+    with tempfile.TemporaryDirectory() as folder, broker() as settings:
+        print(f"P1 transport: {args.frames} frames of 1280x720 JPEG (~{size / 1024:.0f} kB)")
+        for round_ in range(args.rounds):
+            raw_in, _, _ = topics(settings, "raw")
+            raw = timed(settings, raw_in, raw_in, frames, args.frames)
+            names = topics(settings, "pass")
+            consumer = consume(
+                settings,
+                names,
+                ["--passthrough", "--max-lag", "1000000", "--max-frame-age", "3600"],
+                Path(folder) / f"consume-{round_}.log",
+            )
+            try:
+                piped = timed(settings, names[0], names[1], frames, args.frames)
+            finally:
+                consumer.stop()
+            print(
+                f"round {round_ + 1}: raw {raw:.0f} fps ({raw * size / 2**20:.0f} MB/s), "
+                f"passthrough pipeline {piped:.0f} fps, ratio {piped / raw:.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""P5: N concurrent MJPEG clients on one 720p 30 fps stream — per-client fps and server CPU.
+
+The viewer (the real app on waitress) runs in its own process, fed 720p
+JPEGs at the source rate straight into its frame store; the clients run in
+separate processes (raw sockets, counting part boundaries), so the server's
+CPU time is its own. Target: every client >= 0.95 x source fps at N = 100.
+
+    python bench/viewer_mjpeg.py [--clients 1 10 50 100] [--fps 30] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import selectors
+import socket
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+DELIMITER = b"\r\n--kvaframe\r\n"
+WARMUP_SECONDS = 2.0
+
+
+def _frames(count: int) -> list:
+    import cv2
+    import skimage.data
+
+    from kva.frame import Frame
+
+    base = cv2.resize(cv2.cvtColor(skimage.data.chelsea(), cv2.COLOR_RGB2BGR), (1280, 720))
+    frames = []
+    for seq in range(count):
+        image = base.copy()
+        cv2.rectangle(image, (10, 10), (420, 70), (40, 40, 40), -1)
+        cv2.putText(
+            image, "tabby cat 0.83", (22, 55), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (90, 230, 140), 2
+        )
+        cv2.putText(
+            image, f"#{seq}", (1100, 690), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2
+        )
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        assert ok
+        frames.append(Frame("cam0", seq, time.time_ns(), 1280, 720, data.tobytes()))
+    return frames
+
+
+def serve(port_out: mp.Queue, fps: float, max_fps: float, threads: int, stop: mp.Event) -> None:
+    """The viewer process: app + waitress + a 720p feeder at ``fps``."""
+    from video.app import create_app, viewer_state
+    from video.config import VideoSettings
+    from video.server import ViewerServer
+
+    app = create_app(VideoSettings(video_port=0, video_threads=threads, video_max_fps=max_fps))
+    store = viewer_state(app).store
+    frames = _frames(30)
+    server = ViewerServer(app).start()
+
+    def feed() -> None:
+        interval, next_at, seq = 1.0 / fps, time.monotonic(), 0
+        while not stop.is_set():
+            frame = frames[seq % len(frames)]
+            store.put_frame(frame.replace(sequence=seq, capture_ns=time.time_ns()))
+            seq += 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    threading.Thread(target=feed, daemon=True).start()
+    port_out.put((os.getpid(), server.port, len(frames[0].data)))
+    stop.wait()
+    server.stop()
+
+
+def clients(port: int, count: int, seconds: float, start_at: float, out: mp.Queue) -> None:
+    """``count`` MJPEG clients on one selector; reports parts per second of each."""
+    selector = selectors.DefaultSelector()
+    socks = []
+    for i in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"GET /streams/cam0.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n")
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ, i)
+        socks.append(sock)
+    counts = [0] * count
+    tails = [b""] * count
+    counting = False
+    end = start_at + seconds
+    while True:
+        now = time.monotonic()
+        if not counting and now >= start_at:
+            counting, counts = True, [0] * count
+        if now >= end:
+            break
+        for key, _ in selector.select(timeout=0.05):
+            i = key.data
+            try:
+                data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
+            except BlockingIOError:
+                continue
+            if not data:
+                raise ConnectionError("the viewer closed a stream")
+            chunk = tails[i] + data
+            counts[i] += chunk.count(DELIMITER)
+            # keep a tail that may hold a split delimiter, but never a whole one
+            tails[i] = chunk[-(len(DELIMITER) - 1) :]
+    for sock in socks:
+        sock.close()
+    out.put([c / seconds for c in counts])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(port: int, pid: int, n: int, fps: float, seconds: float, procs: int) -> dict:
+    out: mp.Queue = mp.Queue()
+    start_at = time.monotonic() + WARMUP_SECONDS + 0.02 * n
+    shares = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+    workers = [
+        mp.Process(target=clients, args=(port, k, seconds, start_at, out)) for k in shares if k
+    ]
+    for w in workers:
+        w.start()
+    while time.monotonic() < start_at:
+        time.sleep(0.01)
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    rates: list[float] = []
+    for _ in workers:
+        rates += out.get(timeout=seconds + 60)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    for w in workers:
+        w.join(30)
+    return {
+        "n": n,
+        "min": min(rates),
+        "median": statistics.median(rates),
+        "max": max(rates),
+        "cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50, 100])
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=256)
+    parser.add_argument("--max-fps", type=float, default=30.0, help="the viewer's --max-fps")
+    args = parser.parse_args()
+    ctx_stop = mp.Event()
+    port_q: mp.Queue = mp.Queue()
+    server = mp.Process(target=serve, args=(port_q, args.fps, args.max_fps, args.threads, ctx_stop))
+    server.start()
+    pid, port, frame_bytes = port_q.get(timeout=60)
+    print(
+        f"viewer pid {pid} on port {port}; source: 1280x720 JPEG ({frame_bytes // 1024} KiB) "
+        f"at {args.fps:g} fps; {os.cpu_count()} CPUs; {args.seconds:g} s per run"
+    )
+    print(
+        f"{'N':>5} {'min fps':>8} {'median':>8} {'max':>8} {'min/src':>8} "
+        f"{'server CPU %':>13} {'MB/s out':>9}"
+    )
+    worst = 1.0
+    try:
+        for n in args.clients:
+            r = run_one(port, pid, n, args.fps, args.seconds, min(args.client_procs, n))
+            ratio = r["min"] / args.fps
+            worst = min(worst, ratio) if n == max(args.clients) else worst
+            mbps = r["median"] * n * frame_bytes / 1e6
+            print(
+                f"{n:>5} {r['min']:>8.2f} {r['median']:>8.2f} {r['max']:>8.2f} {ratio:>8.3f} "
+                f"{r['cpu']:>13.1f} {mbps:>9.1f}",
+                flush=True,
+            )
+            time.sleep(1.0)  # let the server drop the closed clients
+    finally:
+        ctx_stop.set()
+        server.join(30)
+    target = 0.95
+    n_max = max(args.clients)
+    print(
+        f"target: every client >= {target} x source fps at N = {n_max}: "
+        f"{'met' if worst >= target else 'NOT met'} (worst {worst:.3f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
