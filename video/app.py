@@ -21,6 +21,8 @@ from video.metrics import ViewerMetrics
 from video.store import FrameStore
 
 EXTENSION = "kva_video"
+#: Worker threads never given to MJPEG clients, so the page and the API always answer.
+RESERVED_THREADS = 4
 
 
 @dataclass
@@ -32,6 +34,12 @@ class ViewerState:
     metrics: ViewerMetrics
     healthy: Callable[[], bool]
     stop: threading.Event = field(default_factory=threading.Event)
+    mjpeg_slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mjpeg_slots = threading.BoundedSemaphore(
+            self.settings.video_threads - RESERVED_THREADS
+        )
 
 
 def create_app(

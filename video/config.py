@@ -48,9 +48,10 @@ class VideoSettings(KafkaSettings):
     )
     video_threads: int = Field(
         256,
-        ge=4,
+        ge=8,
         le=4096,
-        description="WSGI worker threads; each connected MJPEG client holds one",
+        description="WSGI worker threads; each connected MJPEG client holds one "
+        "(4 are kept for the page and the API)",
         json_schema_extra={"flag": "--threads", "metavar": "N"},
     )
     video_max_streams: int = Field(

@@ -65,9 +65,6 @@ def mjpeg_parts(
     version = 0
     first = True
     while not stop.is_set() and not slot.closed:
-        delay = pacer.delay()
-        if delay > 0 and stop.wait(delay):
-            return
         stored = slot.wait_newer(version, IDLE_CHECK_SECONDS)
         if stop.is_set():
             return
@@ -75,6 +72,13 @@ def mjpeg_parts(
             if disconnected():
                 return
             continue
+        # Wait for a frame first, then for the pacer: when the source is no faster than
+        # max_fps, a client thread wakes once per frame, not twice.
+        delay = pacer.delay()
+        if delay > 0:
+            if stop.wait(delay):
+                return
+            stored = slot.current or stored  # the newest after the wait
         chunk = PART_HEAD + stored.part if first else stored.part
         first = False
         version = stored.version

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.video.test_kafka import _free_port, _kva_video
+from tests.video.procs import free_port, kva_video
 
 
 def test_kva_video_fails_clearly_without_a_broker() -> None:
-    proc = _kva_video("--bootstrap-server", f"127.0.0.1:{_free_port()}", "--broker-timeout", "2")
+    proc = kva_video("--bootstrap-server", f"127.0.0.1:{free_port()}", "--broker-timeout", "2")
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:" in output
@@ -23,7 +23,7 @@ def test_kva_video_fails_clearly_without_a_broker() -> None:
     ],
 )
 def test_kva_video_rejects_bad_settings(args, message) -> None:
-    proc = _kva_video(*args)
+    proc = kva_video(*args)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 2
     assert message in output

@@ -252,3 +252,26 @@ def test_photo_frames_are_distinct() -> None:
     frames = photo_frames("coffee", "cup", 3)
     assert len({f.data for f in frames}) == 3
     assert statistics.mean(len(f.data) for f in frames) > 5000
+
+
+def test_mjpeg_clients_never_take_the_threads_of_the_page(make_settings, serve, cat_frames) -> None:
+    app = create_app(make_settings(video_threads=8))  # 8 - 4 reserved = 4 MJPEG clients
+    viewer_state(app).store.put_frame(cat_frames[0])
+    server = serve(app)
+    clients = [_client(server) for _ in range(4)]
+    try:
+        for c in clients:
+            c.read_part()
+        response = requests.get(f"{server.url}/streams/cam0.mjpg", timeout=5, stream=True)
+        assert response.status_code == 503
+        assert "too many viewers" in response.text
+        assert requests.get(f"{server.url}/api/streams", timeout=5).status_code == 200
+        assert requests.get(f"{server.url}/", timeout=5).status_code == 200
+        clients.pop().close()
+        _wait_for(lambda: _viewers(server.url) == 3, 5, "a free slot")
+        again = _client(server)
+        clients.append(again)
+        assert again.status == 200 and again.read_part().body == cat_frames[0].data
+    finally:
+        for c in clients:
+            c.close()

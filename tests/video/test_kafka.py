@@ -4,11 +4,7 @@ in /api/streams, on the page and over MJPEG; bad messages are counted; `kva vide
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +15,7 @@ import requests
 from kva.kafka import FrameProducer
 from tests.video.frames import LABELS, photo_frames
 from tests.video.mjpeg_client import MjpegClient
+from tests.video.procs import free_port, kva_video
 from video.app import create_app, viewer_state
 from video.config import VideoSettings
 from video.reader import KafkaReader
@@ -230,27 +227,10 @@ def test_bad_messages_are_counted_and_the_reader_goes_on(kafka_settings, make_to
         reader.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _kva_video(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "video", *args],
-        cwd=ROOT,
-        env=(os.environ | (env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_kva_video_command_serves_kafka_frames_with_a_token(kafka_settings, make_topic) -> None:
     frames, meta = make_topic(suffix="annotated"), make_topic(suffix="predictions")
-    port = _free_port()
-    proc = _kva_video(
+    port = free_port()
+    proc = kva_video(
         "--bootstrap-server",
         kafka_settings.bootstrap_server,
         "--topic",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from flask import Blueprint, Response, abort, request
 
@@ -30,6 +30,8 @@ def _slot(stream_id: str) -> StreamSlot:
 def mjpeg(stream_id: str) -> Response:
     slot = _slot(stream_id)
     state = viewer_state()
+    if not state.mjpeg_slots.acquire(blocking=False):
+        abort(503, description="too many viewers: every MJPEG slot is taken, try again later")
     disconnected: Callable[[], bool] = request.environ.get(
         "waitress.client_disconnected", lambda: False
     )
@@ -41,11 +43,17 @@ def mjpeg(stream_id: str) -> Response:
         _sent_counter(state.metrics, stream_id),
     )
     response = Response(
-        _counted(parts, state.metrics),
+        parts,
         mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers=_NO_CACHE | {"X-Accel-Buffering": "no"},
-        direct_passthrough=True,
-    )
+    )  # not direct_passthrough: werkzeug's closing wrapper runs call_on_close
+    state.metrics.viewers.inc()
+
+    def release() -> None:  # runs when the server closes the response, started or not
+        state.metrics.viewers.dec()
+        state.mjpeg_slots.release()
+
+    response.call_on_close(release)
     return response
 
 
@@ -65,14 +73,6 @@ def snapshot(stream_id: str) -> Response:
             "X-Kva-Capture-Ns": str(frame.capture_ns),
         },
     )
-
-
-def _counted(parts: Iterator[bytes], metrics: ViewerMetrics) -> Iterator[bytes]:
-    metrics.viewers.inc()
-    try:
-        yield from parts
-    finally:
-        metrics.viewers.dec()
 
 
 def _sent_counter(metrics: ViewerMetrics, stream_id: str) -> Callable[[StoredFrame, int], None]:
