@@ -20,14 +20,15 @@ IDLE_CHECK_SECONDS = 0.5
 
 
 class Pacer:
-    """Allows at most ``max_fps`` sends per second.
+    """Allows at most ``max_fps`` frames per second to one client.
 
-    Sends keep to a fixed schedule, so a frame that arrives a little late does
-    not push every later frame back, and a frame that arrives a little early
-    (up to a quarter interval) goes out at once instead of being overtaken by
-    the next one: a 30 fps source stays 30 fps at ``max_fps=30``. The long-run
-    rate never exceeds ``max_fps``. After a pause longer than one interval the
-    schedule restarts.
+    The schedule follows the frames' *arrival* times, not the moments the
+    client's thread got round to sending them: a thread that runs late (a busy
+    machine) does not push the schedule back and then skip the next frame, and
+    a frame that arrives up to a quarter interval early still goes out, so a
+    30 fps source stays 30 fps at ``max_fps=30``. The long-run rate never
+    exceeds ``max_fps``. After a pause longer than one interval the schedule
+    restarts.
     """
 
     EARLY = 0.25
@@ -41,10 +42,11 @@ class Pacer:
         """Seconds until the next send is allowed (0 if now)."""
         return max(0.0, self._next - self.EARLY * self.interval - self._clock())
 
-    def sent(self) -> None:
-        now = self._clock()
-        if now - self._next > self.interval:
-            self._next = now + self.interval
+    def sent(self, arrived: float | None = None) -> None:
+        """Record a send of a frame that ``arrived`` at that time (default: now)."""
+        at = self._clock() if arrived is None else arrived
+        if at - self._next > self.interval:
+            self._next = at + self.interval
         else:
             self._next += self.interval
 
@@ -82,6 +84,6 @@ def mjpeg_parts(
         chunk = PART_HEAD + stored.part if first else stored.part
         first = False
         version = stored.version
-        pacer.sent()
+        pacer.sent(stored.received_mono)
         yield chunk
         on_sent(stored, len(chunk))

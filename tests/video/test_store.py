@@ -117,3 +117,17 @@ def test_pacer_restarts_after_a_pause_without_a_burst() -> None:
     clock.now = 5.0  # nothing to send for 5 s
     pacer.sent()
     assert pacer.delay() == pytest.approx(0.075)
+
+
+def test_pacer_follows_arrivals_not_late_sends() -> None:
+    """A thread that sends late must not shift the schedule and skip the next frame."""
+    clock = Clock(0.0)
+    pacer = Pacer(10, clock)
+    sent = 0
+    for k in range(100):  # frames arrive exactly at the limit rate...
+        arrival = k * 0.1
+        clock.now = arrival + (0.15 if k % 7 == 3 else 0.01)  # ...the sender is sometimes late
+        if pacer.delay() == 0:
+            pacer.sent(arrival)
+            sent += 1
+    assert sent == 100
