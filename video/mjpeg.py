@@ -20,18 +20,18 @@ IDLE_CHECK_SECONDS = 0.5
 
 
 class Pacer:
-    """Allows at most ``max_fps`` frames per second to one client.
+    """Allows at most ``max_fps`` frames per second to one client (a token bucket).
 
     The schedule follows the frames' *arrival* times, not the moments the
-    client's thread got round to sending them: a thread that runs late (a busy
-    machine) does not push the schedule back and then skip the next frame, and
-    a frame that arrives up to a quarter interval early still goes out, so a
-    30 fps source stays 30 fps at ``max_fps=30``. The long-run rate never
-    exceeds ``max_fps``. After a pause longer than one interval the schedule
-    restarts.
+    client's thread got round to sending them, so a thread that runs late on a
+    busy machine does not push its schedule back and skip the next frame. A
+    frame may go out up to a quarter interval early, and up to ``BURST`` frames
+    back to back after a gap (a source catching up after a hiccup loses
+    nothing); the long-run rate never exceeds ``max_fps``.
     """
 
     EARLY = 0.25
+    BURST = 3
 
     def __init__(self, max_fps: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / max_fps
@@ -45,10 +45,7 @@ class Pacer:
     def sent(self, arrived: float | None = None) -> None:
         """Record a send of a frame that ``arrived`` at that time (default: now)."""
         at = self._clock() if arrived is None else arrived
-        if at - self._next > self.interval:
-            self._next = at + self.interval
-        else:
-            self._next += self.interval
+        self._next = max(self._next, at - (self.BURST - 1) * self.interval) + self.interval
 
 
 def mjpeg_parts(
