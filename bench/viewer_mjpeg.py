@@ -122,6 +122,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+    return total / 1e9
+
+
 def run_one(port: int, pid: int, fed: mp.Value, n: int, seconds: float, procs: int) -> dict:
     out: mp.Queue = mp.Queue()
     start_at = time.monotonic() + WARMUP_SECONDS + 0.02 * n
@@ -133,9 +144,19 @@ def run_one(port: int, pid: int, fed: mp.Value, n: int, seconds: float, procs: i
         w.start()
     while time.monotonic() < start_at:
         time.sleep(0.01)
-    cpu0, t0, fed0 = cpu_seconds(pid), time.monotonic(), fed.value
+    cpu0, t0, fed0, wait0 = (
+        cpu_seconds(pid),
+        time.monotonic(),
+        fed.value,
+        runqueue_wait_seconds(pid),
+    )
     time.sleep(seconds)
-    cpu1, t1, fed1 = cpu_seconds(pid), time.monotonic(), fed.value
+    cpu1, t1, fed1, wait1 = (
+        cpu_seconds(pid),
+        time.monotonic(),
+        fed.value,
+        runqueue_wait_seconds(pid),
+    )
     rates: list[float] = []
     client_cpu = 0.0
     for _ in workers:
@@ -151,6 +172,8 @@ def run_one(port: int, pid: int, fed: mp.Value, n: int, seconds: float, procs: i
         "max": max(rates),
         "cpu": 100 * (cpu1 - cpu0) / (t1 - t0),
         "source": (fed1 - fed0) / (t1 - t0),
+        # thread-seconds per second the server was ready to run but had no CPU
+        "waiting": (wait1 - wait0) / (t1 - t0),
         # whole client lifetime (connect, warm-up, window): an upper bound for the window
         "client_cpu": 100 * client_cpu / (seconds + WARMUP_SECONDS + 0.02 * n),
     }
@@ -176,11 +199,12 @@ def main() -> int:
     print(
         f"viewer pid {pid} on port {port}; source: 1280x720 JPEG ({frame_bytes // 1024} KiB) "
         f"at {args.fps:g} fps; viewer --max-fps {args.max_fps:g}; {os.cpu_count()} CPUs; "
-        f"{args.seconds:g} s per run; load = 1-min load average (other work on the machine)"
+        f"{args.seconds:g} s per run; load = 1-min load average (other work on the machine); "
+        f"no-CPU s/s = server thread-seconds per second spent runnable but waiting for a CPU"
     )
     print(
         f"{'N':>5} {'source':>7} {'min fps':>8} {'median':>8} {'max':>8} {'min/src':>8} "
-        f"{'server CPU %':>13} {'clients CPU %':>14} {'MB/s out':>9} {'load':>5}"
+        f"{'server CPU %':>13} {'clients CPU %':>14} {'MB/s out':>9} {'load':>5} {'no-CPU s/s':>10}"
     )
     worst = 1.0
     try:
@@ -195,7 +219,7 @@ def main() -> int:
             print(
                 f"{n:>5} {r['source']:>7.2f} {r['min']:>8.2f} {r['median']:>8.2f} "
                 f"{r['max']:>8.2f} {ratio:>8.3f} {r['cpu']:>13.1f} {r['client_cpu']:>14.1f} "
-                f"{mbps:>9.1f} {os.getloadavg()[0]:>5.1f}",
+                f"{mbps:>9.1f} {os.getloadavg()[0]:>5.1f} {r['waiting']:>10.2f}",
                 flush=True,
             )
             time.sleep(1.0)  # let the server drop the closed clients
