@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint soak
 
 setup:
 	./scripts/setup.sh
@@ -20,3 +20,8 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# A short soak of the whole pipeline (CI runs it after the tests): no process may
+# die, leak fds or threads, or let frame age drift; RSS growth is printed.
+soak: setup
+	$(VENV)/bin/python bench/soak.py --duration 240 --warmup 60 --check --max-rss-growth 15

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -48,10 +49,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``, all threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    """One measurement: requests/s and CPU milliseconds per request in each process."""
+
+    rate: float
+    own_cpu_ms: float
+    server_cpu_ms: float
+
+
 def run_workers(
-    concurrency: int, seconds: float, make_worker: Callable[[], Callable[[], None]]
-) -> float:
-    """Requests/s of ``concurrency`` threads each calling its worker in a loop for ``seconds``."""
+    concurrency: int,
+    seconds: float,
+    make_worker: Callable[[], Callable[[], None]],
+    server_pid: int,
+) -> Run:
+    """``concurrency`` threads each calling its worker in a loop for ``seconds``."""
     counts = [0] * concurrency
     stop = threading.Event()
     workers = [make_worker() for _ in range(concurrency)]
@@ -64,6 +83,7 @@ def run_workers(
             counts[index] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
+    own, server = time.process_time(), process_cpu(server_pid)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -71,7 +91,13 @@ def run_workers(
     stop.set()
     for thread in threads:
         thread.join()
-    return sum(counts) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    done = max(1, sum(counts))
+    return Run(
+        sum(counts) / elapsed,
+        (time.process_time() - own) * 1000 / done,
+        (process_cpu(server_pid) - server) * 1000 / done,
+    )
 
 
 def raw_worker_factory(compiled: object, jpeg: bytes) -> Callable[[], Callable[[], None]]:
@@ -175,30 +201,42 @@ def main() -> int:
     runs: dict[str, Callable[[], Callable[[], None]]] = {}
     for name, (path, body, headers) in formats.items():
         runs[name] = http_worker_factory(port, path, body, headers)
-    rates: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, int], list[Run]] = {}
     plan = [("raw", 1), ("/v1 b64 JPEG", 1), ("raw", 4)] + [(name, 4) for name in formats]
     try:
         for _ in range(args.rounds):  # interleaved, so background load hits every variant alike
             for name, concurrency in plan:
                 factory = raw_worker_factory(compiled, jpeg) if name == "raw" else runs[name]
-                rates.setdefault((name, concurrency), []).append(
-                    run_workers(concurrency, args.seconds, factory)
+                results.setdefault((name, concurrency), []).append(
+                    run_workers(concurrency, args.seconds, factory, proc.pid)
                 )
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-    median = {key: statistics.median(values) for key, values in rates.items()}
-    print(
-        f"\nserver overhead (mobilenet_v2, /v1 b64 JPEG, decode + infer), median of {args.rounds}"
-    )
+
+    def median(key: tuple[str, int], field: str) -> float:
+        return statistics.median(getattr(run, field) for run in results[key])
+
+    print(f"\nserver overhead (mobilenet_v2, /v1 b64 JPEG), median of {args.rounds} runs")
     print(f"{'concurrency':>11} {'raw req/s':>10} {'served req/s':>13} {'ratio':>6}")
     for c in (1, 4):
-        raw, served = median[("raw", c)], median[("/v1 b64 JPEG", c)]
+        raw, served = median(("raw", c), "rate"), median(("/v1 b64 JPEG", c), "rate")
         print(f"{c:>11} {raw:>10.1f} {served:>13.1f} {served / raw:>6.2f}")
+    print("\nCPU ms per request (independent of other load on the machine)")
+    print(f"{'concurrency':>11} {'raw':>6} {'server':>7} {'client':>7} {'raw/server':>11}")
+    for c in (1, 4):
+        raw_cpu = median(("raw", c), "own_cpu_ms")
+        server_cpu = median(("/v1 b64 JPEG", c), "server_cpu_ms")
+        client_cpu = median(("/v1 b64 JPEG", c), "own_cpu_ms")
+        print(
+            f"{c:>11} {raw_cpu:>6.2f} {server_cpu:>7.2f} {client_cpu:>7.2f} "
+            f"{raw_cpu / server_cpu:>11.2f}"
+        )
     print("\npayload formats at concurrency 4")
-    print(f"{'format':<17} {'bytes/request':>13} {'req/s':>8}")
+    print(f"{'format':<17} {'bytes/request':>13} {'req/s':>8} {'server CPU ms':>14}")
     for name, (_path, body, _headers) in formats.items():
-        print(f"{name:<17} {len(body):>13} {median[(name, 4)]:>8.1f}")
+        rate, cpu = median((name, 4), "rate"), median((name, 4), "server_cpu_ms")
+        print(f"{name:<17} {len(body):>13} {rate:>8.1f} {cpu:>14.2f}")
     return 0
 
 

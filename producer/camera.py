@@ -147,9 +147,19 @@ class CameraRunner:
                     self._finish(CameraState.FAILED, str(exc))
                     return
                 self._wait_to_retry(backoff, str(exc))
+            except Exception as exc:  # noqa: BLE001 - never give up on a camera, even on a bug
+                logger.warning("%s: unexpected error", self.stream, exc_info=True)
+                self._metrics.source_errors.labels(self.stream).inc()
+                self._wait_to_retry(backoff, f"unexpected error: {exc!r}")
             finally:
-                source.close()
-                self._count_stale(source)
+                self._close(source)
+
+    def _close(self, source: Source) -> None:
+        try:
+            source.close()
+        except Exception:  # noqa: BLE001 - a failing close must not end the camera
+            logger.warning("%s: closing %s failed", self.stream, source.name, exc_info=True)
+        self._count_stale(source)
 
     def _finish(self, state: CameraState, error: str | None) -> None:
         self.state, self.error = state, error

@@ -127,6 +127,8 @@ class ProducerService:
         except KafkaUnavailable as exc:
             logger.error("%s", exc)
             return 1
+        if self.stop_event.is_set():  # stopped while waiting for the broker
+            return 0
         logger.info(
             "Kafka at %s (%d broker%s); topic %s",
             settings.bootstrap_server,

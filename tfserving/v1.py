@@ -25,8 +25,10 @@ from tfserving.tensors import (
 )
 
 _VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
-POST_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|regress|predict)", re.I)
-GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I)
+POST_RE = re.compile(
+    rf"/v1/models/([^/:]+){_VERSION_OR_LABEL}:(classify|regress|predict)", re.I | re.A
+)
+GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I | re.A)
 LABELS_RE = re.compile(r"/v1/models/([^/:]+)/labels", re.I)
 V1_RE = re.compile(r"/v1/.*", re.I | re.S)
 DEFAULT_SIGNATURE = "serving_default"

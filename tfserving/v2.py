@@ -102,7 +102,7 @@ def _resolve(name: str, version: str | None) -> Servable:
     set_model(name, "v2")
     number = None
     if version is not None:
-        if not version.isdigit() or int(version) > 2**63 - 1:
+        if not (version.isascii() and version.isdigit()) or int(version) > 2**63 - 1:
             raise InvalidArgument(f"version must be a positive integer, got {version!r}")
         number = int(version)
     return runtime().manager.resolve(name, number)
@@ -116,11 +116,12 @@ def _meta(info: TensorInfo) -> dict[str, Any]:
 def _split(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     if header_length is None:
         return parse_json(body), b""
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
+    text = header_length.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > len(body):
         raise InvalidArgument(
             f"{HEADER} must be a number of bytes no larger than the body ({len(body)})"
         )
-    size = int(header_length)
+    size = int(text)
     return parse_json(body[:size]), body[size:]
 
 

@@ -279,8 +279,8 @@ class KafkaCluster:
                 f"format-{index + 1}",
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: an id may start with "-", which a separate value would not survive.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
                 *(

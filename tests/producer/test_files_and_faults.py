@@ -184,6 +184,11 @@ def test_camera_file_reload_adds_and_removes_cameras(
         collector.count("b", count_b + 6, timeout=15)
         assert not [f for f in collector.of("a") if f.capture_ns > removed_ns]
         assert service.metrics.value("kva_producer_camera_up", stream="a") == 0
+        last_b = collector.of("b")[-1].sequence
+        cameras.write_text("[{id: b, source: demo, width: 240, fps: 5}]\n")  # changed: restart
+        frames = collector.collect(lambda _f: collector.of("b")[-1].width == 240, timeout=15)
+        resized = [f for f in frames if f.stream_id == "b" and f.width == 240]
+        assert resized and resized[0].sequence > last_b  # the stream's sequence goes on
         cameras.write_text("cameras: [{id: b, source: demo, fps: oops}]\n")  # a broken edit
         wait_for(lambda: "keeping the current cameras" in caplog.text, 10, "the reload error")
         assert "entry 0: fps: Input should be a valid number" in caplog.text

@@ -201,7 +201,7 @@ def test_demo_switches_photos_and_pans():
     frame = source.read(0)
     assert frame.image.shape == (240, 320, 3)
     assert [source.photo_index(t) for t in (0, 3.9, 4.1, 8.5, 12.2, 16.1)] == [0, 0, 1, 2, 3, 0]
-    views = [source._view(source._photos[0][0], source._photos[0][1], p) for p in (0.0, 0.25)]
+    views = [source.view(*source._photos[0], p) for p in (0.0, 0.25)]
     assert np.abs(views[0].astype(int) - views[1].astype(int)).mean() > 5
 
 

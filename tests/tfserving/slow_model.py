@@ -13,7 +13,7 @@ import numpy as np
 
 
 def build_slow_model(
-    base_path: Path, name: str = "slow", size: int = 1024, rounds: int = 32
+    base_path: Path, name: str = "slow", size: int = 1024, rounds: int = 48
 ) -> Path:
     """Write ``<base_path>/<name>/1/`` (input ``x`` float32 [-1, 1], output ``y``)."""
     import openvino as ov

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -103,6 +104,8 @@ def test_far_oversized_body_is_refused_before_reading(server: ServeProcess) -> N
         ("GET", "/v1/models/nope/labels", 404, "Servable not found"),
         ("GET", f"/v1/models/{MODEL}/labels", 404, "has no class labels"),
         ("GET", "/v3/anything", 404, "Not found: /v3/anything"),
+        ("GET", "/v2/models/saved_model_half_plus_three/versions/%C2%B2", 400, "positive integer"),
+        ("GET", f"/v1/models/{MODEL}/versions/%D9%A3", 400, "Malformed request"),
     ],
 )
 def test_bad_paths(server: ServeProcess, method: str, path: str, status: int, message: str) -> None:
@@ -174,3 +177,23 @@ def test_random_bytes_never_5xx(server: ServeProcess, body: bytes, header: str |
         reply = server.post(path, data=body, headers=headers)
         assert reply.status_code < 500, (body, header, reply.text)
         assert set(reply.json()) == {"error"} or reply.status_code == 200
+
+
+_segment = st.text(min_size=0, max_size=12).map(lambda t: quote(t, safe=""))
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prefix=st.sampled_from(["/v1/models/", "/v2/models/", "/V1/MODELS/", "/v2/"]),
+    segments=st.lists(_segment, max_size=4),
+    suffix=st.sampled_from(["", ":predict", ":classify", "/infer", "/ready", "/metadata"]),
+    method=st.sampled_from(["GET", "POST"]),
+)
+def test_random_paths_never_5xx(
+    server: ServeProcess, prefix: str, segments: list[str], suffix: str, method: str
+) -> None:
+    path = prefix + "/".join(segments) + suffix
+    reply = server.session.request(method, server.url + path, data=b"{}", timeout=30)
+    assert reply.status_code < 500, (path, reply.text)

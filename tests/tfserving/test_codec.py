@@ -113,3 +113,20 @@ def test_large_jpeg_decoded_reduced_matches_full_decode() -> None:
     )
     assert fast.shape == (224, 224, 3)
     assert float(np.abs(fast.astype(int) - full.astype(int)).mean()) < 2.0
+
+
+def test_exif_rotated_jpeg_is_decoded_upright() -> None:
+    image = np.zeros((30, 60, 3), np.uint8)  # wide
+    plain = _encode(".jpg", image)
+    # APP1 Exif segment with one IFD entry: Orientation (0x0112) = 6 (rotate 90 degrees)
+    tiff = b"II*\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little")
+    tiff += b"\x12\x01" + (3).to_bytes(2, "little") + (1).to_bytes(4, "little")
+    tiff += (6).to_bytes(2, "little") + b"\x00\x00" + (0).to_bytes(4, "little")
+    payload = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    rotated = plain[:2] + app1 + plain[2:]
+    assert image_size(rotated) == (60, 30)
+    upright = cv2.imdecode(np.frombuffer(rotated, np.uint8), cv2.IMREAD_COLOR)
+    assert upright.shape[:2] == (60, 30)  # OpenCV applies the orientation: 30 wide, 60 high
+    out = decode_image(rotated, 10, 10, 10_000)
+    assert out.shape == (10, 10, 3)

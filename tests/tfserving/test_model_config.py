@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kva.cli import main
 from tfserving.model_config import (
@@ -133,4 +135,25 @@ def test_cli_unknown_device(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 
 def test_cli_bad_flag_value(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = _serve(capsys, "--model_base_path", str(tmp_path), "--max_inflight", "0")
-    assert code == 2 and "greater than or equal to 1" in err
+    assert code == 2
+    assert (
+        "--max_inflight / KVA_SERVE_MAX_INFLIGHT: Input should be greater than or equal to 1" in err
+    )
+
+
+_tokens = st.sampled_from(
+    ["model_config_list", "config", "name", "base_path", "model_version_policy", "specific",
+     "versions", "latest", "all", "version_labels", "key", "value", "{", "}", "<", ">", ":",
+     ",", ";", "'a'", '"/b"', "3", "-1", "0x1f", "1.5", "\n", "#c\n", "[", "'", "\\"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_tokens, max_size=40).map(" ".join) | st.text(max_size=60))
+def test_any_text_parses_or_fails_with_a_located_error(text: str) -> None:
+    try:
+        configs = parse_model_config(text, "f.config")
+    except ModelConfigError as exc:
+        assert str(exc).startswith("f.config:")
+    else:
+        assert configs and all(c.name and c.base_path for c in configs)

@@ -157,8 +157,9 @@ def test_binary_errors(server: ServeProcess) -> None:
     assert reply.status_code == 400 and "4 bytes for shape [2, 1]" in reply.json()["error"]
     reply = server.post(url, data=b"{}", headers={HEADER: "99"})
     assert reply.status_code == 400 and HEADER in reply.json()["error"]
-    reply = server.post(url, data=b"{}", headers={HEADER: "abc"})
-    assert reply.status_code == 400
+    for bad in ("abc", "-1", "\u00b2"):  # superscript two: a digit to str.isdigit, not to int()
+        reply = server.post(url, data=b"{}", headers={HEADER: bad})
+        assert reply.status_code == 400 and HEADER in reply.json()["error"]
 
 
 def test_bytes_on_a_non_image_model_is_refused(server: ServeProcess) -> None:
