@@ -61,6 +61,7 @@ class ConsumerService:
             request_quality=s.consume_request_quality,
             passthrough=s.consume_passthrough,
             reorder_wait=s.consume_reorder_wait,
+            max_streams=s.consume_max_streams,
         )
         self._consumer = LatestFrameConsumer(
             s,
