@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         max_image_pixels=settings.serve_max_image_pixels,
         timeout_seconds=settings.rest_api_timeout_in_ms / 1000.0,
     )
-    threads = settings.worker_threads()
+    threads = settings.worker_threads(len(configs))
     server = create_server(
         create_app(rt),
         host=settings.rest_api_host,
