@@ -189,3 +189,27 @@ def test_config_file_reload_adds_and_removes_models(
         "predictions": [[4.0]]
     }
     assert server.get("/v2/health/ready").status_code == 200
+
+
+def test_sigterm_finishes_requests_in_flight(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    build_slow_model(tmp_path)
+    server = start_server("--model_name", "slow", "--model_base_path", str(tmp_path / "slow"))
+    results: list[requests.Response] = []
+    slow = threading.Thread(
+        target=lambda: results.append(
+            server.post("/v1/models/slow:predict", json={"inputs": [[1.0]]})
+        )
+    )
+    slow.start()
+    inflight = re.compile(r'kva_serve_inflight_requests\{model="slow"\} 1\.0')
+    wait_for(
+        lambda: bool(inflight.search(server.get("/metrics").text)), 20, "one request in flight"
+    )
+    server.proc.terminate()
+    slow.join(timeout=60)
+    assert results and results[0].status_code == 200, results
+    assert server.proc.wait(timeout=30) == 0
+    assert "finishing requests in flight" in server.log()
+    assert "Traceback" not in server.log()
