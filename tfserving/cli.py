@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kva.lifecycle import install_stop_handlers
     from tfserving.app import Runtime, create_app
-    from tfserving.manager import ModelManager, make_loader
+    from tfserving.manager import ModelManager, make_loader, watch_config_file
     from tfserving.metrics import ServeMetrics
 
     settings = settings_from_args(ServeSettings, args)
@@ -115,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
         from tfserving.grpc_server import start_grpc
 
         grpc_server = start_grpc(rt, settings)
+    if settings.model_config_file and settings.model_config_file_poll_wait_seconds > 0:
+        threading.Thread(
+            target=watch_config_file,
+            args=(settings.model_config_file, manager, configs, stop,
+                  settings.model_config_file_poll_wait_seconds),
+            name="kva-serve-config",
+            daemon=True,
+        ).start()  # fmt: skip
     poller.start()
     http.start()
     logger.info(

@@ -71,6 +71,12 @@ class ServeSettings(KvaSettings):
         description="seconds between scans for new/removed versions (0 = scan once)",
         json_schema_extra=_flag("file_system_poll_wait_seconds"),
     )
+    model_config_file_poll_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="seconds between re-reads of --model_config_file (0 = read once)",
+        json_schema_extra=_flag("model_config_file_poll_wait_seconds"),
+    )
     serve_device: str = Field(
         "CPU",
         min_length=1,

@@ -19,7 +19,7 @@ from typing import Any
 
 from kva.logs import RateLimitedLog
 from tfserving.errors import InvalidArgument, NotFound, Unavailable
-from tfserving.model_config import ModelConfig
+from tfserving.model_config import ModelConfig, ModelConfigError, load_model_config
 from tfserving.servable import ModelLoadError, Servable
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class ModelState:
     versions: MappingProxyType[int, Servable] = field(default_factory=lambda: MappingProxyType({}))
     seen: dict[int, Fingerprint] = field(default_factory=dict)
     failed: dict[int, Fingerprint] = field(default_factory=dict)
+    scanned: bool = False  # the first scan loads what it finds without waiting a poll
 
 
 class ModelManager:
@@ -75,6 +76,7 @@ class ModelManager:
 
     def __init__(self, configs: list[ModelConfig], loader: Loader, max_inflight: int) -> None:
         self.models = {c.name: ModelState(c, Admission(max_inflight)) for c in configs}
+        self._max_inflight = max_inflight
         self._loader = loader
         self._loaded_once = threading.Event()
         self._poll_lock = threading.Lock()
@@ -129,19 +131,39 @@ class ModelManager:
     # -- the poller -------------------------------------------------------------
     def run(self, stop: threading.Event, interval: float) -> None:
         """Scan now (loading everything found), then every ``interval`` seconds until ``stop``."""
-        self.poll(initial=True)
+        self.poll()
         self._loaded_once.set()
         if interval <= 0:
             return
         while not stop.wait(interval):
             self.poll()
 
-    def poll(self, initial: bool = False) -> None:
+    def reconfigure(self, configs: list[ModelConfig]) -> None:
+        """Serve exactly ``configs`` from now on (TF Serving's config file reload).
+
+        A model whose base path is unchanged keeps its loaded versions (its
+        policy and labels are updated); new models load on the next poll;
+        models no longer listed are dropped.
+        """
+        with self._poll_lock:
+            models: dict[str, ModelState] = {}
+            for config in configs:
+                state = self.models.get(config.name)
+                if state is None or state.config.base_path != config.base_path:
+                    state = ModelState(config, Admission(self._max_inflight))
+                    logger.info("model %s added (%s)", config.name, config.base_path)
+                state.config = config
+                models[config.name] = state
+            for name in set(self.models) - set(models):
+                logger.info("model %s removed from the configuration", name)
+            self.models = models
+
+    def poll(self) -> None:
         """One scan of every model's base path: load new versions, unload retired ones."""
         with self._poll_lock:
-            for state in self.models.values():
+            for state in list(self.models.values()):
                 try:
-                    self._poll_model(state, initial)
+                    self._poll_model(state)
                 except OSError as exc:
                     self._log.log(
                         state.config.name,
@@ -154,8 +176,9 @@ class ModelManager:
                 except Exception:  # noqa: BLE001 - the poller must outlive any one model
                     logger.exception("%s: unexpected error while polling", state.config.name)
 
-    def _poll_model(self, state: ModelState, initial: bool) -> None:
+    def _poll_model(self, state: ModelState) -> None:
         config = state.config
+        initial, state.scanned = not state.scanned, True
         found = _scan(config.base_path)
         if not found:
             self._log.log(
@@ -211,6 +234,31 @@ def _scan(base: Path) -> dict[int, Fingerprint]:
             (str(p.relative_to(entry)), s.st_size, s.st_mtime_ns) for p, s in stats
         )
     return found
+
+
+def watch_config_file(
+    path: Path,
+    manager: ModelManager,
+    current: list[ModelConfig],
+    stop: threading.Event,
+    interval: float,
+) -> None:
+    """Re-read the model config file every ``interval`` seconds and apply changes.
+
+    A file that no longer parses is reported (once a minute) and the models
+    keep being served as they are.
+    """
+    errors = RateLimitedLog(logger, 60.0)
+    while not stop.wait(interval):
+        try:
+            configs = load_model_config(path)
+        except ModelConfigError as exc:
+            errors.log("config", logging.ERROR, "model config not reloaded: %s", exc)
+            continue
+        if configs != current:
+            logger.info("model config %s changed: reloading", path)
+            manager.reconfigure(configs)
+            current = configs
 
 
 def make_loader(device: str, hint: str) -> Loader:

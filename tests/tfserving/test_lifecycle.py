@@ -151,3 +151,41 @@ def test_concurrent_requests_all_answered_correctly(server: ServeProcess) -> Non
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(one, range(200)))
     assert all(results)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def test_config_file_reload_adds_and_removes_models(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    build(tmp_path)
+    build(tmp_path, name="half_plus_three", offset=3.0)
+    config = tmp_path / "models.config"
+    _write(config, 'model_config_list { config { name: "two" base_path: "half_plus_two" } }')
+    server = start_server(
+        "--model_config_file", str(config), "--model_config_file_poll_wait_seconds", "0.2",
+    )  # fmt: skip
+    assert server.get("/v1/models/three").status_code == 404
+    _write(
+        config,
+        'model_config_list {\n config { name: "two" base_path: "half_plus_two"\n'
+        '  version_labels { key: "stable" value: 123 } }\n'
+        ' config { name: "three" base_path: "half_plus_three" }\n}\n',
+    )
+    wait_for(lambda: _versions(server, "three") == ["123"], 20, "model three added")
+    reply = server.post("/v1/models/two/labels/stable:predict", json={"instances": [[2.0]]})
+    assert reply.json() == {"predictions": [[3.0]]}
+    _write(config, "model_config_list { config { name: 'two' oops: 1 } }")
+    wait_for(lambda: "model config not reloaded" in server.log(), 20, "the parse error logged")
+    assert f"{config}:1: unknown field 'oops' in config" in server.log()
+    assert _versions(server, "three") == ["123"]  # still serving what it had
+    _write(config, 'model_config_list { config { name: "three" base_path: "half_plus_three" } }')
+    wait_for(lambda: server.get("/v1/models/two").status_code == 404, 20, "model two removed")
+    assert server.post("/v1/models/three:predict", json={"instances": [[2.0]]}).json() == {
+        "predictions": [[4.0]]
+    }
+    assert server.get("/v2/health/ready").status_code == 200
