@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from tfserving.metrics import ServeMetrics
 
     settings = settings_from_args(ServeSettings, args)
+    if settings.grpc_port is not None:
+        from tfserving.grpc_server import check_grpc
+
+        check_grpc()
     configs = model_configs(settings)
     check_device(settings.serve_device)
     stop = install_stop_handlers()
@@ -106,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
         daemon=True,
     )
     http = threading.Thread(target=server.run, name="kva-serve-http", daemon=True)
+    grpc_server = None
+    if settings.grpc_port is not None:
+        from tfserving.grpc_server import start_grpc
+
+        grpc_server = start_grpc(rt, settings)
     if settings.model_config_file and settings.model_config_file_poll_wait_seconds > 0:
         threading.Thread(
             target=watch_config_file,
@@ -130,5 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
     finally:
         logger.info("stopping")
+        if grpc_server is not None:
+            grpc_server.stop()
         server.close()
     return 0
