@@ -2,9 +2,12 @@
 
 N 1280x720 JPEG frames are produced as fast as possible.
 - raw: producer -> topic -> a reader (kva.kafka, i.e. confluent-kafka) — the limit.
-- pipeline: producer -> topic -> ``kva consume --passthrough`` (subprocess: re-stamp,
-  republish) -> topic -> a reader.
-fps = frames received / (last received - first sent). Target ratio >= 0.8.
+- raw relay: producer -> topic -> a minimal confluent-kafka consume+produce loop
+  (subprocess, bench/consumer_raw_relay.py) -> topic -> a reader: the same two hops.
+- pipeline: producer -> topic -> ``kva consume --passthrough`` (subprocess: decode the
+  envelope, re-stamp, republish) -> topic -> a reader.
+fps = frames received / (last received - first sent). Ratios against both references;
+target >= 0.8.
 
     python bench/consumer_transport.py [--frames 3000] [--rounds 2]
 """
@@ -16,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from consumer_common import Feeder, Reader, broker, consume, photo_jpegs, topics
+from consumer_common import Feeder, Process, Reader, broker, consume, photo_jpegs, topics
 
 
 def timed(settings, topic_in: str, topic_out: str, frames: list[bytes], count: int) -> float:
@@ -45,6 +48,16 @@ def main() -> None:
         for round_ in range(args.rounds):
             raw_in, _, _ = topics(settings, "raw")
             raw = timed(settings, raw_in, raw_in, frames, args.frames)
+            names = topics(settings, "relay")
+            relay = Process(
+                ["bench/consumer_raw_relay.py", settings.bootstrap_server, names[0], names[1]],
+                Path(folder) / f"relay-{round_}.log",
+            )
+            try:
+                relay.wait_line("assigned [(", timeout=60)
+                relayed = timed(settings, names[0], names[1], frames, args.frames)
+            finally:
+                relay.stop()
             names = topics(settings, "pass")
             consumer = consume(
                 settings,
@@ -57,8 +70,9 @@ def main() -> None:
             finally:
                 consumer.stop()
             print(
-                f"round {round_ + 1}: raw {raw:.0f} fps ({raw * size / 2**20:.0f} MB/s), "
-                f"passthrough pipeline {piped:.0f} fps, ratio {piped / raw:.2f}",
+                f"round {round_ + 1}: raw one hop {raw:.0f} fps ({raw * size / 2**20:.0f} MB/s), "
+                f"raw relay {relayed:.0f} fps, kva consume --passthrough {piped:.0f} fps; "
+                f"ratio vs relay {piped / relayed:.2f}, vs one hop {piped / raw:.2f}",
                 flush=True,
             )
 

@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kva.process import descendant_pids
+
 
 @dataclass
 class Series:
@@ -38,22 +40,7 @@ class Series:
 
 def descendants(root: int) -> dict[int, str]:
     """pid -> a short name (kva sub-command, or java) of every process below ``root``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    found, todo = {}, [root]
-    while todo:
-        parent = todo.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                found[pid] = _name(pid)
-                todo.append(pid)
-    return found
+    return {pid: _name(pid) for pid in descendant_pids(root)}
 
 
 def _name(pid: int) -> str:

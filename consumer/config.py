@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
@@ -43,11 +43,17 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 
 def check_replica_url(url: str) -> None:
-    """A replica URL is ``http(s)://host:port/v1/models/<m>`` or ``.../v2/models/<m>``."""
+    """A replica URL is ``http(s)://host:port/v1/models/<m>``, ``.../v2/models/<m>`` or
+    ``grpc://host:port/<m>``."""
     parts = urlsplit(url)
+    if parts.scheme == "grpc":
+        from kva.grpc_api import check_grpc_url
+
+        check_grpc_url(url)
+        return
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r}: replica URL must start with http:// or https://")
+        raise ValueError(f"{url!r}: replica URL must start with http://, https:// or grpc://")
     if len(segments) not in (3, 5) or segments[0] not in ("v1", "v2") or segments[1] != "models":
         raise ValueError(
             f"{url!r}: replica URL must end in /v1/models/<model> or /v2/models/<model>"
@@ -234,20 +240,20 @@ class ConsumerSettings(KafkaSettings):
 
     @field_validator("consume_labels")
     @classmethod
-    def _check_labels(cls, value: list[str]) -> list[str]:
+    def _check_labels(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = {parse_model_spec(m).name for m in info.data.get("consume_models", [])}
         for item in value:
-            parse_labels_spec(item)
+            name, _source = parse_labels_spec(item)
+            if name not in known:
+                raise ValueError(f"--labels names model {name!r}, which no --model defines")
         return value
 
-    @model_validator(mode="after")
-    def _models_or_passthrough(self) -> ConsumerSettings:
-        if not self.consume_models and not self.consume_passthrough:
+    @field_validator("consume_passthrough")
+    @classmethod
+    def _models_or_passthrough(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value and "consume_models" in info.data and not info.data["consume_models"]:
             raise ValueError("give at least one --model NAME=URL[,URL...] (or --passthrough)")
-        known = {spec.name for spec in self.model_specs()}
-        for name, _source in self.label_sources().items():
-            if name not in known and not self.consume_passthrough:
-                raise ValueError(f"--labels names model {name!r}, which no --model defines")
-        return self
+        return value
 
     def model_specs(self) -> list[ModelSpec]:
         """The parsed ``--model`` values."""

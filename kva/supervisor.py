@@ -56,6 +56,7 @@ class ManagedService:
         self._out = out
         self._out_lock = threading.Lock()
         self.process: subprocess.Popen[str] | None = None
+        self._echo_thread: threading.Thread | None = None
 
     def start(self) -> None:
         env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.spec.env
@@ -69,7 +70,8 @@ class ManagedService:
             preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         self.status = "starting"
-        threading.Thread(target=self._echo, args=(self.process,), daemon=True).start()
+        self._echo_thread = threading.Thread(target=self._echo, args=(self.process,), daemon=True)
+        self._echo_thread.start()
 
     def _echo(self, process: subprocess.Popen[str]) -> None:
         if process.stdout is None:
@@ -82,6 +84,11 @@ class ManagedService:
             with self._out_lock:
                 self._out.write(prefix + line)
                 self._out.flush()
+
+    def drain_output(self, timeout: float = 2.0) -> None:
+        """After the process exited: wait until its last lines are read."""
+        if self._echo_thread is not None:
+            self._echo_thread.join(timeout)
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -161,6 +168,7 @@ class Supervisor:
         return False
 
     def _death_message(self, service: ManagedService, code: int) -> str:
+        service.drain_output()
         last = "\n    ".join(list(service.tail)[-5:]) or "(no output)"
         return f"{service.spec.name} exited with code {code}; last lines:\n    {last}"
 

@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from tfserving.metrics import ServeMetrics
 
     settings = settings_from_args(ServeSettings, args)
+    if settings.grpc_port is not None:
+        from tfserving.grpc_server import check_grpc
+
+        check_grpc()
     configs = model_configs(settings)
     check_device(settings.serve_device)
     stop = install_stop_handlers()
@@ -112,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     http = threading.Thread(
         target=serve_until, args=(server, stop), name="kva-serve-http", daemon=True
     )
+    grpc_server = None
+    if settings.grpc_port is not None:
+        from tfserving.grpc_server import start_grpc
+
+        grpc_server = start_grpc(rt, settings)
     if settings.model_config_file and settings.model_config_file_poll_wait_seconds > 0:
         threading.Thread(
             target=watch_config_file,
@@ -129,12 +138,16 @@ def run(args: argparse.Namespace) -> int:
         server.effective_port,
         threads,
     )
-    while not stop.wait(0.5):
-        if not http.is_alive():
-            logger.error("the HTTP server stopped unexpectedly")
-            return 1
-    logger.info("stopping: finishing requests in flight")
-    http.join(timeout=DRAIN_SECONDS + 5)
+    try:
+        while not stop.wait(0.5):
+            if not http.is_alive():
+                logger.error("the HTTP server stopped unexpectedly")
+                return 1
+        logger.info("stopping: finishing requests in flight")
+        http.join(timeout=DRAIN_SECONDS + 5)
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop()
     logger.info("stopped")
     return 0
 

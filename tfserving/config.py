@@ -30,6 +30,14 @@ class ServeSettings(KvaSettings):
         description="address to bind (0.0.0.0 for every interface)",
         json_schema_extra={"flag": "--rest_api_host", "aliases": ["--bind"]},
     )
+    grpc_port: int | None = Field(
+        None,
+        ge=0,
+        lt=65536,
+        description="gRPC port (TF Serving's PredictionService/ModelService; 0 = any free "
+        "port; default: no gRPC). Binds --rest_api_host too. Needs the [grpc] extra",
+        json_schema_extra={"flag": "--port", "metavar": "PORT"},
+    )
     rest_api_num_threads: int | None = Field(
         None,
         ge=1,
@@ -105,7 +113,7 @@ class ServeSettings(KvaSettings):
             raise ValueError("give exactly one of --model_base_path or --model_config_file")
         return self
 
-    def worker_threads(self, models: int) -> int:
+    def worker_threads(self, models: int = 1) -> int:
         """The HTTP thread count: explicit, or enough to admit --max_inflight for every model.
 
         With fewer threads, requests beyond them would wait in the HTTP server's

@@ -20,17 +20,18 @@ IDLE_CHECK_SECONDS = 0.5
 
 
 class Pacer:
-    """Allows at most ``max_fps`` sends per second.
+    """Allows at most ``max_fps`` frames per second to one client (a token bucket).
 
-    Sends keep to a fixed schedule, so a frame that arrives a little late does
-    not push every later frame back, and a frame that arrives a little early
-    (up to a quarter interval) goes out at once instead of being overtaken by
-    the next one: a 30 fps source stays 30 fps at ``max_fps=30``. The long-run
-    rate never exceeds ``max_fps``. After a pause longer than one interval the
-    schedule restarts.
+    The schedule follows the frames' *arrival* times, not the moments the
+    client's thread got round to sending them, so a thread that runs late on a
+    busy machine does not push its schedule back and skip the next frame. A
+    frame may go out up to a quarter interval early, and up to ``BURST`` frames
+    back to back after a gap (a source catching up after a hiccup loses
+    nothing); the long-run rate never exceeds ``max_fps``.
     """
 
     EARLY = 0.25
+    BURST = 3
 
     def __init__(self, max_fps: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / max_fps
@@ -41,12 +42,10 @@ class Pacer:
         """Seconds until the next send is allowed (0 if now)."""
         return max(0.0, self._next - self.EARLY * self.interval - self._clock())
 
-    def sent(self) -> None:
-        now = self._clock()
-        if now - self._next > self.interval:
-            self._next = now + self.interval
-        else:
-            self._next += self.interval
+    def sent(self, arrived: float | None = None) -> None:
+        """Record a send of a frame that ``arrived`` at that time (default: now)."""
+        at = self._clock() if arrived is None else arrived
+        self._next = max(self._next, at - (self.BURST - 1) * self.interval) + self.interval
 
 
 def mjpeg_parts(
@@ -82,6 +81,6 @@ def mjpeg_parts(
         chunk = PART_HEAD + stored.part if first else stored.part
         first = False
         version = stored.version
-        pacer.sent()
+        pacer.sent(stored.received_mono)
         yield chunk
         on_sent(stored, len(chunk))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from kva.process import is_running
 from kva.supervisor import ServiceFailed, ServiceSpec, Supervisor
 
 PY = sys.executable
@@ -17,15 +17,6 @@ PY = sys.executable
 
 def _spec(name: str, code: str, **kwargs) -> ServiceSpec:  # type: ignore[no-untyped-def]
     return ServiceSpec(name, [PY, "-c", code], **kwargs)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    return state != "Z"
 
 
 def test_stages_start_in_order_and_output_is_prefixed(tmp_path: Path) -> None:
@@ -97,4 +88,4 @@ def test_stop_leaves_no_child_behind() -> None:
     pids = [s.process.pid for s in supervisor.services if s.process]
     supervisor.stop_all(timeout=1)
     assert [s.status for s in supervisor.services] == ["stopped", "stopped"]
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids if is_running(pid)]

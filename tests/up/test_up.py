@@ -16,38 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
+from kva.process import descendant_pids, is_running
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RECOGNISED = ("egyptian cat", "tabby", "tiger cat", "espresso")
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _get(url: str) -> bytes:
@@ -103,7 +76,7 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> N
     try:
         assert banner.wait(90), "no banner:\n" + "".join(lines[-40:])
         url = re.search(r"viewer:\s+(http://\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
-        pids = _descendants(process.pid)
+        pids = descendant_pids(process.pid)
         assert len(pids) >= 7, "expected broker, 2 servers, producer, consumer, viewer (+JVM)"
         seen: list[str] = []
         while time.monotonic() - started < 60 and not any(r in " ".join(seen) for r in RECOGNISED):
@@ -117,7 +90,7 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> N
         )
         assert image is not None and image.shape[0] > 100
     finally:
-        pids |= _descendants(process.pid)
+        pids |= descendant_pids(process.pid)
         process.send_signal(signal.SIGINT)
         try:
             code = process.wait(60)
@@ -125,5 +98,5 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> N
             process.kill()
         reader.join(10)
     assert code == 0, "".join(lines[-30:])
-    assert [pid for pid in pids if _running(pid)] == []
+    assert [pid for pid in pids if is_running(pid)] == []
     assert "status: broker=stopped" in "".join(lines)

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.video.browser import CHROMIUM, FLAGS, find_photo, have_chromium, screenshot
+from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import photo
 
 pytestmark = [
@@ -187,23 +187,8 @@ def _check_page(url: str, procs: list[subprocess.Popen[str]], tmp_path: Path) ->
     label = _wait_for(
         lambda: _cat_label(_get_json(url + "/api/streams")), 120, "a cat label", procs
     )
-    dom = _dump_dom(url + "/")
+    dom = dump_dom(url + "/")
     assert label in dom, f"{label!r} not on the rendered page"
     shot = screenshot(url + "/", tmp_path / "page.png")
     score, (_x, _y, w, _h) = find_photo(shot, photo("chelsea", 640, 426))
     assert score > 0.6 and w > 200, f"the cat photo is not on the page (match {score:.2f})"
-
-
-def _dump_dom(url: str) -> str:
-    """The page's DOM after its script has run (Chromium's --dump-dom)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kva-chromium-") as profile:
-        result = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--timeout=3000", "--dump-dom", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    return result.stdout
