@@ -204,7 +204,7 @@ class TfServingBackend(Backend):
         height, width = image_size(shape)
         names = set(outputs)
         return ModelInfo(
-            self.model_name, model_kind(names), input_name, height, width, tuple(names)
+            self.model_name, model_kind(names), input_name, height, width, tuple(sorted(names))
         )
 
     def infer(self, info: ModelInfo, image: bytes) -> Outputs:
@@ -262,7 +262,7 @@ class KServeBackend(Backend):
             raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
         height, width = image_size(shape)
         return ModelInfo(
-            self.model_name, model_kind(names), input_name, height, width, tuple(names)
+            self.model_name, model_kind(names), input_name, height, width, tuple(sorted(names))
         )
 
     def infer(self, info: ModelInfo, image: bytes) -> Outputs:
@@ -320,8 +320,12 @@ def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str)
 
 
 def backend_for_url(url: str, **kwargs: Any) -> Backend:
-    """The backend speaking the protocol of ``url`` (``/v1/...`` or ``/v2/...``)."""
+    """The backend speaking the protocol of ``url`` (``/v1/...``, ``/v2/...``, ``grpc://``)."""
     check_replica_url(url)
+    if urlsplit(url).scheme == "grpc":
+        from consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
+
+        return GrpcBackend(url, **kwargs)
     segments = [s for s in urlsplit(url).path.split("/") if s]
     return TfServingBackend(url, **kwargs) if segments[0] == "v1" else KServeBackend(url, **kwargs)
 

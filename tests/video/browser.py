@@ -70,3 +70,23 @@ def find_photo(screen: np.ndarray, photo: np.ndarray) -> tuple[float, tuple[int,
         if score > best[0]:
             best = (float(score), (int(x / half), int(y / half), int(w / half), int(h / half)))
     return best
+
+
+def dump_dom(url: str, wait_ms: int = 3000) -> str:
+    """The page's DOM after its script has run (Chromium's ``--dump-dom``)."""
+    with tempfile.TemporaryDirectory(prefix="kva-chromium-") as profile:
+        result = subprocess.run(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--timeout={wait_ms}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    return result.stdout

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import cv2
 import numpy as np
 import pytest
 
-from tests.video.browser import find_photo, have_chromium, screenshot
+from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import live_photo, photo
 from video.app import create_app, viewer_state
 
@@ -47,3 +50,33 @@ def test_the_page_needs_the_token(make_settings, serve, tmp_path) -> None:
     image = screenshot(f"{server.url}/", tmp_path / "denied.png", wait_ms=1500)
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     assert gray.mean() > 200  # Chromium's white text page, not the dark viewer
+
+
+def test_many_streams_show_as_snapshots(make_settings, serve, feed) -> None:
+    """Browsers open six connections per server: beyond four streams the grid polls snapshots."""
+    app = create_app(make_settings())
+    store = viewer_state(app).store
+    for i in range(6):
+        feed(store.put_frame, live_photo("coffee", f"cam{i}", 320, 180), fps=5)
+    server = serve(app)
+    deadline = time.monotonic() + 10
+    while len(store) < 6:
+        assert time.monotonic() < deadline, "the feeders did not start"
+        time.sleep(0.05)
+    dom = dump_dom(f"{server.url}/")
+    for i in range(6):
+        assert re.search(rf'src="[^"]*streams/cam{i}\.jpg\?t=\d+"', dom), f"cam{i} has no snapshot"
+    assert ".mjpg" not in dom
+
+
+def test_few_streams_are_live_mjpeg(make_settings, serve, feed) -> None:
+    app = create_app(make_settings())
+    store = viewer_state(app).store
+    feed(store.put_frame, live_photo("coffee", "cup", 320, 180), fps=5)
+    server = serve(app)
+    deadline = time.monotonic() + 10
+    while store.get("cup") is None:
+        assert time.monotonic() < deadline, "the feeder did not start"
+        time.sleep(0.05)
+    dom = dump_dom(f"{server.url}/")
+    assert re.search(r'src="[^"]*streams/cup\.mjpg"', dom)

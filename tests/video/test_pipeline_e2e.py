@@ -5,7 +5,6 @@ classified by `kva consume` through a real `kva serve` (MobileNetV2), shown by
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -17,8 +16,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.video.browser import CHROMIUM, FLAGS, find_photo, have_chromium, screenshot
+from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import photo
+from zookeeper.jars import cache_root
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,7 +79,7 @@ def _cat_label(streams: dict) -> str | None:
 
 
 def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
-    models = Path(os.environ.get("KVA_CACHE_DIR", Path.home() / ".cache" / "kva")) / "models"
+    models = cache_root() / "models"  # where `kva models build` caches them
     subprocess.run(
         [
             sys.executable,
@@ -187,23 +187,8 @@ def _check_page(url: str, procs: list[subprocess.Popen[str]], tmp_path: Path) ->
     label = _wait_for(
         lambda: _cat_label(_get_json(url + "/api/streams")), 120, "a cat label", procs
     )
-    dom = _dump_dom(url + "/")
+    dom = dump_dom(url + "/")
     assert label in dom, f"{label!r} not on the rendered page"
     shot = screenshot(url + "/", tmp_path / "page.png")
     score, (_x, _y, w, _h) = find_photo(shot, photo("chelsea", 640, 426))
     assert score > 0.6 and w > 200, f"the cat photo is not on the page (match {score:.2f})"
-
-
-def _dump_dom(url: str) -> str:
-    """The page's DOM after its script has run (Chromium's --dump-dom)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kva-chromium-") as profile:
-        result = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--timeout=3000", "--dump-dom", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    return result.stdout

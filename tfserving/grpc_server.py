@@ -1,0 +1,328 @@
+"""TF Serving's gRPC API for ``kva serve --port``: PredictionService and ModelService.
+
+``Predict`` and ``GetModelMetadata`` of ``tensorflow.serving.PredictionService``
+and ``GetModelStatus`` of ``tensorflow.serving.ModelService``, over the same
+:class:`~tfserving.app.Runtime` as REST: the same loaded models, admission
+control (``UNAVAILABLE`` beyond ``--max_inflight``) and Prometheus metrics
+(protocol ``grpc``; the ``code`` label holds the HTTP status REST would answer).
+Errors use TF Serving's gRPC codes: ``NOT_FOUND`` (model/version),
+``INVALID_ARGUMENT`` (request), ``UNAVAILABLE`` (saturated), ``INTERNAL``.
+
+Image models take a ``DT_STRING`` tensor of encoded JPEG/PNG images (shape
+``[N]`` or ``[N, 1]``) for their uint8 ``image`` input, as REST takes b64.
+GetModelMetadata also answers the kva extension field ``kva_labels``: the
+class names as a ``DT_STRING`` TensorProto (absent when the model has none).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from kva.cliargs import SettingsError
+from kva.grpc_api import (
+    Api,
+    GrpcNotInstalled,
+    TensorError,
+    load,
+    make_ndarray,
+    make_tensor_proto,
+    shape_of,
+)
+from tfserving.app import Runtime
+from tfserving.config import ServeSettings
+from tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
+from tfserving.servable import Servable
+from tfserving.v1 import DEFAULT_SIGNATURE, signature_defs
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_FIELD = "signature_def"
+LABELS_FIELD = "kva_labels"
+PROTOCOL = "grpc"
+_AVAILABLE = 30  # tensorflow.serving.ModelVersionStatus.State.AVAILABLE
+
+
+def check_grpc() -> None:
+    """Fail at start (exit 2) when ``--port`` is given without the ``[grpc]`` extra."""
+    try:
+        load()
+    except GrpcNotInstalled as exc:
+        raise SettingsError(f"--port: {exc}") from None
+
+
+def start_grpc(runtime: Runtime, settings: ServeSettings) -> GrpcServer:
+    """Start the gRPC server of ``kva serve`` next to REST (same host, threads, size limit)."""
+    assert settings.grpc_port is not None  # noqa: S101 - the caller checks
+    try:
+        server = GrpcServer(
+            runtime,
+            settings.rest_api_host,
+            settings.grpc_port,
+            settings.worker_threads(),
+            settings.serve_max_request_bytes,
+        )
+    except OSError as exc:
+        raise SettingsError(f"--port {settings.grpc_port}: {exc}") from None
+    server.start()
+    logger.info("serving gRPC on %s:%d (PredictionService, ModelService)", server.host, server.port)
+    return server
+
+
+class GrpcServer:
+    """A ``grpc.server`` with a thread pool serving ``runtime``'s models on ``host:port``."""
+
+    def __init__(
+        self, runtime: Runtime, host: str, port: int, threads: int, max_message_bytes: int
+    ) -> None:
+        self.api = load()
+        grpc = self.api.grpc
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kva-serve-grpc")
+        self.server = grpc.server(
+            self._pool,
+            maximum_concurrent_rpcs=max(100, 4 * threads),
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max(max_message_bytes, 64 * 1024 * 1024)),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        handlers = _Handlers(self.api, runtime)
+        self.api.prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            _PredictionService(handlers), self.server
+        )
+        self.api.model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            _ModelService(handlers), self.server
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = int(self.server.add_insecure_port(address))
+        except RuntimeError as exc:
+            raise OSError(f"cannot bind gRPC to {address}: {exc}") from None
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {address} (in use?)")
+        self.host = host
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Refuse new RPCs, let running ones finish for up to ``grace`` seconds."""
+        self.server.stop(grace).wait(grace + 1.0)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Handlers:
+    """The RPC bodies: proto in, proto out; errors as :class:`ServingError`."""
+
+    def __init__(self, api: Api, runtime: Runtime) -> None:
+        self.api = api
+        self.rt = runtime
+
+    def call(self, name: str, handler: Callable[[Any], Any], request: Any, context: Any) -> Any:
+        """Run ``handler`` with metrics; map errors to gRPC status codes."""
+        started = time.perf_counter()
+        model = request.model_spec.name
+        model = model if model in self.rt.manager.models else ""
+        status = 200
+        try:
+            return handler(request)
+        except ServingError as exc:
+            status = exc.status
+            context.abort(_code(self.api, exc), exc.message)
+        except Exception as exc:  # noqa: BLE001 - answered as INTERNAL, never a crash
+            status = 500
+            logger.exception("unexpected error in gRPC %s", name)
+            context.abort(self.api.grpc.StatusCode.INTERNAL, f"Internal: {type(exc).__name__}")
+        finally:
+            metrics = self.rt.metrics
+            metrics.requests.labels(model, PROTOCOL, str(status)).inc()
+            metrics.latency.labels(model, PROTOCOL).observe(time.perf_counter() - started)
+
+    # -- PredictionService -----------------------------------------------------------------
+    def predict(self, request: Any) -> Any:
+        servable = self._resolve(request.model_spec)
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        if signature != DEFAULT_SIGNATURE:
+            raise InvalidArgument(
+                f'Serving signature name: "{signature}" not found in signature def'
+            )
+        wanted = list(request.output_filter) or list(servable.outputs)
+        unknown = sorted(set(wanted) - set(servable.outputs))
+        if unknown:
+            raise InvalidArgument(
+                f"output tensor alias not found in signature: {', '.join(unknown)}. "
+                f"Outputs expected to be in the set {{{','.join(sorted(servable.outputs))}}}."
+            )
+        outputs = self.rt.execute(servable, lambda: self._feeds(servable, request.inputs))
+        response = self.api.predict_pb2.PredictResponse()
+        self._spec(response.model_spec, servable, DEFAULT_SIGNATURE)
+        for name in wanted:
+            response.outputs[name].CopyFrom(make_tensor_proto(self.api, outputs[name]))
+        return response
+
+    def _feeds(self, servable: Servable, inputs: Any) -> dict[str, np.ndarray]:
+        sent, expected = set(inputs), set(servable.inputs)
+        if sent != expected:
+            extra = ", ".join(sorted(sent - expected))
+            missing = ", ".join(sorted(expected - sent))
+            raise InvalidArgument(
+                f"input size does not match signature: {len(sent)}!={len(expected)} "
+                f"len({{{', '.join(sorted(sent))}}}) != len({{{', '.join(sorted(expected))}}}). "
+                f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}."
+            )
+        return {name: self._tensor(servable, name, inputs[name]) for name in sorted(sent)}
+
+    def _tensor(self, servable: Servable, name: str, proto: Any) -> np.ndarray:
+        info = servable.inputs[name]
+        string = self.api.types_pb2.DT_STRING
+        try:
+            if info.image_hw is not None and proto.dtype == string:
+                return self._images(name, proto, info.image_hw)
+            array = make_ndarray(self.api, proto, max_elements=self.rt.max_request_bytes)
+        except TensorError as exc:
+            raise InvalidArgument(f"input '{name}': {exc}") from None
+        if array.dtype != info.dtype:
+            got = self.api.types_pb2.DataType.Name(proto.dtype)
+            want = _tf_dtype(self.api, info.dtype)
+            hint = " or DT_STRING with encoded images" if info.image_hw else ""
+            raise InvalidArgument(f"input '{name}': expects {want}{hint} but got {got}")
+        return array
+
+    def _images(self, name: str, proto: Any, image_hw: tuple[int, int]) -> np.ndarray:
+        shape = shape_of(proto)
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or not shape[0]:
+            raise InvalidArgument(
+                f"input '{name}': encoded images need shape [N] (or [N, 1]), got {list(shape)}"
+            )
+        if len(proto.string_val) != shape[0]:
+            raise InvalidArgument(
+                f"input '{name}': {len(proto.string_val)} images in string_val for shape "
+                f"{list(shape)}"
+            )
+        height, width = image_hw
+        return np.stack([self.rt.decode_image(data, height, width) for data in proto.string_val])
+
+    def metadata(self, request: Any) -> Any:
+        fields = list(request.metadata_field)
+        if not fields:
+            raise InvalidArgument(
+                "GetModelMetadataRequest must specify at least one metadata_field"
+            )
+        for field in fields:
+            if field not in (SIGNATURE_FIELD, LABELS_FIELD):
+                raise InvalidArgument(f"Metadata field {field} is not supported")
+        servable = self._resolve(request.model_spec)
+        response = self.api.get_model_metadata_pb2.GetModelMetadataResponse()
+        self._spec(response.model_spec, servable, "")
+        if SIGNATURE_FIELD in fields:
+            from google.protobuf import json_format
+
+            signatures = self.api.get_model_metadata_pb2.SignatureDefMap()
+            json_format.ParseDict({"signature_def": signature_defs(servable)}, signatures)
+            response.metadata[SIGNATURE_FIELD].Pack(signatures)
+        if LABELS_FIELD in fields and servable.labels is not None:
+            labels = np.array([label.encode() for label in servable.labels], dtype=object)
+            response.metadata[LABELS_FIELD].Pack(make_tensor_proto(self.api, labels))
+        return response
+
+    # -- ModelService ----------------------------------------------------------------------
+    def status(self, request: Any) -> Any:
+        spec = request.model_spec
+        manager = self.rt.manager
+        name = spec.name
+        if not name:
+            raise InvalidArgument("Missing model name in request.")
+        version = self._version(spec)
+        if spec.version_label:
+            version = manager.resolve(name, label=spec.version_label).version
+        state = manager.models.get(name)
+        if state is None or not state.versions:
+            raise NotFound(f"Could not find any versions of model {name}")
+        versions = sorted(state.versions, reverse=True)
+        if version is not None:
+            if version not in state.versions:
+                raise NotFound(f"Could not find version {version} of model {name}")
+            versions = [version]
+        response = self.api.get_model_status_pb2.GetModelStatusResponse()
+        for number in versions:
+            entry = response.model_version_status.add(version=number, state=_AVAILABLE)
+            entry.status.SetInParent()  # error_code OK, error_message "" as TF Serving sends
+        return response
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _resolve(self, spec: Any) -> Servable:
+        if not spec.name:
+            raise InvalidArgument("Missing model name in request.")
+        version = self._version(spec)
+        label = spec.version_label or None
+        return self.rt.manager.resolve(spec.name, version, label)
+
+    @staticmethod
+    def _version(spec: Any) -> int | None:
+        return int(spec.version.value) if spec.HasField("version") else None
+
+    @staticmethod
+    def _spec(target: Any, servable: Servable, signature: str) -> None:
+        target.name = servable.name
+        target.version.value = servable.version
+        target.signature_name = signature
+
+
+def _code(api: Api, exc: ServingError) -> Any:
+    codes = api.grpc.StatusCode
+    if isinstance(exc, InvalidArgument):
+        return codes.INVALID_ARGUMENT
+    if isinstance(exc, NotFound):
+        return codes.NOT_FOUND
+    if isinstance(exc, Unavailable):
+        return codes.UNAVAILABLE
+    if isinstance(exc, Internal):
+        return codes.INTERNAL
+    if exc.status == 413:
+        return codes.RESOURCE_EXHAUSTED
+    return codes.UNKNOWN
+
+
+def _tf_dtype(api: Api, dtype: np.dtype) -> str:
+    from kva.grpc_api import dtype_enum, dtype_name
+
+    return dtype_name(api, dtype_enum(api, dtype))
+
+
+class _PredictionService:
+    def __init__(self, handlers: _Handlers) -> None:
+        self._h = handlers
+
+    def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+        return self._h.call("Predict", self._h.predict, request, context)
+
+    def GetModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._h.call("GetModelMetadata", self._h.metadata, request, context)
+
+    def Classify(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "Classify is not served over gRPC")
+
+    def Regress(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "Regress is not served over gRPC")
+
+    def MultiInference(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served")
+
+
+class _ModelService:
+    def __init__(self, handlers: _Handlers) -> None:
+        self._h = handlers
+
+    def GetModelStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._h.call("GetModelStatus", self._h.status, request, context)
+
+    def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.abort(
+            self._h.api.grpc.StatusCode.UNIMPLEMENTED, "model config reload is not served"
+        )
