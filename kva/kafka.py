@@ -28,7 +28,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kva.frame import DEFAULT_MAX_FRAME_BYTES, Frame, decode_frame, encode_frame
+from kva.frame import (
+    DEFAULT_MAX_FRAME_BYTES,
+    Frame,
+    FrameDecodeError,
+    decode_frame,
+    encode_frame,
+)
 from kva.logs import RateLimitedLog
 from kva.settings import KafkaSettings
 
@@ -91,28 +97,38 @@ class Record:
     value: bytes | None
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
     timestamp_ms: int = 0
+    #: Why the headers could not be read (e.g. a header name that is not UTF-8), else None.
+    header_error: str | None = None
 
     def frame(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
         """Decode as a :class:`Frame`; raises :class:`~kva.frame.FrameDecodeError`."""
+        if self.header_error is not None:
+            raise FrameDecodeError("bad_header", self.header_error)
         return decode_frame(self.key, self.value, self.headers, max_frame_bytes)
 
     @classmethod
     def from_message(cls, msg: Message) -> Record:
         _kind, timestamp = msg.timestamp()
+        header_error = None
+        try:
+            pairs = _header_pairs(msg)
+        except Exception as exc:  # noqa: BLE001 - librdkafka cannot decode a header name
+            pairs, header_error = [], f"headers cannot be read: {type(exc).__name__}"
         return cls(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
             offset=msg.offset() or 0,
             key=msg.key(),
             value=msg.value(),
-            headers=[
-                (k, v if isinstance(v, bytes | None) else v.encode()) for k, v in _header_pairs(msg)
-            ],
+            headers=[(k, v if isinstance(v, bytes | None) else v.encode()) for k, v in pairs],
             timestamp_ms=timestamp,
+            header_error=header_error,
         )
 
 
 def _header_pairs(msg: Message) -> list[tuple[str, bytes | str | None]]:
+    """The headers as pairs; raises when a header name is not UTF-8 (confluent-kafka
+    then raises SystemError from ``Message.headers()``)."""
     headers = msg.headers() or []
     return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
