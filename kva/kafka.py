@@ -9,6 +9,7 @@ high watermark, jumps to the newest message and counts what it skipped.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -109,28 +110,43 @@ class Record:
     @classmethod
     def from_message(cls, msg: Message) -> Record:
         _kind, timestamp = msg.timestamp()
-        header_error = None
-        try:
-            pairs = _header_pairs(msg)
-        except Exception as exc:  # noqa: BLE001 - librdkafka cannot decode a header name
-            pairs, header_error = [], f"headers cannot be read: {type(exc).__name__}"
+        pairs = _header_pairs(msg)
         return cls(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
             offset=msg.offset() or 0,
             key=msg.key(),
             value=msg.value(),
-            headers=[(k, v if isinstance(v, bytes | None) else v.encode()) for k, v in pairs],
+            headers=[] if pairs is None else pairs,
             timestamp_ms=timestamp,
-            header_error=header_error,
+            header_error=None if pairs is not None else "a header name is not UTF-8",
         )
 
 
-def _header_pairs(msg: Message) -> list[tuple[str, bytes | str | None]]:
-    """The headers as pairs; raises when a header name is not UTF-8 (confluent-kafka
-    then raises SystemError from ``Message.headers()``)."""
-    headers = msg.headers() or []
-    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+def _header_pairs(msg: Message) -> list[tuple[str, bytes | None]] | None:
+    """The headers as (name, value) pairs, or None when they cannot be read safely.
+
+    confluent-kafka turns a header name that is not UTF-8 into a NULL inside the
+    (name, value) tuple: ``Message.headers()`` then raises SystemError, or returns
+    (and caches) a list whose tuple crashes the interpreter when unpacked, leaving the
+    decoding error pending (the next checked call raises SystemError). Such a tuple is
+    recognised without touching the NULL: the garbage collector's traversal skips NULL
+    members, so it reports fewer than two referents.
+    """
+    try:
+        headers = msg.headers()
+        if not headers:
+            return []
+        items = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        pairs: list[tuple[str, bytes | None]] = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2 or len(gc.get_referents(item)) != 2:
+                return None
+            name, value = item
+            pairs.append((name, value if isinstance(value, bytes | None) else value.encode()))
+    except SystemError:  # the decoding error confluent-kafka left pending surfaces here
+        return None
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)
