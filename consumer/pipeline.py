@@ -151,7 +151,9 @@ class Pipeline:
         while True:
             with self._lock:
                 limit = self.capacity() + PREFETCH
-                if self._closed or not self._order or self._inflight >= limit:
+                # frames past the models (annotating, publishing) are bounded too
+                full = self._inflight >= limit or self._busy >= 2 * limit
+                if self._closed or not self._order or full:
                     return
                 stream = self._order.pop(0)
                 frame = self._pending.pop(stream)
@@ -211,6 +213,7 @@ class Pipeline:
             release()
             self._resolve(frame)
             self._finished()
+            self.dispatch()
 
     def _register(self, frame: Frame) -> None:
         with self._publish_cond:
