@@ -7,12 +7,14 @@ threads (2 cores); the faster is the limit. Also prints the time split per stage
 raw in-process OpenVINO fps. Pipeline: producer (720p at --fps) -> Kafka -> ``kva consume``
 -> ``kva serve`` (/v2 binary) -> Kafka -> reader. Target ratio >= 0.8.
 
-    python bench/consumer_efficiency.py [--seconds 15] [--fps 60]
+    python bench/consumer_efficiency.py [--seconds 6] [--rounds 3] [--fps 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import tempfile
 import threading
 import time
@@ -88,74 +90,86 @@ def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
     return fps, split, raw_fps
 
 
-def pipeline(
-    frames: list[bytes], base: Path, seconds: float, fps: float, inflight: int, work: Path
-) -> tuple[float, str]:
-    port = free_port()
-    serve = Process(
-        ["-m", "kva.cli", "serve", "--rest_api_port", str(port),
-         "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2")],
-        work / "serve.log",
-    )  # fmt: skip
-    try:
+class PipelineRig:
+    """kva serve + broker + kva consume + reader, set up once; :meth:`measure` feeds a window."""
+
+    def __init__(self, base: Path, inflight: int, work: Path) -> None:
+        self.stack = contextlib.ExitStack()
+        port = free_port()
+        serve = Process(
+            ["-m", "kva.cli", "serve", "--rest_api_port", str(port),
+             "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2")],
+            work / "serve.log",
+        )  # fmt: skip
+        self.stack.callback(serve.stop)
         serve.wait_line("loaded mobilenet_v2", timeout=60)
-        with broker() as settings:
-            names = topics(settings, "eff")
-            url = f"http://127.0.0.1:{port}/v2/models/mobilenet_v2"
-            consumer = consume(
-                settings,
-                names,
-                ["--model", f"mobilenet_v2={url}", "--max-inflight", str(inflight)],
-                work / "c.log",
-            )
-            reader = Reader(settings, names[1])
-            reader.start()
-            feeder = Feeder(settings, names[0], frames, (1280, 720), fps=fps)
-            feeder.start()
-            try:
-                time.sleep(4)
-                count, start = reader.count, time.monotonic()
-                time.sleep(seconds)
-                out_fps = (reader.count - count) / (time.monotonic() - start)
-            finally:
-                feeder.stop()
-                reader.stop()
-                consumer.stop()
-            status = [line for line in consumer.lines() if "stream cam0:" in line]
-            return out_fps, status[-2].split(": ", 1)[1] if len(status) > 1 else ""
-    finally:
-        serve.stop()
+        self.settings = self.stack.enter_context(broker())
+        self.names = topics(self.settings, "eff")
+        url = f"http://127.0.0.1:{port}/v2/models/mobilenet_v2"
+        self.consumer = consume(
+            self.settings,
+            self.names,
+            ["--model", f"mobilenet_v2={url}", "--max-inflight", str(inflight)],
+            work / "consume.log",
+        )
+        self.stack.callback(self.consumer.stop)
+        self.reader = Reader(self.settings, self.names[1])
+        self.reader.start()
+        self.stack.callback(self.reader.stop)
+
+    def measure(self, frames: list[bytes], fps: float, seconds: float) -> float:
+        feeder = Feeder(self.settings, self.names[0], frames, (1280, 720), fps=fps)
+        feeder.start()
+        try:
+            time.sleep(2)
+            count, start = self.reader.count, time.monotonic()
+            time.sleep(seconds)
+            return (self.reader.count - count) / (time.monotonic() - start)
+        finally:
+            feeder.stop()
+            time.sleep(1)
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--fps", type=float, default=60.0, help="input rate (above capacity)")
-    parser.add_argument("--max-inflight", type=int, default=4, help="kva consume --max-inflight")
-    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per measurement window")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fps", type=float, default=150.0, help="input rate (above capacity)")
+    parser.add_argument("--max-inflight", type=int, default=2, help="kva consume --max-inflight")
     args = parser.parse_args()
     base = default_base_path()
     folder = build_model("mobilenet_v2", base)
     frames = photo_jpegs(1280, 720)
-    print("P2 efficiency: mobilenet_v2, 1280x720 JPEG frames")
-    best = 0.0
-    for threads in () if args.skip_in_process else (1, 2):
-        fps, split, raw = in_process(frames, folder / "model.xml", args.seconds / 2, threads)
-        best = max(best, fps)
-        stages = ", ".join(f"{k} {v:.2f} ms" for k, v in split.items())
-        print(f"in-process, {threads} thread(s): {fps:.1f} fps  [{stages}]")
-    if best:
-        print(f"raw in-process OpenVINO (224x224 tensor, one request at a time): {raw:.0f} fps")
+    print("P2 efficiency: mobilenet_v2, 1280x720 JPEG frames; in-process and pipeline")
+    print("measured alternately (the box is shared: compare within a round)")
+    ratios = []
     with tempfile.TemporaryDirectory() as work:
-        out_fps, status = pipeline(
-            frames, base, args.seconds, args.fps, args.max_inflight, Path(work)
-        )
-    print(
-        f"pipeline (Kafka + kva consume --max-inflight {args.max_inflight} + kva serve /v2): "
-        f"{out_fps:.1f} fps  [{status}]"
-    )
-    if best:
-        print(f"ratio pipeline / in-process limit: {out_fps / best:.2f}")
+        rig = PipelineRig(base, args.max_inflight, Path(work))
+        try:
+            for round_ in range(args.rounds):
+                results = {
+                    t: in_process(frames, folder / "model.xml", args.seconds, t) for t in (1, 2)
+                }
+                threads = max(results, key=lambda t: results[t][0])
+                best, split, raw = results[threads]
+                piped = rig.measure(frames, args.fps, args.seconds)
+                ratios.append(piped / best)
+                stages = ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+                print(
+                    f"round {round_ + 1}: in-process {best:.1f} fps ({threads} thread(s); ms per "
+                    f"frame: {stages}; raw OpenVINO {raw:.0f} fps), pipeline {piped:.1f} fps, "
+                    f"ratio {piped / best:.2f}",
+                    flush=True,
+                )
+            status = [line for line in rig.consumer.lines() if "stream cam0:" in line]
+        finally:
+            rig.close()
+    if status:
+        print("consumer: " + status[-1].split(": ", 1)[1])
+    print(f"median ratio pipeline / in-process: {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":

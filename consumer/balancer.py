@@ -22,9 +22,9 @@ logger = logging.getLogger(__name__)
 #: A replica whose latency (EWMA) is this many times its fastest peer's is ejected.
 SLOW_FACTOR = 4.0
 #: ... but only when it is also slower than this (seconds).
-SLOW_FLOOR = 0.1
+SLOW_FLOOR = 0.15
 #: Successes in a row needed before a replica is judged slow.
-OUTLIER_MIN_SAMPLES = 3
+OUTLIER_MIN_SAMPLES = 5
 #: Longest ejection back-off (seconds).
 MAX_BACKOFF = 30.0
 #: Successes in a row after which the back-off is forgotten.

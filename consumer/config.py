@@ -133,6 +133,13 @@ class ConsumerSettings(KafkaSettings):
         "frame is then dropped as stale)",
         json_schema_extra={"flag": "--reorder-wait"},
     )
+    consume_max_streams: int = Field(
+        1024,
+        ge=1,
+        description="streams one consumer tracks; frames of further streams are dropped "
+        "(reason overload) so state and metric labels stay bounded",
+        json_schema_extra={"flag": "--max-streams"},
+    )
     consume_max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES,
         gt=0,

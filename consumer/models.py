@@ -67,7 +67,9 @@ class ModelRuntime:
                 self.name, "ok", prediction, latency, replica.url, attempts=attempt + 1
             )
         if error is None:
-            return ModelResult(self.name, "unavailable", error="no replica free or in rotation")
+            if self.pool.up_count():
+                return ModelResult(self.name, "busy", error="every replica stayed busy")
+            return ModelResult(self.name, "unavailable", error="no replica in rotation")
         return ModelResult(self.name, "error", error=str(error), attempts=len(tried))
 
 

@@ -60,6 +60,7 @@ class Pipeline:
         request_quality: int,
         passthrough: bool = False,
         reorder_wait: float = 0.1,
+        max_streams: int = 1024,
         max_workers: int = 64,
     ) -> None:
         self.models = models
@@ -86,6 +87,8 @@ class Pipeline:
         self._last_published: dict[str, tuple[int, int]] = {}
         self._in_work: dict[str, set[tuple[int, int]]] = {}
         self.reorder_wait = reorder_wait
+        self.max_streams = max_streams
+        self._streams_seen: set[str] = set()
         self._workers = ThreadPoolExecutor(max_workers, thread_name_prefix="kva-frame")
         self._model_calls = ThreadPoolExecutor(
             max(1, max_workers * max(0, len(models) - 1)), thread_name_prefix="kva-model"
@@ -98,6 +101,9 @@ class Pipeline:
             frame = record.frame(self.max_frame_bytes)
         except FrameDecodeError as exc:
             self._drop(NO_STREAM, "decode_error", f"{record.topic}[{record.partition}]: {exc}")
+            return
+        if not self._known_stream(frame.stream_id):
+            self._drop(NO_STREAM, "overload", f"more than {self.max_streams} streams")
             return
         self.metrics.frames_in.labels(frame.stream_id).inc()
         self.streams.frame_in(frame.stream_id)
@@ -119,6 +125,16 @@ class Pipeline:
             self._drop(frame.stream_id, "overload", "")
         self.dispatch()
 
+    def _known_stream(self, stream: str) -> bool:
+        """Track at most ``max_streams`` streams (bounded state and metric labels)."""
+        with self._lock:
+            if stream in self._streams_seen:
+                return True
+            if len(self._streams_seen) >= self.max_streams:
+                return False
+            self._streams_seen.add(stream)
+            return True
+
     def capacity(self) -> int:
         """Frames that may be at the model servers at once."""
         limits = [m.pool.capacity() for m in self.models if m.pool.up_count()]
@@ -129,7 +145,9 @@ class Pipeline:
         while True:
             with self._lock:
                 limit = self.capacity() + PREFETCH
-                if self._closed or not self._order or self._inflight >= limit:
+                # frames past the models (annotating, publishing) are bounded too
+                full = self._inflight >= limit or self._busy >= 2 * limit
+                if self._closed or not self._order or full:
                     return
                 stream = self._order.pop(0)
                 frame = self._pending.pop(stream)
@@ -189,6 +207,7 @@ class Pipeline:
             release()
             self._resolve(frame)
             self._finished()
+            self.dispatch()
 
     def _register(self, frame: Frame) -> None:
         with self._publish_cond:
@@ -216,6 +235,9 @@ class Pipeline:
             return
         results = self._run_models(image)
         release()
+        if any(r.status == "busy" for r in results):
+            self._drop(frame.stream_id, "overload", f"{frame.stream_id}: replicas busy")
+            return
         if any(r.status == "error" for r in results) and not any(r.status == "ok" for r in results):
             errors = "; ".join(r.error or "" for r in results if r.error)
             self._drop(frame.stream_id, "model_error", f"{frame.stream_id}: {errors}")

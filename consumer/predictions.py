@@ -49,7 +49,8 @@ class ModelResult:
     """The outcome of one model on one frame.
 
     ``status`` is ``ok``, ``unavailable`` (no replica up: the frame passes
-    un-annotated for this model) or ``error`` (the request failed).
+    un-annotated for this model), ``busy`` (no replica slot freed in time: the
+    frame is dropped as ``overload``) or ``error`` (the request failed).
     """
 
     model: str

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 #: The Kafka loop counts as hung (``/healthz`` 503) after this many seconds without a turn.
 LOOP_STALL_SECONDS = 15.0
+#: Kafka group session timeout (ms): how soon a dead consumer's partitions move on.
+SESSION_TIMEOUT_MS = 6000
 
 
 class ConsumerService:
@@ -61,6 +63,7 @@ class ConsumerService:
             request_quality=s.consume_request_quality,
             passthrough=s.consume_passthrough,
             reorder_wait=s.consume_reorder_wait,
+            max_streams=s.consume_max_streams,
         )
         self._consumer = LatestFrameConsumer(
             s,
@@ -68,6 +71,9 @@ class ConsumerService:
             s.consume_group_id,
             max_lag=s.consume_max_lag,
             on_skip=lambda topic, n: self.metrics.skipped.labels(topic).inc(n),
+            # after a broker restart the group rebalances once the old members' sessions
+            # expire: a shorter session brings frames back sooner
+            session_timeout_ms=SESSION_TIMEOUT_MS,
         )
         self.http = ServiceHttpServer(
             s.consume_metrics_host,

@@ -14,9 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
     KafkaError,
@@ -400,14 +401,16 @@ class FrameProducer:
 class LatestFrameConsumer:
     """A consumer that always hands out the newest frame of each stream.
 
-    On assignment it starts at the newest existing message (or the high
-    watermark with ``start_at_end``). Each received message is compared with
-    the partition's high watermark; when more than ``max_lag`` messages
-    beyond the newest frame of each stream are waiting, it seeks ahead to the
-    last S messages (S = streams seen in that partition within
-    ``stream_window`` seconds; 1 for a partition with one camera) and counts
-    the skipped messages in :attr:`skipped` (and calls ``on_skip(topic, n)``).
-    ``max_lag=None`` turns the seek off (an ordinary consumer).
+    Where it starts on assignment: ``start_at="newest"`` the newest existing
+    message, ``"end"`` only messages produced from now on, ``"beginning"``
+    everything retained (an ordinary consumer).
+
+    Each received message is compared with the partition's high watermark.
+    When more than ``max_lag`` messages beyond the newest frame of each stream
+    are waiting, it seeks ahead to the last S messages (S = streams seen in
+    that partition within ``stream_window`` seconds; 1 for a partition with
+    one camera) and counts the skipped messages in :attr:`skipped` (and calls
+    ``on_skip(topic, n)``). ``max_lag=None`` turns the seek off.
     """
 
     def __init__(
@@ -417,7 +420,7 @@ class LatestFrameConsumer:
         group_id: str,
         *,
         max_lag: int | None = 0,
-        start_at_end: bool = False,
+        start_at: Literal["newest", "end", "beginning"] = "newest",
         on_skip: Callable[[str, int], None] | None = None,
         stream_window: float = 10.0,
         session_timeout_ms: int = 10000,
@@ -428,7 +431,11 @@ class LatestFrameConsumer:
         self.stream_window = stream_window
         self.skipped = 0
         self._on_skip = on_skip
-        self._start_offset = OFFSET_END if start_at_end else _OFFSET_TAIL_BASE - 1
+        self._start_offset = {
+            "newest": _OFFSET_TAIL_BASE - 1,
+            "end": OFFSET_END,
+            "beginning": OFFSET_BEGINNING,
+        }[start_at]
         config = client_config(settings) | {
             "group.id": group_id,
             "enable.auto.commit": True,

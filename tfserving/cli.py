@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
+from typing import Any
 
 from kva.cliargs import SettingsError, add_settings_arguments, settings_from_args
 from tfserving.config import ServeSettings
@@ -15,6 +17,7 @@ logger = logging.getLogger(__name__)
 NAME = "serve"
 HELP = "serve OpenVINO models over TF Serving /v1 and KServe /v2 REST"
 _PASSTHROUGH_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+DRAIN_SECONDS = 5.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_image_pixels=settings.serve_max_image_pixels,
         timeout_seconds=settings.rest_api_timeout_in_ms / 1000.0,
     )
-    threads = settings.worker_threads()
+    threads = settings.worker_threads(len(configs))
     server = create_server(
         create_app(rt),
         host=settings.rest_api_host,
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         max_request_body_size=2 * settings.serve_max_request_bytes,
         channel_timeout=60,
         clear_untrusted_proxy_headers=True,
+        asyncore_use_poll=True,
         ident="kva-serve",
     )
     poller = threading.Thread(
@@ -109,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         name="kva-serve-poll",
         daemon=True,
     )
-    http = threading.Thread(target=server.run, name="kva-serve-http", daemon=True)
+    http = threading.Thread(
+        target=serve_until, args=(server, stop), name="kva-serve-http", daemon=True
+    )
     grpc_server = None
     if settings.grpc_port is not None:
         from tfserving.grpc_server import start_grpc
@@ -137,9 +143,31 @@ def run(args: argparse.Namespace) -> int:
             if not http.is_alive():
                 logger.error("the HTTP server stopped unexpectedly")
                 return 1
+        logger.info("stopping: finishing requests in flight")
+        http.join(timeout=DRAIN_SECONDS + 5)
     finally:
-        logger.info("stopping")
         if grpc_server is not None:
             grpc_server.stop()
-        server.close()
+    logger.info("stopped")
     return 0
+
+
+def serve_until(server: Any, stop: threading.Event, drain: float = DRAIN_SECONDS) -> None:
+    """Run waitress's event loop until ``stop``; then stop accepting, let requests in
+    flight finish (up to ``drain`` seconds) and close, all from this one thread."""
+
+    def spin(timeout: float) -> None:
+        server.asyncore.loop(timeout=timeout, map=server._map, use_poll=True, count=1)
+
+    try:
+        while not stop.is_set():
+            spin(0.2)
+        server.accepting = False
+        dispatcher = server.task_dispatcher
+        deadline = time.monotonic() + drain
+        while (dispatcher.active_count or dispatcher.queue) and time.monotonic() < deadline:
+            spin(0.05)
+        spin(0.05)  # flush the last responses
+    finally:
+        server.task_dispatcher.shutdown(timeout=1)
+        server.close()

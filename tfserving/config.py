@@ -42,7 +42,7 @@ class ServeSettings(KvaSettings):
         None,
         ge=1,
         le=1024,
-        description="HTTP worker threads (default: 4 x CPUs + --max_inflight)",
+        description="HTTP worker threads (default: 4 x CPUs + --max_inflight x models)",
         json_schema_extra=_flag("rest_api_num_threads"),
     )
     rest_api_timeout_in_ms: int = Field(
@@ -113,8 +113,12 @@ class ServeSettings(KvaSettings):
             raise ValueError("give exactly one of --model_base_path or --model_config_file")
         return self
 
-    def worker_threads(self) -> int:
-        """The HTTP thread count: explicit, or enough to admit --max_inflight per model."""
+    def worker_threads(self, models: int = 1) -> int:
+        """The HTTP thread count: explicit, or enough to admit --max_inflight for every model.
+
+        With fewer threads, requests beyond them would wait in the HTTP server's
+        queue instead of reaching admission control and its immediate 503.
+        """
         if self.rest_api_num_threads is not None:
             return self.rest_api_num_threads
-        return 4 * (os.cpu_count() or 1) + self.serve_max_inflight
+        return min(1024, 4 * (os.cpu_count() or 1) + self.serve_max_inflight * max(1, models))

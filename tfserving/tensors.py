@@ -145,12 +145,26 @@ def _check_names(sent: set[str], inputs: dict[str, TensorInfo]) -> None:
         )
 
 
+#: Most decoded pixels one request may ask for (N images x H x W): about 50 MB of RGB.
+MAX_BATCH_PIXELS = 16 * 1024 * 1024
+
+
+def check_image_batch(count: int, height: int, width: int) -> None:
+    """Refuse a request whose N decoded images would take more than :data:`MAX_BATCH_PIXELS`."""
+    if count * height * width > MAX_BATCH_PIXELS:
+        raise InvalidArgument(
+            f"too many images in one request: {count} x {height}x{width} pixels exceeds "
+            f"{MAX_BATCH_PIXELS}"
+        )
+
+
 def to_tensor(value: Any, info: TensorInfo, decode_image: ImageDecoder) -> np.ndarray:
     """Convert one JSON value (nested lists, numbers, strings, b64) to the input's dtype."""
     if info.image_hw is not None:
         images = _encoded_images(value)
         if images is not None:
             height, width = info.image_hw
+            check_image_batch(len(images), height, width)
             return np.stack([decode_image(data, height, width) for data in images])
     if info.dtype == np.dtype(object):
         return _strings(value, info.name)

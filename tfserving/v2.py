@@ -25,7 +25,15 @@ from tfserving.app import json_response, request_body, runtime, set_model
 from tfserving.dtypes import from_v2, v2_name
 from tfserving.errors import InvalidArgument, NotFound
 from tfserving.servable import Servable
-from tfserving.tensors import TensorInfo, decode_b64, is_b64, parse_json, to_json, to_tensor
+from tfserving.tensors import (
+    TensorInfo,
+    check_image_batch,
+    decode_b64,
+    is_b64,
+    parse_json,
+    to_json,
+    to_tensor,
+)
 
 HEADER = "Inference-Header-Content-Length"
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
@@ -203,6 +211,7 @@ def _tensor(item: dict[str, Any], info: TensorInfo, chunk: bytes | None, decode:
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise InvalidArgument(f"input '{name}': encoded images need shape [N] (or [N, 1])")
         height, width = info.image_hw
+        check_image_batch(len(elements), height, width)
         return np.stack([decode(data, height, width) for data in elements])
     dtype = from_v2(datatype) if isinstance(datatype, str) else None
     if dtype is None or dtype != info.dtype:

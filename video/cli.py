@@ -20,6 +20,7 @@ HELP = "serve the annotated streams to browsers (MJPEG grid page, JSON API, metr
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``kva video`` and its flags."""
     parser = subparsers.add_parser(
         NAME,
         help=HELP,
@@ -30,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the viewer until SIGINT/SIGTERM; returns the exit status."""
     from kva.kafka import KafkaUnavailable, TopicSpec, ensure_topics, wait_for_broker
     from kva.lifecycle import install_stop_handlers
     from video.app import create_app, viewer_state

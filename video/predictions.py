@@ -11,6 +11,7 @@ the usual names (``labels``/``classes``/``top`` for classifiers,
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -81,7 +82,7 @@ def _load_object(value: bytes) -> dict[str, Any]:
 def _int_field(document: Mapping[str, Any], names: Iterable[str]) -> int:
     for name in names:
         value = document.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
             return value
     return 0
 
@@ -118,9 +119,9 @@ def _summarize_model(name: str, result: Any) -> dict[str, Any]:
     if result.get("error") or status not in ("ok", None):
         item["kind"] = "error"
         item["error"] = str(result.get("error") or f"model {status}")[:200]
-    latency = result.get("latency_ms", result.get("latency"))
-    if isinstance(latency, int | float):
-        item["latency_ms"] = float(latency)
+    latency = _score(result.get("latency_ms", result.get("latency")))
+    if latency is not None:
+        item["latency_ms"] = latency
     for key in _DETECTION_KEYS:
         if isinstance(result.get(key), list):
             detections = _labelled(result[key], result.get("scores"), result.get("labels"))
@@ -154,6 +155,11 @@ def _labelled(values: list[Any], scores: Any = None, labels: Any = None) -> list
 
 
 def _score(value: Any) -> float | None:
+    """A finite number rounded for display, else None (JSON for browsers has no NaN/inf)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return round(float(value), 4)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return round(number, 4) if math.isfinite(number) else None
     return None

@@ -43,6 +43,7 @@ class RecordHandler:
         self._log = RateLimitedLog(logger, interval=10.0)
 
     def handle(self, record: Record) -> None:
+        """Put one consumed record into the store (or count why not)."""
         if record.topic == self._settings.video_metadata_topic:
             self._metadata(record)
         else:
@@ -106,6 +107,7 @@ class KafkaReader:
         self.failed: BaseException | None = None
 
     def start(self) -> KafkaReader:
+        """Create the consumer and start reading on the background thread."""
         self._consumer = LatestFrameConsumer(
             self._settings,
             self.topics,
@@ -118,9 +120,11 @@ class KafkaReader:
         return self
 
     def alive(self) -> bool:
+        """Whether the reader thread still runs."""
         return self._thread.is_alive()
 
     def broker_down_for(self) -> float:
+        """Seconds the broker has been unreachable (0 when reachable)."""
         return 0.0 if self._consumer is None else self._consumer.health.down_for()
 
     def _run(self) -> None:
@@ -139,6 +143,7 @@ class KafkaReader:
             consumer.close()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading and close the consumer (waits up to ``timeout``)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

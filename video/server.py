@@ -40,17 +40,21 @@ class ViewerServer:
 
     @property
     def port(self) -> int:
+        """The bound port (useful with port 0)."""
         return int(self._server.effective_port)
 
     @property
     def host(self) -> str:
+        """The bound address."""
         return str(self._server.effective_host)
 
     @property
     def url(self) -> str:
+        """``http://host:port`` of the viewer."""
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ViewerServer:
+        """Serve on a background thread."""
         self._thread.start()
         logger.info("viewer on %s/", self.url)
         return self

@@ -54,9 +54,11 @@ class FpsMeter:
         self._times: deque[float] = deque(maxlen=1024)
 
     def tick(self, now: float) -> None:
+        """Record a frame arriving at ``now``."""
         self._times.append(now)
 
     def rate(self, now: float) -> float:
+        """Frames per second over the window ending at ``now``."""
         times = self._times
         while times and now - times[0] > self._window:
             times.popleft()
@@ -79,6 +81,7 @@ class StreamSlot:
         self.closed = False
 
     def put(self, frame: Frame, now: float) -> StoredFrame:
+        """Make ``frame`` the newest and wake every waiting client."""
         part = b"".join((frame.data, b"\r\n", PART_HEAD))
         with self._cond:
             self._version += 1
@@ -99,13 +102,16 @@ class StreamSlot:
 
     @property
     def current(self) -> StoredFrame | None:
+        """The newest frame, or None before the first."""
         return self._current
 
     @property
     def predictions(self) -> Predictions | None:
+        """The latest predictions, or None."""
         return self._predictions
 
     def fps(self, now: float) -> float:
+        """Frames per second arriving on this stream."""
         with self._cond:
             return self._fps.rate(now)
 
@@ -156,9 +162,11 @@ class FrameStore:
         self.evicted = 0
 
     def get(self, stream_id: str) -> StreamSlot | None:
+        """The slot of ``stream_id``, or None if unknown."""
         return self._slots.get(stream_id)
 
     def slots(self) -> list[StreamSlot]:
+        """Every stream, sorted by id."""
         with self._lock:
             return sorted(self._slots.values(), key=lambda s: s.stream_id)
 
@@ -166,6 +174,7 @@ class FrameStore:
         return len(self._slots)
 
     def now(self) -> float:
+        """The store's clock (monotonic seconds)."""
         return self._clock()
 
     def put_frame(self, frame: Frame) -> StoredFrame | None:

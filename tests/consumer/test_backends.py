@@ -153,7 +153,16 @@ def test_all_replicas_down_is_unavailable(model_servers) -> None:
 def test_slow_replica_is_ejected_as_outlier(model_servers) -> None:
     fast, slow = model_servers(latency=0.0), model_servers(latency=0.3)
     runtime = _runtime([fast, slow], ConsumerMetrics())
-    for _ in range(8):
+    for _ in range(12):
         assert runtime.run(_image()).status == "ok"
     stats = {url: up for url, up, _n, _total in runtime.pool.stats()}
     assert stats == {fast.url(): True, slow.url(): False}
+
+
+def test_labels_from_a_url(model_servers) -> None:
+    from consumer.labels import LabelsError, load_labels
+
+    server = model_servers(latency=0, labels=["cat", "dog"])
+    assert load_labels(server.url() + "/labels") == ["cat", "dog"]
+    with pytest.raises(LabelsError, match="cannot fetch labels"):
+        load_labels(f"http://127.0.0.1:{server.port}/v1/models/nope/labels")

@@ -136,3 +136,37 @@ def test_replicas_share_load_survive_a_kill_and_come_back(
             feeder.stop()
             if a.proc is None or a.proc.poll() is not None:
                 a.start()
+
+
+def test_all_replicas_down_frames_pass_marked_then_recover(
+    replicas, kafka_settings, topics, unique_name, reader
+) -> None:
+    settings = consumer_settings(
+        kafka_settings,
+        topics,
+        unique_name,
+        consume_models=_models(replicas, "v1"),
+        consume_probe_interval=0.2,
+    )
+    data, _width, _height = _photo_jpeg("coffee")
+    meta = reader(topics.metadata)
+
+    def statuses() -> set[str]:
+        docs = metadata_docs(meta.snapshot()[-3:])
+        return {m["status"] for d in docs for m in d["models"]}
+
+    with running_consumer(settings):
+        feeder = Feeder(kafka_settings, topics.input, fps=10, make_data=lambda _s: data).start()
+        try:
+            wait_for(lambda: statuses() == {"ok"}, 30, "not annotated")
+            for replica in replicas:
+                replica.kill()
+            wait_for(lambda: statuses() == {"unavailable"}, 15, "no 'model unavailable' frames")
+            for replica in replicas:
+                replica.start()
+            wait_for(lambda: statuses() == {"ok"}, 30, "did not recover")
+        finally:
+            feeder.stop()
+            for replica in replicas:
+                if replica.proc is None or replica.proc.poll() is not None:
+                    replica.start()

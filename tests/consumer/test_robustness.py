@@ -260,3 +260,16 @@ def test_two_consumers_in_one_group_share_partitions(
             for c in (first, second)
         ]
         assert min(outs) > 0, outs
+
+
+def test_stream_count_is_bounded(kafka_settings, topics, unique_name, reader) -> None:
+    settings = consumer_settings(
+        kafka_settings, topics, unique_name, consume_passthrough=True, consume_max_streams=2
+    )
+    out = reader(topics.output)
+    with running_consumer(settings) as service:
+        for stream in ("a", "b", "c", "a"):
+            send_frame(kafka_settings, topics.input, make_frame(stream, 1, GOOD))
+        wait_for(lambda: out.count() == 3, 10, "frames of known streams not published")
+        wait_for(lambda: _dropped(service, "overload", "_unknown") == 1, 10, "third not dropped")
+    assert sorted(r.frame().stream_id for r in out.snapshot()) == ["a", "a", "b"]

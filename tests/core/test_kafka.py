@@ -48,6 +48,13 @@ def _wait_assigned(consumer: LatestFrameConsumer, timeout: float = 20) -> None:
         consumer.poll(0.1)
 
 
+def _warm_up(settings: KafkaSettings, topic: str, consumer: LatestFrameConsumer) -> None:
+    """Assignment, then one frame through: the consumer's start offset is resolved."""
+    _wait_assigned(consumer)
+    _produce(settings, topic, [_frame("cam0", 0)])
+    assert [r.frame().stream_id for r in _collect(consumer, 1)] == ["cam0"]
+
+
 def _collect(consumer: LatestFrameConsumer, count: int, timeout: float = 30) -> list[Record]:
     records: list[Record] = []
     deadline = time.monotonic() + timeout
@@ -60,7 +67,9 @@ def _collect(consumer: LatestFrameConsumer, count: int, timeout: float = 30) -> 
 
 def test_frames_round_trip_with_headers(kafka_settings, make_topic, unique_name) -> None:
     topic = make_topic(partitions=1)
-    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    consumer = LatestFrameConsumer(
+        kafka_settings, [topic], unique_name, max_lag=None, start_at="beginning"
+    )
     try:
         _wait_assigned(consumer)
         sent = [_frame("cam0", i) for i in range(5)]
@@ -75,7 +84,9 @@ def test_each_stream_stays_ordered_across_partitions(
     kafka_settings, make_topic, unique_name
 ) -> None:
     topic = make_topic(partitions=4)
-    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    consumer = LatestFrameConsumer(
+        kafka_settings, [topic], unique_name, max_lag=None, start_at="beginning"
+    )
     streams = [f"cam{i}" for i in range(6)]
     try:
         _wait_assigned(consumer)
@@ -107,7 +118,7 @@ def test_latest_frame_seek_skips_what_piled_up(kafka_settings, make_topic, uniqu
         on_skip=lambda _t, n: skipped_reports.append(n),
     )
     try:
-        _wait_assigned(consumer)
+        _warm_up(kafka_settings, topic, consumer)
         consumer.pause()
         _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(200)])
         consumer.resume()
@@ -123,7 +134,7 @@ def test_lag_tolerance_delivers_up_to_n_behind(kafka_settings, make_topic, uniqu
     topic = make_topic(partitions=1)
     consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=5)
     try:
-        _wait_assigned(consumer)
+        _warm_up(kafka_settings, topic, consumer)
         consumer.pause()
         _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(50)])
         consumer.resume()
@@ -149,7 +160,9 @@ def test_new_consumer_starts_at_the_newest_existing_frame(
 
 def test_a_10_mb_frame_passes(kafka_settings, make_topic, unique_name) -> None:
     topic = make_topic(partitions=1)
-    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None)
+    consumer = LatestFrameConsumer(
+        kafka_settings, [topic], unique_name, max_lag=None, start_at="beginning"
+    )
     big = _frame("cam0", 1, size=10 * 1024 * 1024)
     try:
         _wait_assigned(consumer)

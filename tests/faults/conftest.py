@@ -63,7 +63,7 @@ class AnnotatedReader:
     def __init__(self, settings: KafkaSettings, group: str) -> None:
         self.frames: list[tuple[float, Frame]] = []
         self._consumer = LatestFrameConsumer(
-            settings, ["annotated"], group, max_lag=None, start_at_end=True
+            settings, ["annotated"], group, max_lag=None, start_at="end"
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

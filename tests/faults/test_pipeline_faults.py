@@ -30,7 +30,7 @@ def _viewer_sequence(pipeline: Pipeline, stream: str, above: int, timeout: float
     """The viewer's newest sequence of ``stream`` once it is above ``above`` (-1 on timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sequence = int(_streams(pipeline).get(stream, {}).get("sequence", -1))
+        sequence = int(_streams(pipeline).get(stream, {}).get("sequence") or -1)
         if sequence > above:
             return sequence
         time.sleep(0.2)

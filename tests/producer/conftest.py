@@ -55,7 +55,7 @@ class FrameCollector:
 
     def __init__(self, kafka_settings: KafkaSettings, topic: str, group: str) -> None:
         self.consumer = LatestFrameConsumer(
-            kafka_settings, [topic], group, max_lag=None, start_at_end=True
+            kafka_settings, [topic], group, max_lag=None, start_at="end"
         )
         deadline = time.monotonic() + 20
         while not self.consumer.assignment:

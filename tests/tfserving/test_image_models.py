@@ -226,3 +226,16 @@ def test_bad_image_tensors(image_server: ServeProcess, body: object, message: st
     reply = image_server.post("/v1/models/mobilenet_v2:predict", json=body)
     assert reply.status_code == 400, reply.text
     assert message in reply.json()["error"]
+
+
+def test_too_many_images_in_one_request(image_server: ServeProcess) -> None:
+    ok, tiny = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    images = [tiny.tobytes()] * 400  # 400 x 224 x 224 decoded pixels: over the 16 Mi budget
+    body, headers = v2_binary(images)
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
+    assert reply.status_code == 400
+    assert "too many images in one request: 400 x 224x224" in reply.json()["error"]
+    reply = image_server.post(
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(i) for i in images]}
+    )
+    assert reply.status_code == 400 and "too many images" in reply.json()["error"]

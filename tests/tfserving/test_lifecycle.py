@@ -189,3 +189,50 @@ def test_config_file_reload_adds_and_removes_models(
         "predictions": [[4.0]]
     }
     assert server.get("/v2/health/ready").status_code == 200
+
+
+def test_sigterm_finishes_requests_in_flight(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    build_slow_model(tmp_path)
+    server = start_server("--model_name", "slow", "--model_base_path", str(tmp_path / "slow"))
+    results: list[requests.Response] = []
+    slow = threading.Thread(
+        target=lambda: results.append(
+            server.post("/v1/models/slow:predict", json={"inputs": [[1.0]]})
+        )
+    )
+    slow.start()
+    inflight = re.compile(r'kva_serve_inflight_requests\{model="slow"\} 1\.0')
+    wait_for(
+        lambda: bool(inflight.search(server.get("/metrics").text)), 20, "one request in flight"
+    )
+    server.proc.terminate()
+    slow.join(timeout=60)
+    assert results and results[0].status_code == 200, results
+    assert server.proc.wait(timeout=30) == 0
+    assert "finishing requests in flight" in server.log()
+    assert "Traceback" not in server.log()
+
+
+def test_version_policy_all_serves_every_version(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    build(tmp_path, version=1)
+    build(tmp_path, version=2, offset=3.0)
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "hp" base_path: "half_plus_two"\n'
+        "  model_version_policy { all {} }\n"
+        '  version_labels { key: "old" value: 1 } } }\n'
+    )
+    server = start_server("--model_config_file", str(config))
+    assert _versions(server, "hp") == ["2", "1"]
+    latest = server.post("/v1/models/hp:predict", json={"instances": [[2.0]]})
+    assert latest.json() == {"predictions": [[4.0]]}  # version 2: 0.5x + 3
+    old = server.post("/v1/models/hp/labels/old:predict", json={"instances": [[2.0]]})
+    assert old.json() == {"predictions": [[3.0]]}
+    assert server.get("/v2/models/hp").json()["versions"] == ["1", "2"]
+    v1 = server.post("/v2/models/hp/versions/1/infer", json={
+        "inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [2.0]}]})  # fmt: skip
+    assert v1.json()["model_version"] == "1" and v1.json()["outputs"][0]["data"] == [3.0]

@@ -172,10 +172,12 @@ def test_max_fps_paces_each_client(make_settings, serve, feed, cat_frames) -> No
     client = _client(serve(app))
     rates: list[float] = []
     try:
+        for _ in range(4):  # the first frames may come in a burst (the pacer's bucket)
+            client.read_part()
         _fps_of(client, 3.0, rates)
     finally:
         client.close()
-    assert 6.0 <= rates[0] <= 8.8, rates
+    assert 6.0 <= rates[0] <= 8.5, rates
 
 
 def test_a_slow_reader_skips_to_the_newest_frame(make_settings, serve, feed, cat_frames) -> None:

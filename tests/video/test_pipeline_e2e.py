@@ -5,7 +5,6 @@ classified by `kva consume` through a real `kva serve` (MobileNetV2), shown by
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import photo
+from zookeeper.jars import cache_root
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,7 +79,7 @@ def _cat_label(streams: dict) -> str | None:
 
 
 def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
-    models = Path(os.environ.get("KVA_CACHE_DIR", Path.home() / ".cache" / "kva")) / "models"
+    models = cache_root() / "models"  # where `kva models build` caches them
     subprocess.run(
         [
             sys.executable,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.video.frames import make_frame
 from video.predictions import MetadataError, header_predictions, parse_metadata, summarize
@@ -212,3 +214,56 @@ def test_summary_keeps_at_most_five_labels() -> None:
     labels = [{"label": str(i), "score": i / 10} for i in range(9)]
     (item,) = summarize({"models": {"m": {"classes": labels}}})
     assert [x["label"] for x in item["labels"]] == ["8", "7", "6", "5", "4"]
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from([10**400, -(10**400)])
+    | st.floats()
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "models",
+                    "results",
+                    "predictions",
+                    "classes",
+                    "labels",
+                    "scores",
+                    "detections",
+                    "boxes",
+                    "label",
+                    "score",
+                    "model",
+                    "error",
+                    "status",
+                    "latency_ms",
+                    "top",
+                    "name",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=10), _json, max_size=6)
+    | st.fixed_dictionaries({"models": _json})
+)
+def test_summarize_never_fails_on_any_json(document) -> None:
+    """A summary is built on every /api/streams request: no document may break it."""
+    items = summarize(document)
+    json.dumps(items, allow_nan=False)  # what browsers can parse
+    for item in items:
+        assert set(item) >= {"model", "kind", "labels"}
+        assert len(item["labels"]) <= 5

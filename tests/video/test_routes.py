@@ -242,3 +242,23 @@ def test_api_is_json_serialisable_with_odd_predictions(app) -> None:
 def test_a_page_opened_with_the_token_passes_it_on(token_app) -> None:
     page = token_app.test_client().get(f"/?token={TOKEN}").get_data(as_text=True)
     assert f"viewer.css?token={TOKEN}" in page and f"viewer.js?token={TOKEN}" in page
+
+
+def test_api_json_stays_strict_with_hostile_numbers(app, cat_frames) -> None:
+    """NaN, infinities and huge numbers from Kafka never reach the browser's JSON.parse."""
+    from video.predictions import parse_metadata
+
+    store = viewer_state(app).store
+    store.put_frame(cat_frames[0])
+    raw = (
+        b'{"stream": "cam0", "seq": 1, "capture_ns": 1' + b"0" * 400 + b', "models": {"m": '
+        b'{"classes": [{"label": "x", "score": NaN}, {"label": "y", "score": Infinity}], '
+        b'"latency_ms": -Infinity}}}'
+    )
+    stream, predictions = parse_metadata(raw, 4096)
+    store.put_predictions(stream, predictions)
+    text = app.test_client().get("/api/streams").get_data(as_text=True)
+    body = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the API's JSON"))
+    (model,) = body["streams"][0]["predictions"]["models"]
+    assert [label["score"] for label in model["labels"]] == [None, None]
+    assert "latency_ms" not in model

@@ -69,7 +69,7 @@ MODELS: dict[str, ModelSpec] = {
             123,
             "half_plus_two",
             "TF Serving's test fixture: y = 0.5 * x + 2",
-            "half_plus_two/123",
+            "half_plus_two/123/shape-auto",
         ),
     )
 }

@@ -16,6 +16,7 @@ bp = Blueprint("api", __name__)
 
 @bp.get("/api/streams")
 def streams() -> Response:
+    """Every stream as JSON."""
     return jsonify(streams_payload(viewer_state()))
 
 

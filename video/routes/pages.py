@@ -19,6 +19,7 @@ bp = Blueprint(
 
 @bp.get("/")
 def index() -> str:
+    """The grid page, starting with the current streams."""
     state = viewer_state()
     settings = state.settings
     return render_template(

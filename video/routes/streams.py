@@ -28,6 +28,7 @@ def _slot(stream_id: str) -> StreamSlot:
 
 @bp.get("/streams/<stream_id>.mjpg")
 def mjpeg(stream_id: str) -> Response:
+    """Live MJPEG of one stream (503 when every MJPEG slot is taken)."""
     slot = _slot(stream_id)
     state = viewer_state()
     if not state.mjpeg_slots.acquire(blocking=False):
@@ -59,6 +60,7 @@ def mjpeg(stream_id: str) -> Response:
 
 @bp.get("/streams/<stream_id>.jpg")
 def snapshot(stream_id: str) -> Response:
+    """The newest frame of one stream."""
     current = _slot(stream_id).current
     if current is None:
         abort(404, description=f"stream {stream_id!r} has no frame yet")
