@@ -29,6 +29,7 @@ from consumer.streams import StreamBook
 from kva.frame import JPEG, Frame, FrameDecodeError
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
+from tfserving.images import ImageError, image_size
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ CONSUMED_HEADER = "kva-consumed-ns"
 IDLE_CAPACITY = 2
 #: Output JPEGs larger than the input limit are not published.
 _JPEG_MAGIC = b"\xff\xd8\xff"
+#: Largest image decoded (8K UHD fits): about 100 MB of BGR pixels.
+MAX_DECODE_PIXELS = 1 << 25
+#: A complete JPEG ends with EOI; a few bytes of padding after it are tolerated.
+_JPEG_END = b"\xff\xd9"
+_JPEG_END_WINDOW = 64
 
 
 class Pipeline:
@@ -230,6 +236,10 @@ class Pipeline:
         return any(s < frame.sequence and c < frame.capture_ns for s, c in keys)
 
     def _work(self, frame: Frame, release: Callable[[], None]) -> None:
+        problem = jpeg_problem(frame.data)
+        if problem is not None:
+            self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: {problem}")
+            return
         image = decode_jpeg(frame.data)
         if image is None:
             self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: JPEG does not decode")
@@ -334,6 +344,24 @@ class Pipeline:
             self._idle.wait_for(lambda: self._busy <= 0, timeout)
         self._workers.shutdown(wait=False, cancel_futures=True)
         self._model_calls.shutdown(wait=False, cancel_futures=True)
+
+
+def jpeg_problem(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> str | None:
+    """Why ``data`` must not be decoded, or None: checked on the header, before decoding.
+
+    A few hundred bytes may claim a 30000x30000 image (OpenCV would allocate gigabytes
+    and spend seconds filling it), and a truncated JPEG decodes "successfully" with a
+    grey bottom while libjpeg writes an unthrottled warning to stderr.
+    """
+    try:
+        width, height = image_size(data)
+    except ImageError as exc:
+        return str(exc)
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        return f"JPEG claims {width}x{height} pixels (limit {max_pixels})"
+    if data.rfind(_JPEG_END, max(0, len(data) - _JPEG_END_WINDOW)) < 0:
+        return "JPEG is truncated (no end-of-image marker)"
+    return None
 
 
 def decode_jpeg(data: bytes) -> np.ndarray | None:

@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 logger.error("the HTTP server stopped unexpectedly")
                 return 1
         logger.info("stopping: finishing requests in flight")
+        if grpc_server is not None:
+            grpc_server.begin_stop(DRAIN_SECONDS)
         http.join(timeout=DRAIN_SECONDS + 5)
     finally:
         if grpc_server is not None:

@@ -17,6 +17,7 @@ class names as a ``DT_STRING`` TensorProto (absent when the model has none).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -107,13 +108,23 @@ class GrpcServer:
         if self.port == 0:
             raise OSError(f"cannot bind gRPC to {address} (in use?)")
         self.host = host
+        self._stopped: threading.Event | None = None
+        self._grace = 0.0
 
     def start(self) -> None:
         self.server.start()
 
+    def begin_stop(self, grace: float = 5.0) -> None:
+        """Refuse new RPCs now; running ones may finish for up to ``grace`` seconds."""
+        if self._stopped is None:
+            self._stopped = self.server.stop(grace)
+            self._grace = grace
+
     def stop(self, grace: float = 5.0) -> None:
-        """Refuse new RPCs, let running ones finish for up to ``grace`` seconds."""
-        self.server.stop(grace).wait(grace + 1.0)
+        """:meth:`begin_stop` (if not yet) and wait until the running RPCs are done."""
+        self.begin_stop(grace)
+        assert self._stopped is not None  # noqa: S101 - set by begin_stop
+        self._stopped.wait(self._grace + 1.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

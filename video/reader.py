@@ -27,6 +27,21 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 
 
+#: Content types the viewer serves, with the signature their payload must start with.
+#: Anything else (text/html, image/svg+xml, ...) would be served from the viewer's origin.
+IMAGE_SIGNATURES = {"image/jpeg": b"\xff\xd8", "image/png": b"\x89PNG\r\n\x1a\n"}
+
+
+def image_problem(content_type: str, data: bytes) -> tuple[str, str] | None:
+    """(reason, message) when a frame is not a servable image, else None (not decoded)."""
+    signature = IMAGE_SIGNATURES.get(content_type.lower())
+    if signature is None:
+        return "bad_content_type", f"content-type {content_type[:60]!r} is not JPEG or PNG"
+    if not data.startswith(signature):
+        return "bad_image", f"payload is not {content_type} (wrong signature)"
+    return None
+
+
 def unique_group_id() -> str:
     """A consumer group of this process alone (``kva-video-<host>-<pid>-<random>``)."""
     host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:40]
@@ -54,6 +69,11 @@ class RecordHandler:
             frame = record.frame(self._settings.video_max_frame_bytes)
         except FrameDecodeError as exc:
             self._reject(record, exc.reason, str(exc))
+            return
+        problem = image_problem(frame.content_type, frame.data)
+        if problem is not None:
+            reason, message = problem
+            self._reject(record, reason, f"{reason}: stream {frame.stream_id!r}: {message}")
             return
         if self._store.put_frame(frame) is None:
             self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")

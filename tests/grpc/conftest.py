@@ -86,3 +86,7 @@ def start_grpc(tmp_path: Path) -> Iterator[Callable[..., GrpcServe]]:
     yield start
     for serve in started:
         serve.close()
+
+
+# The consumer fixtures (topics, reader) for the end-to-end test.
+from tests.consumer.conftest import reader, topics  # noqa: E402, F401

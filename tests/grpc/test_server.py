@@ -233,13 +233,23 @@ def test_saturated_model_is_unavailable(start_grpc, tmp_path) -> None:
     assert 'kva_serve_rejected_requests_total{model="slow"} 1.0' in metrics
 
 
-def test_graceful_stop(start_grpc, grpc_repo) -> None:
-    """SIGTERM: exit 0, the port closes."""
-    s = start_grpc("--model_config_file", str(grpc_repo / "models.config"))
-    assert _y(s, _predict(s, TWO, X)) == [[2.5]]
-    assert s.rest.stop() == 0
+@pytest.mark.slow
+def test_graceful_stop_finishes_running_calls(start_grpc, tmp_path) -> None:
+    """SIGTERM during a Predict: the call completes, the process exits 0, the port closes."""
+    build_slow_model(tmp_path)
+    s = start_grpc("--model_name", "slow", "--model_base_path", str(tmp_path / "slow"),
+                   "--max_inflight", "1")  # fmt: skip
+    x = {"x": np.array([[2.0]], np.float32)}
+    running: list[Any] = []
+    thread = threading.Thread(target=lambda: running.append(_predict(s, "slow", x)))
+    thread.start()
+    wait_for(lambda: s.rest.get("/v2/health/ready").status_code == 503, 10, "slow model busy")
+    s.rest.proc.terminate()
+    thread.join(30)
+    assert len(running) == 1 and make_ndarray(s.api, running[0].outputs["y"]).shape == (1, 1)
+    assert s.rest.proc.wait(timeout=30) == 0
     assert "stopping" in s.rest.log()
-    assert _error(s, lambda: _status(s, TWO))[0] == "UNAVAILABLE"
+    assert _error(s, lambda: _status(s, "slow"))[0] == "UNAVAILABLE"
 
 
 BLOCK_GRPC = "import sys; sys.modules['grpc'] = None; sys.modules['tensorflow_serving'] = None; "
