@@ -6,6 +6,7 @@ The Predict/status/metadata cases are the REST conformance suite's
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -266,3 +267,15 @@ def test_port_without_the_extra_fails_clearly(grpc_repo) -> None:
     assert done.returncode == 2, done.stderr
     assert "--port: gRPC support is not installed" in done.stderr
     assert "install kafka-video-analytics[grpc]" in done.stderr
+
+
+def test_port_in_use_fails_clearly(grpc_repo) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", "0",
+             "--port", str(port), "--model_config_file", str(grpc_repo / "models.config")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"kva serve: --port {port}: cannot bind gRPC to 127.0.0.1:{port}" in done.stderr
