@@ -77,22 +77,22 @@ class ConsumerSettings(KafkaSettings):
     consume_input_topic: str = Field(
         "frames",
         description="topic to read frames from",
-        json_schema_extra={"flag": "--input-topic"},
+        json_schema_extra={"flag": "--input-topic", "metavar": "TOPIC"},
     )
     consume_output_topic: str = Field(
         "annotated",
         description="topic for annotated frames",
-        json_schema_extra={"flag": "--output-topic"},
+        json_schema_extra={"flag": "--output-topic", "metavar": "TOPIC"},
     )
     consume_metadata_topic: str = Field(
         "predictions",
         description="topic for one JSON prediction document per frame ('' = none)",
-        json_schema_extra={"flag": "--metadata-topic"},
+        json_schema_extra={"flag": "--metadata-topic", "metavar": "TOPIC"},
     )
     consume_group_id: str = Field(
         "kva-consume",
         description="consumer group: consumers in one group share the partitions",
-        json_schema_extra={"flag": "--group-id"},
+        json_schema_extra={"flag": "--group-id", "metavar": "GROUP"},
     )
     consume_models: ListSetting = Field(
         default_factory=list,
@@ -115,7 +115,7 @@ class ConsumerSettings(KafkaSettings):
         2.0,
         gt=0,
         description="drop a frame older than this many seconds before inference (reason stale)",
-        json_schema_extra={"flag": "--max-frame-age"},
+        json_schema_extra={"flag": "--max-frame-age", "metavar": "SECONDS"},
     )
     consume_max_lag: int = Field(
         50,
@@ -123,7 +123,7 @@ class ConsumerSettings(KafkaSettings):
         description="jump to the newest message of a partition when more than this many are "
         "waiting; keep it above the number of streams sharing a partition, or the streams "
         "whose frames are not last in a burst starve (0 = always the very newest message)",
-        json_schema_extra={"flag": "--max-lag"},
+        json_schema_extra={"flag": "--max-lag", "metavar": "MESSAGES"},
     )
     consume_reorder_wait: float = Field(
         0.1,
@@ -131,110 +131,110 @@ class ConsumerSettings(KafkaSettings):
         description="seconds a finished frame may wait for older frames of its stream still "
         "at the models, so both are published in order (0 = publish at once; a later older "
         "frame is then dropped as stale)",
-        json_schema_extra={"flag": "--reorder-wait"},
+        json_schema_extra={"flag": "--reorder-wait", "metavar": "SECONDS"},
     )
     consume_max_streams: int = Field(
         1024,
         ge=1,
         description="streams one consumer tracks; frames of further streams are dropped "
         "(reason overload) so state and metric labels stay bounded",
-        json_schema_extra={"flag": "--max-streams"},
+        json_schema_extra={"flag": "--max-streams", "metavar": "N"},
     )
     consume_max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES,
         gt=0,
         description="larger input messages are dropped (reason decode_error)",
-        json_schema_extra={"flag": "--max-frame-bytes"},
+        json_schema_extra={"flag": "--max-frame-bytes", "metavar": "BYTES"},
     )
     consume_max_inflight: int = Field(
         2,
         ge=1,
         le=64,
         description="in-flight requests per model-server replica",
-        json_schema_extra={"flag": "--max-inflight"},
+        json_schema_extra={"flag": "--max-inflight", "metavar": "N"},
     )
     consume_connect_timeout: float = Field(
         1.0,
         gt=0,
         description="seconds to connect to a replica",
-        json_schema_extra={"flag": "--connect-timeout"},
+        json_schema_extra={"flag": "--connect-timeout", "metavar": "SECONDS"},
     )
     consume_read_timeout: float = Field(
         2.0,
         gt=0,
         description="seconds to wait for a replica's answer",
-        json_schema_extra={"flag": "--read-timeout"},
+        json_schema_extra={"flag": "--read-timeout", "metavar": "SECONDS"},
     )
     consume_retries: int = Field(
         1,
         ge=0,
         le=5,
         description="retries of a failed request, each on another replica",
-        json_schema_extra={"flag": "--retries"},
+        json_schema_extra={"flag": "--retries", "metavar": "N"},
     )
     consume_eject_after: int = Field(
         3,
         ge=1,
         description="consecutive failures after which a replica is ejected until a probe passes",
-        json_schema_extra={"flag": "--eject-after"},
+        json_schema_extra={"flag": "--eject-after", "metavar": "FAILURES"},
     )
     consume_probe_interval: float = Field(
         0.5,
         gt=0,
         description="seconds between health probes of an ejected replica",
-        json_schema_extra={"flag": "--probe-interval"},
+        json_schema_extra={"flag": "--probe-interval", "metavar": "SECONDS"},
     )
     consume_top_k: int = Field(
         3,
         ge=1,
         le=10,
         description="classes drawn per classifier",
-        json_schema_extra={"flag": "--top-k"},
+        json_schema_extra={"flag": "--top-k", "metavar": "K"},
     )
     consume_min_score: float = Field(
         0.5,
         ge=0,
         le=1,
         description="detections below this score are not drawn or published",
-        json_schema_extra={"flag": "--min-score"},
+        json_schema_extra={"flag": "--min-score", "metavar": "SCORE"},
     )
     consume_jpeg_quality: int = Field(
         85,
         ge=10,
         le=100,
         description="JPEG quality of annotated frames",
-        json_schema_extra={"flag": "--jpeg-quality"},
+        json_schema_extra={"flag": "--jpeg-quality", "metavar": "Q"},
     )
     consume_request_quality: int = Field(
         90,
         ge=10,
         le=100,
         description="JPEG quality of the resized image sent to the models",
-        json_schema_extra={"flag": "--request-quality"},
+        json_schema_extra={"flag": "--request-quality", "metavar": "Q"},
     )
     consume_metrics_host: str = Field(
         "127.0.0.1",
         description="address for /metrics and /healthz",
-        json_schema_extra={"flag": "--metrics-host"},
+        json_schema_extra={"flag": "--metrics-host", "metavar": "HOST"},
     )
     consume_metrics_port: int = Field(
         9102,
         ge=0,
         lt=65536,
         description="port for /metrics and /healthz (0 = any free port)",
-        json_schema_extra={"flag": "--metrics-port"},
+        json_schema_extra={"flag": "--metrics-port", "metavar": "PORT"},
     )
     consume_status_interval: float = Field(
         5.0,
         gt=0,
         description="seconds between the one-line status per stream in the log",
-        json_schema_extra={"flag": "--status-interval"},
+        json_schema_extra={"flag": "--status-interval", "metavar": "SECONDS"},
     )
     consume_start_timeout: float = Field(
         30.0,
         gt=0,
         description="seconds to wait at start for each model's metadata from some replica",
-        json_schema_extra={"flag": "--start-timeout"},
+        json_schema_extra={"flag": "--start-timeout", "metavar": "SECONDS"},
     )
 
     @field_validator("consume_models")

@@ -37,9 +37,6 @@ PREDICTIONS_HEADER = "kva-predictions"
 CONSUMED_HEADER = "kva-consumed-ns"
 #: Frames processed at once when no model limits it (all unavailable, or passthrough).
 IDLE_CAPACITY = 2
-#: Frames dispatched beyond the replicas' capacity: decoded and resized while the
-#: replicas are busy, so a replica never waits for the consumer's preprocessing.
-PREFETCH = 1
 #: Output JPEGs larger than the input limit are not published.
 _JPEG_MAGIC = b"\xff\xd8\xff"
 #: Largest image decoded (8K UHD fits): about 100 MB of BGR pixels.
@@ -67,6 +64,7 @@ class Pipeline:
         passthrough: bool = False,
         reorder_wait: float = 0.1,
         max_streams: int = 1024,
+        prefetch: int = 1,
         max_workers: int = 64,
     ) -> None:
         self.models = models
@@ -94,6 +92,9 @@ class Pipeline:
         self._in_work: dict[str, set[tuple[int, int]]] = {}
         self.reorder_wait = reorder_wait
         self.max_streams = max_streams
+        #: frames dispatched beyond the replicas' capacity: decoded and resized while
+        #: the replicas are busy, so a replica never waits for the consumer
+        self.prefetch = prefetch
         self._streams_seen: set[str] = set()
         self._workers = ThreadPoolExecutor(max_workers, thread_name_prefix="kva-frame")
         self._model_calls = ThreadPoolExecutor(
@@ -150,7 +151,7 @@ class Pipeline:
         """Start waiting frames while there is capacity (round robin over streams)."""
         while True:
             with self._lock:
-                limit = self.capacity() + PREFETCH
+                limit = self.capacity() + self.prefetch
                 # frames past the models (annotating, publishing) are bounded too
                 full = self._inflight >= limit or self._busy >= 2 * limit
                 if self._closed or not self._order or full:

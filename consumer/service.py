@@ -64,6 +64,9 @@ class ConsumerService:
             passthrough=s.consume_passthrough,
             reorder_wait=s.consume_reorder_wait,
             max_streams=s.consume_max_streams,
+            # one request per replica: prepare the next frame meanwhile; with two or more,
+            # a replica already has the next request queued and a prepared frame only ages
+            prefetch=1 if s.consume_max_inflight == 1 else 0,
         )
         self._consumer = LatestFrameConsumer(
             s,
