@@ -8,9 +8,9 @@ The protos of ``tensorflow-serving-api`` live inside the ``tensorflow``
 package, whose ``__init__`` starts the whole TensorFlow runtime (~13 s and
 ~600 MB here) although only the plain ``*_pb2`` modules are needed. Unless
 TensorFlow is already imported, :func:`load` registers ``tensorflow`` as a
-bare namespace package so that ``tensorflow.core.framework.tensor_pb2`` and
-friends load on their own (~1 s, ~35 MB). The processes that use this module
-(``kva serve``, ``kva consume``) never run TensorFlow itself.
+bare package while it imports them, so that ``tensorflow.core.framework.tensor_pb2``
+and friends load on their own (~1 s, ~35 MB), then unregisters it: a later
+``import tensorflow`` still runs the real one (reusing those proto modules).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def load() -> Api:
 def _import() -> Api:
     if not available():
         raise GrpcNotInstalled(f"gRPC support is not installed: {INSTALL_HINT}")
-    _protos_without_tensorflow_runtime()
+    stub = _protos_without_tensorflow_runtime()
     try:
         grpc = importlib.import_module("grpc")
         modules = {
@@ -122,19 +122,24 @@ def _import() -> Api:
         }
     except ImportError as exc:
         raise GrpcNotInstalled(f"gRPC support is broken ({exc}): {INSTALL_HINT}") from None
+    finally:
+        if stub is not None and sys.modules.get("tensorflow") is stub:
+            del sys.modules["tensorflow"]  # a later ``import tensorflow`` gets the real one
     return Api(grpc=grpc, **modules)
 
 
-def _protos_without_tensorflow_runtime() -> None:
+def _protos_without_tensorflow_runtime() -> types.ModuleType | None:
+    """Register a bare ``tensorflow`` package (its ``__init__`` not run); None if not needed."""
     if "tensorflow" in sys.modules:
-        return
+        return None
     spec = importlib.util.find_spec("tensorflow")
     if spec is None or not spec.submodule_search_locations:
-        return  # let the imports fail with their own message
+        return None  # let the imports fail with their own message
     package = types.ModuleType("tensorflow")
     package.__path__ = list(spec.submodule_search_locations)
     package.__doc__ = "TensorFlow's package folder, loaded for its protobuf modules only (kva)"
     sys.modules["tensorflow"] = package
+    return package
 
 
 # -- TensorProto <-> numpy -------------------------------------------------------------------

@@ -6,9 +6,11 @@ The Predict/status/metadata cases are the REST conformance suite's
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -266,3 +268,35 @@ def test_port_without_the_extra_fails_clearly(grpc_repo) -> None:
     assert done.returncode == 2, done.stderr
     assert "--port: gRPC support is not installed" in done.stderr
     assert "install kafka-video-analytics[grpc]" in done.stderr
+
+
+def test_port_in_use_fails_clearly(grpc_repo) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", "0",
+             "--port", str(port), "--model_config_file", str(grpc_repo / "models.config")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"kva serve: --port {port}: cannot bind gRPC to 127.0.0.1:{port}" in done.stderr
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp{,6}) of sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_grpc_binds_loopback_by_default(grpc_server: GrpcServe) -> None:
+    port = int(grpc_server.target.rsplit(":", 1)[1])
+    addresses = _listening_addresses(port)
+    loopback_v4 = "0100007F"  # 127.0.0.1, little-endian hex
+    loopback_mapped = "0000000000000000FFFF00000100007F"  # ::ffff:127.0.0.1
+    assert addresses and addresses <= {loopback_v4, loopback_mapped}, addresses
