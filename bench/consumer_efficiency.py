@@ -214,3 +214,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
