@@ -296,7 +296,7 @@ class Pipeline:
                 self._drop(stream, "stale", "")
                 return
             now_ns = time.time_ns()
-            text = self._document(source, results, now_ns)
+            text = "" if self.passthrough else self._document(source, results, now_ns)
             attributes = dict(out.attributes)
             attributes[CONSUMED_HEADER] = str(now_ns)
             if not self.passthrough:
