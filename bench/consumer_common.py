@@ -29,6 +29,9 @@ from kva.frame import Frame  # noqa: E402
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
 
+#: Process ids of the brokers started here (for CPU accounting).
+BROKER_PIDS: list[int] = []
+
 
 @contextlib.contextmanager
 def broker() -> Iterator[KafkaSettings]:
@@ -40,7 +43,17 @@ def broker() -> Iterator[KafkaSettings]:
     from zookeeper.cluster import ClusterSpec, KafkaCluster
 
     with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
+        BROKER_PIDS[:] = [b.popen.pid for b in cluster.brokers if b is not None]
         yield KafkaSettings(bootstrap_server=cluster.bootstrap_server)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def topics(settings: KafkaSettings, prefix: str, partitions: int = 1) -> tuple[str, str, str]:

@@ -7,13 +7,18 @@ threads (2 cores); the faster is the limit. Also prints the time split per stage
 raw in-process OpenVINO fps. Pipeline: producer (720p at --fps) -> Kafka -> ``kva consume``
 -> ``kva serve`` (/v2 binary) -> Kafka -> reader. Target ratio >= 0.8.
 
-    python bench/consumer_efficiency.py [--seconds 6] [--rounds 3] [--fps 60]
+Because the box may be shared, it also prints the CPU milliseconds per frame of
+every process (kva consume, kva serve, the broker, the bench's feeder/reader) and
+the CPU efficiency: in-process CPU per frame / pipeline CPU per frame.
+
+    python bench/consumer_efficiency.py [--seconds 6] [--rounds 3] [--fps 150]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import tempfile
 import threading
@@ -22,7 +27,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from consumer_common import Feeder, Process, Reader, broker, consume, photo_jpegs, topics
+from consumer_common import (
+    BROKER_PIDS,
+    Feeder,
+    Process,
+    Reader,
+    broker,
+    consume,
+    cpu_seconds,
+    photo_jpegs,
+    topics,
+)
 
 from consumer.annotate import FrameAnnotator
 from consumer.pipeline import decode_jpeg, resize_for_model
@@ -74,6 +89,7 @@ def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
                 stages[key] += local[key]
 
     workers = [threading.Thread(target=worker) for _ in range(threads)]
+    cpu_before = cpu_seconds(os.getpid())
     started = time.monotonic()
     for w in workers:
         w.start()
@@ -81,6 +97,7 @@ def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
         w.join()
     fps = done[0] / (time.monotonic() - started)
     split = {k: v / done[0] * 1000 for k, v in stages.items()}
+    split["CPU"] = (cpu_seconds(os.getpid()) - cpu_before) / done[0] * 1000
     raw_request = compiled.create_infer_request()
     tensor = np.zeros((1, 224, 224, 3), np.uint8)
     t = time.perf_counter()
@@ -103,6 +120,7 @@ class PipelineRig:
         )  # fmt: skip
         self.stack.callback(serve.stop)
         serve.wait_line("loaded mobilenet_v2", timeout=60)
+        self.serve = serve
         self.settings = self.stack.enter_context(broker())
         self.names = topics(self.settings, "eff")
         url = f"http://127.0.0.1:{port}/v2/models/mobilenet_v2"
@@ -117,17 +135,33 @@ class PipelineRig:
         self.reader.start()
         self.stack.callback(self.reader.stop)
 
-    def measure(self, frames: list[bytes], fps: float, seconds: float) -> float:
+    def pids(self) -> dict[str, int]:
+        pids = {"kva consume": self.consumer.proc.pid, "kva serve": self.serve.proc.pid}
+        for pid in BROKER_PIDS:
+            pids["broker"] = pid
+        pids["bench (feeder, reader)"] = os.getpid()
+        return pids
+
+    def measure(self, frames: list[bytes], fps: float, seconds: float) -> tuple[float, str, float]:
+        """Output fps, and CPU milliseconds per output frame of each process."""
         feeder = Feeder(self.settings, self.names[0], frames, (1280, 720), fps=fps)
         feeder.start()
         try:
             time.sleep(2)
+            before = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
             count, start = self.reader.count, time.monotonic()
             time.sleep(seconds)
-            return (self.reader.count - count) / (time.monotonic() - start)
+            frames_out = self.reader.count - count
+            elapsed = time.monotonic() - start
+            cpu = {n: cpu_seconds(p) - before[n] for n, p in self.pids().items()}
         finally:
             feeder.stop()
             time.sleep(1)
+        per_frame = ", ".join(f"{n} {c / max(frames_out, 1) * 1000:.1f}" for n, c in cpu.items())
+        used = sum(cpu.values()) / elapsed
+        total = sum(cpu.values()) / max(frames_out, 1) * 1000
+        text = f"CPU ms per frame: {per_frame}, total {total:.1f}; {used:.2f} cores busy"
+        return frames_out / elapsed, text, total
 
     def close(self) -> None:
         self.stack.close()
@@ -145,7 +179,8 @@ def main() -> None:
     frames = photo_jpegs(1280, 720)
     print("P2 efficiency: mobilenet_v2, 1280x720 JPEG frames; in-process and pipeline")
     print("measured alternately (the box is shared: compare within a round)")
-    ratios = []
+    ratios: list[float] = []
+    cpu_ratios: list[float] = []
     with tempfile.TemporaryDirectory() as work:
         rig = PipelineRig(base, args.max_inflight, Path(work))
         try:
@@ -155,13 +190,14 @@ def main() -> None:
                 }
                 threads = max(results, key=lambda t: results[t][0])
                 best, split, raw = results[threads]
-                piped = rig.measure(frames, args.fps, args.seconds)
+                piped, cpu, pipeline_cpu = rig.measure(frames, args.fps, args.seconds)
                 ratios.append(piped / best)
+                cpu_ratios.append(split["CPU"] / pipeline_cpu)
                 stages = ", ".join(f"{k} {v:.2f}" for k, v in split.items())
                 print(
                     f"round {round_ + 1}: in-process {best:.1f} fps ({threads} thread(s); ms per "
                     f"frame: {stages}; raw OpenVINO {raw:.0f} fps), pipeline {piped:.1f} fps, "
-                    f"ratio {piped / best:.2f}",
+                    f"ratio {piped / best:.2f}\n    pipeline {cpu}",
                     flush=True,
                 )
             status = [line for line in rig.consumer.lines() if "stream cam0:" in line]
@@ -169,7 +205,11 @@ def main() -> None:
             rig.close()
     if status:
         print("consumer: " + status[-1].split(": ", 1)[1])
-    print(f"median ratio pipeline / in-process: {statistics.median(ratios):.2f}")
+    print(f"median ratio pipeline / in-process fps: {statistics.median(ratios):.2f}")
+    print(
+        "median CPU efficiency (in-process CPU per frame / pipeline CPU per frame, all "
+        f"processes; independent of other load on the box): {statistics.median(cpu_ratios):.2f}"
+    )
 
 
 if __name__ == "__main__":
