@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -148,9 +148,9 @@ def started() -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
 @pytest.mark.integration
 def test_services_listen_on_localhost_by_default(
     kafka_settings: KafkaSettings,
-    make_topic,
+    make_topic: Callable[..., str],
     tmp_path: Path,
-    started,  # type: ignore[no-untyped-def]
+    started: list[tuple[str, subprocess.Popen[str]]],
 ) -> None:
     build(tmp_path / "models")
     frames, annotated = make_topic(suffix="frames"), make_topic(suffix="annotated")
