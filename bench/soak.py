@@ -67,9 +67,13 @@ def sample(pid: int) -> tuple[float, int, int] | None:
     return rss, fds, threads
 
 
-def streams(viewer: str) -> list[dict]:
-    with urllib.request.urlopen(viewer + "api/streams", timeout=5) as response:  # noqa: S310
-        return list(json.loads(response.read())["streams"])
+def streams(viewer: str) -> list[dict] | None:
+    """The viewer's streams, or None when the viewer does not answer."""
+    try:
+        with urllib.request.urlopen(viewer + "api/streams", timeout=5) as response:  # noqa: S310
+            return list(json.loads(response.read())["streams"])
+    except OSError:
+        return None
 
 
 def growth(values: list[float]) -> float:
@@ -87,6 +91,9 @@ def main() -> int:
         "--warmup", type=float, default=60, help="seconds before the first kept sample"
     )
     parser.add_argument("--interval", type=float, default=5)
+    parser.add_argument(
+        "--report-every", type=float, default=600, help="seconds between interim reports"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--max-rss-growth", type=float, default=5.0, help="percent, with --check")
     args = parser.parse_args()
@@ -135,7 +142,10 @@ def measure(up: subprocess.Popen[str], lines: list[str], args: argparse.Namespac
     series = {pid: Series(name) for pid, name in processes.items()}
     ages: list[list[float]] = []
     fps: list[list[float]] = []
-    end = time.monotonic() + args.duration
+    unanswered = 0
+    started = time.monotonic()
+    end = started + args.duration
+    next_report = started + args.report_every
     while time.monotonic() < end:
         for pid, s in series.items():
             value = sample(pid)
@@ -144,10 +154,22 @@ def measure(up: subprocess.Popen[str], lines: list[str], args: argparse.Namespac
                 s.fds.append(value[1])
                 s.threads.append(value[2])
         current = streams(viewer)
-        ages.append([st["age_seconds"] for st in current if st.get("age_seconds") is not None])
-        fps.append([st["fps"] for st in current if st.get("fps") is not None])
+        if current is None:
+            unanswered += 1
+        else:
+            ages.append([st["age_seconds"] for st in current if st.get("age_seconds") is not None])
+            fps.append([st["fps"] for st in current if st.get("fps") is not None])
+        if time.monotonic() >= next_report:
+            print(f"--- after {time.monotonic() - started:.0f}s ---", flush=True)
+            report(series, ages, fps, args)
+            next_report += args.report_every
         time.sleep(args.interval)
-    return report(series, ages, fps, args)
+    print(f"--- final, after {time.monotonic() - started:.0f}s ---")
+    code = report(series, ages, fps, args)
+    if unanswered:
+        print(f"MISSED: the viewer did not answer {unanswered} times")
+        return 1 if args.check else code
+    return code
 
 
 def report(
@@ -165,7 +187,7 @@ def report(
         rss = f"{s.rss_mb[0]:>13.1f}{s.rss_mb[-1]:>8.1f}{growth(s.rss_mb):>8.1f}%"
         fds = f"{s.fds[0]:>5}->{s.fds[-1]:<4}"
         threads = f"{s.threads[0]:>5}->{s.threads[-1]:<4}"
-        print(f"{s.name:<18}{rss}{fds:>10}{threads:>10}{'' if alive else '  DIED'}")
+        print(f"{s.name:<18}{rss}{fds:>10}{threads:>10}{'' if alive else '  DIED'}", flush=True)
         if not alive:
             failures.append(f"{s.name} died")
         # A JVM opens and closes log segments: allow a little slack, not a trend.

@@ -1,8 +1,8 @@
 """Every kva service listens on 127.0.0.1 unless told otherwise.
 
-``kva serve``, ``kva video``, ``kva produce`` and ``kva consume`` are started with their
-default hosts (only the ports chosen), and every listening TCP socket of each process (and its
-children) is read from ``/proc/net/tcp{,6}``: all must be bound to 127.0.0.1.
+``kva serve``, ``kva video``, ``kva produce``, ``kva consume`` and ``kva broker`` are started
+with their default hosts (only the ports chosen), and every listening TCP socket of each process
+(and its children) is read from ``/proc/net/tcp{,6}``: all must be bound to loopback.
 
 That ``kva video --token T`` enforces the token on every route is tested by the viewer's own
 suite: ``tests/video/test_routes.py`` (``test_every_route_needs_the_token``,
@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,10 @@ from kva.ports import free_port
 from kva.settings import KafkaSettings
 from tfserving.modelbuild.half_plus_two import build
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN = "0A"
+#: Loopback as /proc shows it (Java listens on the IPv4-mapped IPv6 address).
+LOOPBACK = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
 
 
 def _children(pid: int) -> list[int]:
@@ -101,6 +101,36 @@ def test_proc_parsing_sees_a_wildcard_socket() -> None:
         assert ("127.0.0.1", local.getsockname()[1]) in found
 
 
+@pytest.mark.slow
+def test_kva_broker_listens_on_localhost_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kva.cli", "broker", "--port", str(port), "--heap", "256m"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p == port for _h, p in listening(proc.pid)):
+            if proc.poll() is not None:
+                pytest.fail(f"kva broker exited: {proc.communicate()[0][-3000:]}")
+            assert time.monotonic() < deadline, "kva broker did not listen"
+            time.sleep(0.2)
+        sockets = listening(proc.pid)
+        assert len(sockets) >= 2, sockets  # the client and the controller listener
+        wider = [s for s in sockets if s[0] not in LOOPBACK]
+        assert not wider, f"kva broker listens beyond loopback: {wider}"
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
 @pytest.fixture
 def started() -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
     procs: list[tuple[str, subprocess.Popen[str]]] = []
@@ -115,11 +145,12 @@ def started() -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
             proc.communicate()
 
 
+@pytest.mark.integration
 def test_services_listen_on_localhost_by_default(
     kafka_settings: KafkaSettings,
-    make_topic,
+    make_topic: Callable[..., str],
     tmp_path: Path,
-    started,  # type: ignore[no-untyped-def]
+    started: list[tuple[str, subprocess.Popen[str]]],
 ) -> None:
     build(tmp_path / "models")
     frames, annotated = make_topic(suffix="frames"), make_topic(suffix="annotated")
