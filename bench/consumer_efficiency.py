@@ -42,7 +42,7 @@ from consumer_common import (
 from consumer.annotate import FrameAnnotator
 from consumer.pipeline import decode_jpeg, resize_for_model
 from consumer.predictions import Classification, ModelResult
-from tests.tfserving.server import free_port
+from kva.ports import free_port
 from tfserving.modelbuild import build_model, default_base_path
 
 

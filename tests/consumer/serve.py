@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from tests.tfserving.server import free_port
+from kva.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """\
