@@ -27,9 +27,9 @@ from consumer.models import ModelRuntime
 from consumer.predictions import ModelResult
 from consumer.streams import StreamBook
 from kva.frame import JPEG, Frame, FrameDecodeError
+from kva.images import ImageError, image_size
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
-from tfserving.images import ImageError, image_size
 
 logger = logging.getLogger(__name__)
 

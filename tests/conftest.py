@@ -6,6 +6,7 @@ ports, unless ``KVA_BOOTSTRAP_SERVER`` names an existing one.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -69,3 +70,15 @@ def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in BUILDERS:
         build_model(name, base)
     return base
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """Tests that run a ``kva`` entry point in-process set up logging on the
+    stream pytest captured for them; put the root logger back afterwards so a
+    later test never logs into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
