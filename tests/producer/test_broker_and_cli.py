@@ -112,6 +112,7 @@ def test_bad_flag_exits_2_naming_flag_and_variable():
     assert "--jpeg-quality / KVA_JPEG_QUALITY" in err
 
 
+@pytest.mark.faults
 @pytest.mark.slow
 def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
     spec = ClusterSpec(mode="kraft", port=free_port(), data_dir=tmp_path / "kafka")

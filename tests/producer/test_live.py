@@ -57,6 +57,7 @@ def _drop_and_return(service, collector, stream, stop_camera, start_camera) -> f
     return reconnect_seconds
 
 
+@pytest.mark.faults
 def test_http_mjpeg_camera_and_its_return(kafka_settings, make_topic, collector_factory):
     camera = MjpegCamera(fps=15, width=480, height=270)
     port = camera.port
@@ -89,6 +90,7 @@ def test_http_mjpeg_camera_and_its_return(kafka_settings, make_topic, collector_
                 cam.stop()
 
 
+@pytest.mark.faults
 def test_rtsp_camera_and_its_return(kafka_settings, make_topic, collector_factory, rtsp_camera):
     topic = make_topic()
     collector = collector_factory(topic)

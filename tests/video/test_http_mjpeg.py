@@ -122,6 +122,7 @@ def test_concurrent_clients_all_get_frames(make_settings, serve, feed, cat_frame
     assert min(rates) >= 14, rates  # source 20 fps
 
 
+@pytest.mark.faults
 def test_a_client_that_never_reads_does_not_slow_the_others(make_settings, serve, feed) -> None:
     app = create_app(make_settings(video_client_buffer_bytes=64 * 1024))
     store = viewer_state(app).store
