@@ -120,9 +120,8 @@ class ConsumerSettings(KafkaSettings):
     consume_max_lag: int = Field(
         50,
         ge=0,
-        description="jump to the newest message of a partition when more than this many are "
-        "waiting; keep it above the number of streams sharing a partition, or the streams "
-        "whose frames are not last in a burst starve (0 = always the very newest message)",
+        description="messages a partition may hold beyond the newest frame of each of its "
+        "streams before the consumer jumps ahead to those newest frames (0 = always jump)",
         json_schema_extra={"flag": "--max-lag", "metavar": "MESSAGES"},
     )
     consume_reorder_wait: float = Field(
