@@ -110,16 +110,18 @@ class DetectionAnnotator:
         style = Style.for_height(image.shape[0])
         step = label_height(style)
         detections = result.prediction
-        boxes = detections.boxes if isinstance(detections, Detections) else ()
-        scores = detections.scores if isinstance(detections, Detections) else ()
+        if not isinstance(detections, Detections):
+            detections = Detections((), ())
+        boxes, scores = detections.boxes, detections.scores
+        name = f"{detections.label} " if detections.label else ""
         h, w = image.shape[:2]
         for box, score in zip(boxes, scores, strict=True):
             p1 = (round(box[0] * (w - 1)), round(box[1] * (h - 1)))
             p2 = (round(box[2] * (w - 1)), round(box[3] * (h - 1)))
             cv2.rectangle(image, p1, p2, self.color, style.thickness + 1)
             label_y = p1[1] - step if p1[1] >= step else p1[1]
-            put_label(image, f"{score:.2f}", (p1[0], label_y), style, _BLACK, self.color)
-        text = f"{result.model}: {len(boxes)} found"
+            put_label(image, f"{name}{score:.2f}", (p1[0], label_y), style, _BLACK, self.color)
+        text = f"{result.model}: {len(boxes)} {detections.label or ''} found".replace("  ", " ")
         put_label(image, text, (style.margin, top), style, _BLACK, self.color)
         return image
 

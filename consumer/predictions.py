@@ -34,11 +34,13 @@ class Detections:
 
     boxes: tuple[tuple[float, float, float, float], ...]
     scores: tuple[float, ...]
+    label: str | None = None  # the class name of a single-class detector (e.g. "face")
 
     def to_json(self) -> dict[str, Any]:
+        named = {"label": self.label} if self.label else {}
         return {
             "detections": [
-                {"box": [round(v, 5) for v in box], "score": round(score, 5)}
+                {"box": [round(v, 5) for v in box], "score": round(score, 5), **named}
                 for box, score in zip(self.boxes, self.scores, strict=True)
             ]
         }
@@ -101,7 +103,7 @@ def to_prediction(
     try:
         if info.kind == "classifier":
             return _classification(outputs, labels, top_k)
-        return _detections(outputs, min_score)
+        return _detections(outputs, min_score, labels[0] if labels and len(labels) == 1 else None)
     except (KeyError, ValueError, TypeError) as exc:
         raise InferenceError(
             "bad_response", f"{info.name}: outputs do not fit a {info.kind}: {exc}", retriable=True
@@ -124,7 +126,7 @@ def _classification(outputs: Outputs, labels: list[str] | None, top_k: int) -> C
     )
 
 
-def _detections(outputs: Outputs, min_score: float) -> Detections:
+def _detections(outputs: Outputs, min_score: float, label: str | None = None) -> Detections:
     boxes = np.asarray(outputs["boxes"], dtype=np.float64)
     scores = np.asarray(outputs["scores"], dtype=np.float64).reshape(-1)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] != scores.size:
@@ -136,4 +138,5 @@ def _detections(outputs: Outputs, min_score: float) -> Detections:
     return Detections(
         boxes=tuple((float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in clipped[keep]),
         scores=tuple(float(scores[i]) for i in keep),
+        label=label,
     )

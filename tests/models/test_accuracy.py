@@ -107,7 +107,8 @@ def test_blazeface_signature(built_models: Path, blazeface: Any) -> None:
     assert image.get_element_type().get_type_name() == "u8"
     assert {o.get_any_name() for o in blazeface.outputs} == {"boxes", "scores"}
     sidecar = json.loads((built_models / "blazeface" / "1" / "kva-model.json").read_text())
-    assert sidecar["task"] == "detection" and sidecar["labels"] is None
+    assert sidecar["task"] == "detection" and sidecar["labels"] == "labels.json"
+    assert json.loads((built_models / "blazeface" / "1" / "labels.json").read_text()) == ["face"]
 
 
 def test_half_plus_two(built_models: Path, ov_core: Any) -> None:

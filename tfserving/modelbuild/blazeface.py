@@ -158,7 +158,7 @@ def build_network(tflite: Path) -> Any:
 
 
 def build(base_path: Path) -> Path:
-    """Build ``<base_path>/blazeface/1/`` (IR and ``kva-model.json``)."""
+    """Build ``<base_path>/blazeface/1/`` (IR, ``labels.json`` and ``kva-model.json``)."""
     tflite = BLAZEFACE_FULL_RANGE.locate()
     logger.info("%s: reading %s", NAME, tflite)
     model = build_network(tflite)
@@ -169,6 +169,7 @@ def build(base_path: Path) -> Path:
         VERSION,
         task="detection",
         description=DESCRIPTION,
+        labels=["face"],  # one class: every box is a face
         source={
             "weights": BLAZEFACE_FULL_RANGE.requirement,
             "file": BLAZEFACE_FULL_RANGE.relative,

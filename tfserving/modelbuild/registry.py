@@ -62,7 +62,7 @@ MODELS: dict[str, ModelSpec] = {
             1,
             "blazeface",
             "face detector (MediaPipe BlazeFace full range): image -> boxes, scores",
-            "blazeface/full_range/1",
+            "blazeface/full_range/1/labels",
         ),
         ModelSpec(
             "half_plus_two",
