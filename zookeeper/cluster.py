@@ -53,7 +53,12 @@ class ClusterSpec:
     data_dir: Path | None = None
     heap: str = "512m"
     broker_log_level: str = "INFO"
-    jvm_options: tuple[str, ...] = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
+    #: AlwaysPreTouch commits the whole heap at start, so RSS is flat from then on.
+    jvm_options: tuple[str, ...] = (
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+AlwaysPreTouch",
+    )
     min_insync_replicas: int = field(default=1)
     #: ``(user, password)`` pairs: the client listener then requires SASL
     #: (PLAIN or SCRAM-SHA-256, KRaft only); the first user is the brokers' own.
