@@ -28,7 +28,6 @@ import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_overhead import start_server  # noqa: E402
 from kva.grpc_api import load, make_ndarray, make_tensor_proto  # noqa: E402
 from tfserving.modelbuild import build_model, default_base_path  # noqa: E402
 
@@ -232,28 +232,6 @@ def wire_bytes(factory: Callable[[int], Worker], port: int, count: int) -> tuple
         relay.close()
 
 
-def start_server(base: Path, rest: int, grpc: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", str(rest),
-         "--port", str(grpc), "--model_name", MODEL,
-         "--model_base_path", str(base / MODEL), "--log-level", "WARNING"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", rest, timeout=2)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("kva serve did not become ready")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-path", type=Path, default=default_base_path())
@@ -272,7 +250,7 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, {args.seconds:g} s per run, median of {args.rounds} rounds, "
           f"224x224 JPEG of {len(jpeg)} bytes")  # fmt: skip
     ports = {"rest": free_port(), "grpc": free_port()}
-    proc = start_server(args.base_path, ports["rest"], ports["grpc"])
+    proc = start_server(args.base_path, ports["rest"], "--port", str(ports["grpc"]), model=MODEL)
     plan = transports(jpeg)
     results: dict[tuple[str, int], list[Run]] = {}
     sizes: dict[str, tuple[float, float]] = {}

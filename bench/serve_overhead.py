@@ -150,12 +150,15 @@ def payloads(jpeg: bytes, pixels: np.ndarray) -> dict[str, tuple[str, bytes, dic
     }  # fmt: skip
 
 
-def start_server(base: Path, port: int, device: str) -> subprocess.Popen[bytes]:
+def start_server(
+    base: Path, port: int, *flags: str, model: str = "mobilenet_v2"
+) -> subprocess.Popen[bytes]:
+    """``kva serve`` for ``model`` on REST ``port`` (plus ``flags``), once it reports ready."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", str(port),
-         "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2"),
-         "--device", device, "--log-level", "WARNING"],
+         "--model_name", model, "--model_base_path", str(base / model),
+         *flags, "--log-level", "WARNING"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -196,7 +199,7 @@ def main() -> int:
     xml = str(args.base_path / "mobilenet_v2" / "1" / "model.xml")
     compiled = core.compile_model(xml, args.device, {"PERFORMANCE_HINT": "THROUGHPUT"})
     port = free_port()
-    proc = start_server(args.base_path, port, args.device)
+    proc = start_server(args.base_path, port, "--device", args.device)
     formats = payloads(jpeg, pixels)
     runs: dict[str, Callable[[], Callable[[], None]]] = {}
     for name, (path, body, headers) in formats.items():
