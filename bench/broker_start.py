@@ -10,7 +10,7 @@ import statistics
 import time
 
 from kva.ports import free_port
-from zookeeper.cluster import ClusterSpec, KafkaCluster
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
 
 def time_start(mode: str) -> tuple[float, float]:

@@ -40,7 +40,7 @@ def broker() -> Iterator[KafkaSettings]:
     if existing:
         yield KafkaSettings(bootstrap_server=existing)
         return
-    from zookeeper.cluster import ClusterSpec, KafkaCluster
+    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
     with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
         BROKER_PIDS[:] = [b.popen.pid for b in cluster.brokers if b is not None]
@@ -212,7 +212,7 @@ def consume(
     proc = Process(
         [
             "-m",
-            "kva.cli",
+            "kva",
             "consume",
             "--bootstrap-server",
             settings.bootstrap_server,

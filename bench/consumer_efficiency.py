@@ -39,11 +39,12 @@ from consumer_common import (
     topics,
 )
 
-from consumer.annotate import FrameAnnotator
-from consumer.pipeline import decode_jpeg, resize_for_model
-from consumer.predictions import Classification, ModelResult
+from kva.consumer.annotate import FrameAnnotator
+from kva.consumer.pipeline import decode_jpeg, resize_for_model
+from kva.consumer.predictions import Classification, ModelResult
+from kva.paths import models_dir
 from kva.ports import free_port
-from tfserving.modelbuild import build_model, default_base_path
+from kva.tfserving.modelbuild import build_model
 
 
 def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
@@ -114,7 +115,7 @@ class PipelineRig:
         self.stack = contextlib.ExitStack()
         port = free_port()
         serve = Process(
-            ["-m", "kva.cli", "serve", "--rest_api_port", str(port),
+            ["-m", "kva", "serve", "--rest_api_port", str(port),
              "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2")],
             work / "serve.log",
         )  # fmt: skip
@@ -174,7 +175,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=150.0, help="input rate (above capacity)")
     parser.add_argument("--max-inflight", type=int, default=2, help="kva consume --max-inflight")
     args = parser.parse_args()
-    base = default_base_path()
+    base = models_dir()
     folder = build_model("mobilenet_v2", base)
     frames = photo_jpegs(1280, 720)
     print("P2 efficiency: mobilenet_v2, 1280x720 JPEG frames; in-process and pipeline")

@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.serve_overhead import start_server  # noqa: E402
 from kva.grpc_api import load, make_ndarray, make_tensor_proto  # noqa: E402
-from tfserving.modelbuild import build_model, default_base_path  # noqa: E402
+from kva.paths import models_dir  # noqa: E402
+from kva.tfserving.modelbuild import build_model  # noqa: E402
 
 MODEL = "mobilenet_v2"
 HEADER = "Inference-Header-Content-Length"
@@ -234,7 +235,7 @@ def wire_bytes(factory: Callable[[int], Worker], port: int, count: int) -> tuple
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-path", type=Path, default=default_base_path())
+    parser.add_argument("--base-path", type=Path, default=models_dir())
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bytes-requests", type=int, default=50)

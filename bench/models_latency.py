@@ -21,7 +21,8 @@ import skimage.data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfserving.modelbuild import MODELS, build_model, default_base_path  # noqa: E402
+from kva.paths import models_dir  # noqa: E402
+from kva.tfserving.modelbuild import MODELS, build_model  # noqa: E402
 
 INPUTS = {
     "mobilenet_v2": lambda: cv2.resize(skimage.data.chelsea(), (224, 224))[None],
@@ -32,7 +33,7 @@ INPUTS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-path", type=Path, default=default_base_path())
+    parser.add_argument("--base-path", type=Path, default=models_dir())
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--precision", choices=["default", "f32"], default="default")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.producer_throughput import broker  # noqa: E402
 from kva.kafka import TopicSpec, ensure_topics  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
+from kva.zookeeper.cluster import free_port  # noqa: E402
 from tests.producer.conftest import (  # noqa: E402
     FrameCollector,
     RtspCamera,
@@ -35,7 +36,6 @@ from tests.producer.conftest import (  # noqa: E402
     running,
 )
 from tests.producer.mjpeg_server import MjpegCamera  # noqa: E402
-from zookeeper.cluster import free_port  # noqa: E402
 
 
 def measure(bootstrap: str, drops: int) -> dict[str, list[float]]:

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 
 from kva.kafka import FrameProducer, TopicSpec, ensure_topics  # noqa: E402
+from kva.producer.camera import CameraRunner, RunnerTiming  # noqa: E402
+from kva.producer.config import CameraConfig  # noqa: E402
+from kva.producer.encoder import JpegEncoder  # noqa: E402
+from kva.producer.metrics import ProducerMetrics  # noqa: E402
+from kva.producer.sink import KafkaFrameSink  # noqa: E402
+from kva.producer.sources import TestPatternSource  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
-from producer.camera import CameraRunner, RunnerTiming  # noqa: E402
-from producer.config import CameraConfig  # noqa: E402
-from producer.encoder import JpegEncoder  # noqa: E402
-from producer.metrics import ProducerMetrics  # noqa: E402
-from producer.sink import KafkaFrameSink  # noqa: E402
-from producer.sources import TestPatternSource  # noqa: E402
 
 WIDTH, HEIGHT = 1280, 720
 
@@ -47,7 +47,7 @@ def broker() -> Iterator[str]:
     if existing:
         yield existing
         return
-    from zookeeper.cluster import ClusterSpec, KafkaCluster
+    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
     with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
         yield cluster.bootstrap_server

@@ -38,7 +38,8 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfserving.modelbuild import build_model, default_base_path  # noqa: E402
+from kva.paths import models_dir  # noqa: E402
+from kva.tfserving.modelbuild import build_model  # noqa: E402
 
 HEADER = "Inference-Header-Content-Length"
 
@@ -156,7 +157,7 @@ def start_server(
     """``kva serve`` for ``model`` on REST ``port`` (plus ``flags``), once it reports ready."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", str(port),
+        [sys.executable, "-m", "kva", "serve", "--rest_api_port", str(port),
          "--model_name", model, "--model_base_path", str(base / model),
          *flags, "--log-level", "WARNING"],
         cwd=ROOT, env=env,
@@ -177,7 +178,7 @@ def start_server(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-path", type=Path, default=default_base_path())
+    parser.add_argument("--base-path", type=Path, default=models_dir())
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--device", default="CPU")
     parser.add_argument("--rounds", type=int, default=3)

@@ -49,8 +49,9 @@ def _name(pid: int) -> str:
     except OSError:
         return "?"
     words = [a.decode(errors="replace") for a in argv if a]
-    if "kva.cli" in words:
-        rest = words[words.index("kva.cli") + 1 :]
+    module = words[words.index("-m") + 1] if "-m" in words[:-1] else ""
+    if module == "kva":
+        rest = words[words.index("-m") + 2 :]
         port = next((rest[i + 1] for i, w in enumerate(rest[:-1]) if w == "--rest_api_port"), "")
         return f"{rest[0]}{':' + port if port else ''}" if rest else "kva"
     return Path(words[0]).name if words else "?"
@@ -102,7 +103,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "kva.cli",
+            "kva",
             "up",
             "--port",
             "0",

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kva.frame import Frame  # noqa: E402
+from kva.video.app import create_app, viewer_state  # noqa: E402
+from kva.video.config import VideoSettings  # noqa: E402
+from kva.video.server import ViewerServer  # noqa: E402
+from kva.video.store import Predictions  # noqa: E402
 from tests.video.browser import screenshot  # noqa: E402
-from video.app import create_app, viewer_state  # noqa: E402
-from video.config import VideoSettings  # noqa: E402
-from video.server import ViewerServer  # noqa: E402
-from video.store import Predictions  # noqa: E402
 
 W, H = 1280, 720
 GREEN, WHITE, DARK = (90, 230, 140), (255, 255, 255), (30, 30, 30)

@@ -2,7 +2,7 @@
 
 A backend talks to **one replica** (one URL) through its own pooled
 ``requests.Session`` with explicit connect/read timeouts and a cap on the
-response size. Failures raise :class:`~consumer.errors.InferenceError` with a
+response size. Failures raise :class:`~kva.consumer.errors.InferenceError` with a
 ``retriable`` flag. :func:`backend_for_url` picks the protocol from the URL.
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from consumer.config import check_replica_url
-from consumer.errors import InferenceError, MetadataError
+from kva.consumer.config import check_replica_url
+from kva.consumer.errors import InferenceError, MetadataError
 
 #: Largest answer read from a model server (a classifier answer is < 1 kB).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -323,7 +323,7 @@ def backend_for_url(url: str, **kwargs: Any) -> Backend:
     """The backend speaking the protocol of ``url`` (``/v1/...``, ``/v2/...``, ``grpc://``)."""
     check_replica_url(url)
     if urlsplit(url).scheme == "grpc":
-        from consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
+        from kva.consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
 
         return GrpcBackend(url, **kwargs)
     segments = [s for s in urlsplit(url).path.split("/") if s]

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from consumer.backends import Backend
-from consumer.metrics import ConsumerMetrics
+from kva.consumer.backends import Backend
+from kva.consumer.metrics import ConsumerMetrics
 
 logger = logging.getLogger(__name__)
 

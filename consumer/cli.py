@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from consumer.config import ConsumerSettings
 from kva.cliargs import add_settings_arguments, settings_from_args
+from kva.consumer.config import ConsumerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumer.models import ModelSetupError
-    from consumer.service import ConsumerService
+    from kva.consumer.models import ModelSetupError
+    from kva.consumer.service import ConsumerService
     from kva.kafka import KafkaUnavailable
     from kva.lifecycle import install_stop_handlers
 

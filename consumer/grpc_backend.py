@@ -2,7 +2,7 @@
 
 One ``grpc.Channel`` per replica (HTTP/2 multiplexes the concurrent calls).
 Every call has a deadline of connect + read timeout; gRPC status codes become
-:class:`~consumer.errors.InferenceError` reasons as the REST backends name
+:class:`~kva.consumer.errors.InferenceError` reasons as the REST backends name
 them: client errors (``NOT_FOUND``, ``INVALID_ARGUMENT``, ...) are
 ``http_4xx`` and not retried, ``DEADLINE_EXCEEDED`` is ``timeout``, an
 unreachable server is ``connect``, the rest (``UNAVAILABLE`` when saturated,
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from consumer.backends import Backend, ModelInfo, Outputs, image_size, model_kind
-from consumer.errors import InferenceError, MetadataError
+from kva.consumer.backends import Backend, ModelInfo, Outputs, image_size, model_kind
+from kva.consumer.errors import InferenceError, MetadataError
 from kva.grpc_api import (
     MAX_CLIENT_MESSAGE_BYTES,
     TensorError,

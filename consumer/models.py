@@ -7,13 +7,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from consumer.backends import Backend, ModelInfo, backend_for_url
-from consumer.balancer import ReplicaPool
-from consumer.config import ConsumerSettings, ModelSpec
-from consumer.errors import InferenceError, MetadataError
-from consumer.labels import LabelsError, load_labels
-from consumer.metrics import ConsumerMetrics
-from consumer.predictions import ModelResult, to_prediction
+from kva.consumer.backends import Backend, ModelInfo, backend_for_url
+from kva.consumer.balancer import ReplicaPool
+from kva.consumer.config import ConsumerSettings, ModelSpec
+from kva.consumer.errors import InferenceError, MetadataError
+from kva.consumer.labels import LabelsError, load_labels
+from kva.consumer.metrics import ConsumerMetrics
+from kva.consumer.predictions import ModelResult, to_prediction
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from consumer.annotate import FrameAnnotator
-from consumer.metrics import NO_STREAM, ConsumerMetrics
-from consumer.models import ModelRuntime
-from consumer.predictions import ModelResult
-from consumer.streams import StreamBook
+from kva.consumer.annotate import FrameAnnotator
+from kva.consumer.metrics import NO_STREAM, ConsumerMetrics
+from kva.consumer.models import ModelRuntime
+from kva.consumer.predictions import ModelResult
+from kva.consumer.streams import StreamBook
 from kva.frame import JPEG, Frame, FrameDecodeError
 from kva.images import ImageError, image_size
 from kva.kafka import FrameProducer, ProduceDropped, Record

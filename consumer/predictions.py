@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from consumer.backends import ModelInfo, Outputs
-from consumer.errors import InferenceError
+from kva.consumer.backends import ModelInfo, Outputs
+from kva.consumer.errors import InferenceError
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ import logging
 import threading
 import time
 
-from consumer.config import ConsumerSettings
-from consumer.metrics import ConsumerMetrics
-from consumer.models import ModelRuntime, build_model
-from consumer.pipeline import Pipeline
+from kva.consumer.config import ConsumerSettings
+from kva.consumer.metrics import ConsumerMetrics
+from kva.consumer.models import ModelRuntime, build_model
+from kva.consumer.pipeline import Pipeline
 from kva.httpd import ServiceHttpServer
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics, wait_for_broker
 

@@ -1,6 +1,6 @@
 """One logging set-up for every entry point, and rate-limited logging.
 
-Text lines look like ``2026-11-25T08:40:12.123Z INFO  producer.camera: message key=value``;
+Text lines look like ``2026-11-25T08:40:12.123Z INFO  kva.producer.camera: message key=value``;
 with ``json`` each line is one JSON object. Fields passed as ``extra={...}``
 appear in both.
 """

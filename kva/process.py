@@ -1,10 +1,23 @@
-"""Child processes: they never outlive their parent, and can be listed (Linux /proc)."""
+"""Child processes: they never outlive their parent, and can be listed (Linux /proc).
+
+:class:`ChildProcess` is the one way kva runs a long-lived child (``kva up``'s
+services, the broker's JVMs): it dies with its parent, its output is read line
+by line, its last lines are kept for error messages, and stopping it is
+SIGTERM, a bounded wait, then SIGKILL.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -54,3 +67,87 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+class ChildProcess:
+    """A started child: output handed to ``on_line`` line by line, the last lines kept in ``tail``.
+
+    Args:
+        name: how logs name the child.
+        argv: the program and its arguments (no shell).
+        on_line: called with each output line (stdout and stderr merged), without its newline.
+        env: the whole environment of the child (None: this process's).
+        cwd: the child's working folder.
+        tail_lines: how many of the last output lines ``tail`` keeps.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        on_line: Callable[[str], None] = lambda _line: None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        tail_lines: int = 40,
+    ) -> None:
+        self.name = name
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self._on_line = on_line
+        self.popen = subprocess.Popen(  # noqa: S603 - argv built by kva, no shell
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
+        )
+        self._pump = threading.Thread(target=self._read_output, name=f"{name}-output", daemon=True)
+        self._pump.start()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def _read_output(self) -> None:
+        if self.popen.stdout is None:
+            return
+        for raw in self.popen.stdout:
+            line = raw.rstrip("\n")
+            self.tail.append(line.rstrip())
+            self._on_line(line)
+
+    def exit_code(self) -> int | None:
+        """None while running, else the exit code (negative: killed by that signal)."""
+        return self.popen.poll()
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def send_signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def drain_output(self, timeout: float = 2.0) -> None:
+        """After the child exited: wait until its last lines are read."""
+        self._pump.join(timeout)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
+        if self.alive():
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop within %.0fs: killing it", self.name, timeout)
+                self.popen.kill()
+                self.popen.wait()
+        self.drain_output(timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL at once (fault injection, or a second Ctrl-C)."""
+        if self.alive():
+            self.popen.kill()
+            self.popen.wait()

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from kva.frame import Frame
 from kva.logs import RateLimitedLog
-from producer.backoff import Backoff
-from producer.config import CameraConfig
-from producer.encoder import EncodeError, JpegEncoder
-from producer.metrics import DROP_REASONS, ProducerMetrics
-from producer.sink import FrameSink
-from producer.sources import Captured, Source, SourceEnded, SourceError, make_source
+from kva.producer.backoff import Backoff
+from kva.producer.config import CameraConfig
+from kva.producer.encoder import EncodeError, JpegEncoder
+from kva.producer.metrics import DROP_REASONS, ProducerMetrics
+from kva.producer.sink import FrameSink
+from kva.producer.sources import Captured, Source, SourceEnded, SourceError, make_source
 
 logger = logging.getLogger(__name__)
 

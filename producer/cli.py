@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kva.cliargs import add_settings_arguments, settings_from_args
-from producer.config import ProducerSettings
+from kva.producer.config import ProducerSettings
 
 NAME = "produce"
 HELP = "read cameras (webcam, RTSP, HTTP, files, testsrc, demo) into a Kafka topic"
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kva.lifecycle import install_stop_handlers
-    from producer.service import ProducerService
+    from kva.producer.service import ProducerService
 
     settings = settings_from_args(ProducerSettings, args)
     stop = install_stop_handlers()

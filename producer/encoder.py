@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import cv2
 
-from producer.size import target_size
-from producer.sources.base import Image
+from kva.producer.size import target_size
+from kva.producer.sources.base import Image
 
 
 class EncodeError(RuntimeError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from producer.camera import CameraRunner, CameraState
-from producer.config import CameraConfig
+from kva.producer.camera import CameraRunner, CameraState
+from kva.producer.config import CameraConfig
 
 logger = logging.getLogger(__name__)
 

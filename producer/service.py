@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kva.httpd import ServiceHttpServer
 from kva.kafka import FrameProducer, KafkaUnavailable, TopicSpec, ensure_topics, wait_for_broker
-from producer.camera import CameraRunner, RunnerTiming
-from producer.config import (
+from kva.producer.camera import CameraRunner, RunnerTiming
+from kva.producer.config import (
     DEFAULT_SOURCE,
     CameraConfig,
     CameraConfigError,
@@ -18,9 +18,9 @@ from producer.config import (
     cameras_from_sources,
     load_camera_file,
 )
-from producer.fleet import CameraFleet
-from producer.metrics import ProducerMetrics
-from producer.sink import KafkaFrameSink
+from kva.producer.fleet import CameraFleet
+from kva.producer.metrics import ProducerMetrics
+from kva.producer.sink import KafkaFrameSink
 
 logger = logging.getLogger(__name__)
 

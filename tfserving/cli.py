@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from kva.cliargs import SettingsError, add_settings_arguments, settings_from_args
-from tfserving.config import ServeSettings
-from tfserving.model_config import ModelConfig, ModelConfigError, load_model_config
+from kva.tfserving.config import ServeSettings
+from kva.tfserving.model_config import ModelConfig, ModelConfigError, load_model_config
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from kva.lifecycle import install_stop_handlers
-    from tfserving.app import Runtime, create_app
-    from tfserving.manager import ModelManager, make_loader, watch_config_file
-    from tfserving.metrics import ServeMetrics
+    from kva.tfserving.app import Runtime, create_app
+    from kva.tfserving.manager import ModelManager, make_loader, watch_config_file
+    from kva.tfserving.metrics import ServeMetrics
 
     settings = settings_from_args(ServeSettings, args)
     if settings.grpc_port is not None:
-        from tfserving.grpc_server import check_grpc
+        from kva.tfserving.grpc_server import check_grpc
 
         check_grpc()
     configs = model_configs(settings)
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     )
     grpc_server = None
     if settings.grpc_port is not None:
-        from tfserving.grpc_server import start_grpc
+        from kva.tfserving.grpc_server import start_grpc
 
         grpc_server = start_grpc(rt, settings)
     if settings.model_config_file and settings.model_config_file_poll_wait_seconds > 0:

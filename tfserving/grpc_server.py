@@ -2,7 +2,7 @@
 
 ``Predict`` and ``GetModelMetadata`` of ``tensorflow.serving.PredictionService``
 and ``GetModelStatus`` of ``tensorflow.serving.ModelService``, over the same
-:class:`~tfserving.app.Runtime` as REST: the same loaded models, admission
+:class:`~kva.tfserving.app.Runtime` as REST: the same loaded models, admission
 control (``UNAVAILABLE`` beyond ``--max_inflight``) and Prometheus metrics
 (protocol ``grpc``; the ``code`` label holds the HTTP status REST would answer).
 Errors use TF Serving's gRPC codes: ``NOT_FOUND`` (model/version),
@@ -35,11 +35,11 @@ from kva.grpc_api import (
     make_tensor_proto,
     shape_of,
 )
-from tfserving.app import Runtime
-from tfserving.config import ServeSettings
-from tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
-from tfserving.servable import Servable
-from tfserving.v1 import DEFAULT_SIGNATURE, signature_defs
+from kva.tfserving.app import Runtime
+from kva.tfserving.config import ServeSettings
+from kva.tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
+from kva.tfserving.servable import Servable
+from kva.tfserving.v1 import DEFAULT_SIGNATURE, signature_defs
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from types import MappingProxyType
 from typing import Any
 
 from kva.logs import RateLimitedLog
-from tfserving.errors import InvalidArgument, NotFound, Unavailable
-from tfserving.model_config import ModelConfig, ModelConfigError, load_model_config
-from tfserving.servable import ModelLoadError, Servable
+from kva.tfserving.errors import InvalidArgument, NotFound, Unavailable
+from kva.tfserving.model_config import ModelConfig, ModelConfigError, load_model_config
+from kva.tfserving.servable import ModelLoadError, Servable
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from kva.cliargs import add_settings_arguments, settings_from_args
-from tfserving.modelbuild.config import ModelsSettings
+from kva.tfserving.modelbuild.config import ModelsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ HELP = "build the real trained models (OpenVINO IR) into a model repository, off
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from tfserving.modelbuild.registry import MODELS
+    from kva.tfserving.modelbuild.registry import MODELS
 
     parser = subparsers.add_parser(
         NAME,
@@ -47,7 +47,13 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     """Build the named models (or all); exit 1 with a clear message on failure."""
-    from tfserving.modelbuild import MODELS, ModelBuildError, UnknownModel, build_model, get_spec
+    from kva.tfserving.modelbuild import (
+        MODELS,
+        ModelBuildError,
+        UnknownModel,
+        build_model,
+        get_spec,
+    )
 
     settings = settings_from_args(ModelsSettings, args)
     if args.all and args.names:
@@ -73,7 +79,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print one line per known model: name, version, built or not, summary."""
-    from tfserving.modelbuild import MODELS, is_built, version_dir
+    from kva.tfserving.modelbuild import MODELS, is_built, version_dir
 
     base_path = settings_from_args(ModelsSettings, args).base_path()
     print(f"model repository: {base_path}")  # noqa: T201

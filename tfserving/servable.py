@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tfserving.errors import Internal, InvalidArgument, Unavailable
-from tfserving.tensors import TensorInfo
+from kva.tfserving.errors import Internal, InvalidArgument, Unavailable
+from kva.tfserving.tensors import TensorInfo
 
 logger = logging.getLogger(__name__)
 

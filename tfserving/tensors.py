@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tfserving.errors import InvalidArgument
+from kva.tfserving.errors import InvalidArgument
 
 #: Decodes an encoded image into RGB uint8 ``[height, width, 3]``: (data, height, width).
 ImageDecoder = Callable[[bytes, int, int], np.ndarray]

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from flask import Response, request
 
-from tfserving.app import json_response, request_body, runtime, set_model
-from tfserving.dtypes import tf_name
-from tfserving.errors import InvalidArgument, NotFound
-from tfserving.servable import Servable
-from tfserving.tensors import (
+from kva.tfserving.app import json_response, request_body, runtime, set_model
+from kva.tfserving.dtypes import tf_name
+from kva.tfserving.errors import InvalidArgument, NotFound
+from kva.tfserving.servable import Servable
+from kva.tfserving.tensors import (
     TensorInfo,
     decode_predict_request,
     encode_predict_response,

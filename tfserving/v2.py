@@ -21,11 +21,11 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from kva import __version__
-from tfserving.app import json_response, request_body, runtime, set_model
-from tfserving.dtypes import from_v2, v2_name
-from tfserving.errors import InvalidArgument, NotFound
-from tfserving.servable import Servable
-from tfserving.tensors import (
+from kva.tfserving.app import json_response, request_body, runtime, set_model
+from kva.tfserving.dtypes import from_v2, v2_name
+from kva.tfserving.errors import InvalidArgument, NotFound
+from kva.tfserving.servable import Servable
+from kva.tfserving.tensors import (
     TensorInfo,
     check_image_batch,
     decode_b64,

@@ -3,7 +3,7 @@
 ``create_app(settings)`` builds an app with its own frame store, metrics
 registry and stop event (no module-level state), so tests and benchmarks can
 make as many as they like and feed the store directly. The Kafka reader and
-the WSGI server are wired up by :mod:`video.cli`.
+the WSGI server are wired up by :mod:`kva.video.cli`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
-from video.auth import install_token_check
-from video.config import VideoSettings
-from video.metrics import ViewerMetrics
-from video.store import FrameStore
+from kva.video.auth import install_token_check
+from kva.video.config import VideoSettings
+from kva.video.metrics import ViewerMetrics
+from kva.video.store import FrameStore
 
 EXTENSION = "kva_video"
 #: Worker threads never given to MJPEG clients, so the page and the API always answer.
@@ -55,7 +55,7 @@ def create_app(
         store: where the frames come from; the Kafka reader (or a test) fills it.
         healthy: what ``/healthz`` reports (e.g. "the Kafka reader is alive").
     """
-    from video.routes import api, ops, pages, streams
+    from kva.video.routes import api, ops, pages, streams
 
     app = Flask(__name__)
     app.config["JSON_SORT_KEYS"] = False

@@ -8,10 +8,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from kva.cliargs import add_settings_arguments, settings_from_args
-from video.config import VideoSettings
+from kva.video.config import VideoSettings
 
 if TYPE_CHECKING:
-    from video.reader import KafkaReader
+    from kva.video.reader import KafkaReader
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the viewer until SIGINT/SIGTERM; returns the exit status."""
     from kva.kafka import KafkaUnavailable, TopicSpec, ensure_topics, wait_for_broker
     from kva.lifecycle import install_stop_handlers
-    from video.app import create_app, viewer_state
-    from video.reader import KafkaReader
-    from video.server import ViewerServer
+    from kva.video.app import create_app, viewer_state
+    from kva.video.reader import KafkaReader
+    from kva.video.server import ViewerServer
 
     settings = settings_from_args(VideoSettings, args)
     stop = install_stop_handlers()

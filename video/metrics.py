@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from video.store import FrameStore
+from kva.video.store import FrameStore
 
 
 class ViewerMetrics:

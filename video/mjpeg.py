@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from video.store import PART_HEAD, StoredFrame, StreamSlot
+from kva.video.store import PART_HEAD, StoredFrame, StreamSlot
 
 #: How often a waiting client checks whether it was disconnected or the server stops.
 IDLE_CHECK_SECONDS = 0.5

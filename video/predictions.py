@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kva.frame import Frame, is_valid_stream_id
-from video.store import Predictions
+from kva.video.store import Predictions
 
 PREDICTIONS_HEADER = "kva-predictions"
 MAX_LABELS = 5

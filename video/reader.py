@@ -18,10 +18,10 @@ from kva.frame import FrameDecodeError
 from kva.images import JPEG_MAGIC, PNG_MAGIC
 from kva.kafka import LatestFrameConsumer, Record
 from kva.logs import RateLimitedLog
-from video.config import VideoSettings
-from video.metrics import ViewerMetrics
-from video.predictions import MetadataError, header_predictions, parse_metadata
-from video.store import FrameStore
+from kva.video.config import VideoSettings
+from kva.video.metrics import ViewerMetrics
+from kva.video.predictions import MetadataError, header_predictions, parse_metadata
+from kva.video.store import FrameStore
 
 logger = logging.getLogger(__name__)
 

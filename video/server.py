@@ -9,7 +9,7 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
-from video.app import viewer_state
+from kva.video.app import viewer_state
 
 logger = logging.getLogger(__name__)
 

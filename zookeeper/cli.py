@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from kva.cliargs import add_settings_arguments, settings_from_args
-from zookeeper.config import BrokerSettings
+from kva.zookeeper.config import BrokerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kva.lifecycle import install_stop_handlers
-    from zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
-    from zookeeper.jars import ToolMissing
+    from kva.zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
+    from kva.zookeeper.jars import ToolMissing
 
     settings = settings_from_args(BrokerSettings, args)
     stop = install_stop_handlers()

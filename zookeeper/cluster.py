@@ -15,12 +15,10 @@ import logging
 import shutil
 import socket
 import string
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,9 +26,9 @@ from typing import Literal
 
 from kva.kafka import MAX_MESSAGE_BYTES, KafkaUnavailable, wait_for_broker
 from kva.ports import free_port, port_is_free
-from kva.process import die_with_parent
+from kva.process import ChildProcess
 from kva.settings import KafkaSettings
-from zookeeper.jars import jar_dir, require_tool
+from kva.zookeeper.jars import jar_dir, require_tool
 
 logger = logging.getLogger(__name__)
 
@@ -66,61 +64,22 @@ class ClusterSpec:
 
 
 def _template(name: str) -> string.Template:
-    return string.Template(resources.files("zookeeper").joinpath("config", name).read_text())
+    return string.Template(resources.files("kva.zookeeper").joinpath("config", name).read_text())
 
 
-class JavaProcess:
-    """One JVM whose output is logged with a prefix; last lines kept for errors."""
+def java_process(name: str, argv: list[str], cwd: Path) -> ChildProcess:
+    """One JVM whose output is logged under ``kva.zookeeper.<name>`` at the level its lines say."""
+    log = logging.getLogger(f"kva.zookeeper.{name}")
 
-    def __init__(self, name: str, argv: list[str], cwd: Path) -> None:
-        self.name = name
-        self.tail: deque[str] = deque(maxlen=40)
-        self._log = logging.getLogger(f"zookeeper.{name}")
-        self.popen = subprocess.Popen(  # noqa: S603 - argv built here, no shell
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
-        )
-        self._pump = threading.Thread(target=self._read_output, name=f"{name}-log", daemon=True)
-        self._pump.start()
+    def log_line(line: str) -> None:
+        if " ERROR " in line or " FATAL " in line:
+            log.error("%s", line)
+        elif " WARN " in line:
+            log.warning("%s", line)
+        else:
+            log.debug("%s", line)
 
-    def _read_output(self) -> None:
-        if self.popen.stdout is None:
-            return
-        for raw in self.popen.stdout:
-            line = raw.rstrip()
-            self.tail.append(line)
-            if " ERROR " in line or " FATAL " in line:
-                self._log.error("%s", line)
-            elif " WARN " in line:
-                self._log.warning("%s", line)
-            else:
-                self._log.debug("%s", line)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float) -> None:
-        """SIGTERM, wait ``timeout`` seconds, then SIGKILL."""
-        if self.alive():
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._log.warning("%s did not stop in %.0fs: killing it", self.name, timeout)
-                self.popen.kill()
-                self.popen.wait()
-        self._pump.join(timeout=5)
-
-    def kill(self) -> None:
-        """SIGKILL at once (fault injection)."""
-        if self.alive():
-            self.popen.kill()
-            self.popen.wait()
+    return ChildProcess(name, argv, on_line=log_line, cwd=cwd)
 
 
 class KafkaCluster:
@@ -144,8 +103,8 @@ class KafkaCluster:
             "install a Java 17+ runtime (Debian: apt-get install -y openjdk-17-jre-headless)",
         )
         self._classpath = ""
-        self._zookeeper: JavaProcess | None = None
-        self.brokers: list[JavaProcess | None] = [None] * spec.brokers
+        self._zookeeper: ChildProcess | None = None
+        self.brokers: list[ChildProcess | None] = [None] * spec.brokers
 
     def _broker_ports(self) -> list[int]:
         spec = self.spec
@@ -199,7 +158,7 @@ class KafkaCluster:
                     "ZooKeeper?): stop it or choose other ports with --port / --zookeeper-port"
                 )
 
-    def _jvm(self, name: str, main: str, *args: str, heap: str | None = None) -> JavaProcess:
+    def _jvm(self, name: str, main: str, *args: str, heap: str | None = None) -> ChildProcess:
         log4j = self.data_dir / "log4j.properties"
         if not log4j.exists():
             log4j.write_text(
@@ -219,7 +178,7 @@ class KafkaCluster:
             main,
             *args,
         ]
-        return JavaProcess(name, argv, self.data_dir)
+        return java_process(name, argv, self.data_dir)
 
     def _common_properties(self) -> str:
         replication = min(3, self.spec.brokers)

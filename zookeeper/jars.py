@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
+
+from kva.paths import kafka_jars_dir
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +25,9 @@ class ToolMissing(RuntimeError):
     """A required program (``java``, ``mvn``) is not installed."""
 
 
-def cache_root() -> Path:
-    """Where kva keeps downloaded jars and built models."""
-    configured = os.environ.get("KVA_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kva"
-
-
 def pom_path() -> Path:
     """The ``pom.xml`` shipped in this package."""
-    return Path(str(resources.files("zookeeper").joinpath("pom.xml")))
+    return Path(str(resources.files("kva.zookeeper").joinpath("pom.xml")))
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -50,7 +42,7 @@ def jar_dir(cache: Path | None = None) -> Path:
     """The folder with the resolved jars, resolving them with ``mvn`` if needed."""
     pom = pom_path()
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
-    target = (cache or cache_root()) / f"kafka-jars-{digest}"
+    target = cache / f"kafka-jars-{digest}" if cache else kafka_jars_dir(digest)
     if (target / _COMPLETE_MARKER).exists():
         return target
     _resolve(pom, target)

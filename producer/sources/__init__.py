@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 
-from producer.size import target_size
-from producer.sources.base import Captured, Image, Source, SourceEnded, SourceError
-from producer.sources.opencv import FileSource, LiveCaptureSource, redact_url
-from producer.sources.synthetic import DEFAULT_SIZE, DemoSource, TestPatternSource
+from kva.producer.size import target_size
+from kva.producer.sources.base import Captured, Image, Source, SourceEnded, SourceError
+from kva.producer.sources.opencv import FileSource, LiveCaptureSource, redact_url
+from kva.producer.sources.synthetic import DEFAULT_SIZE, DemoSource, TestPatternSource
 
 __all__ = [
     "Captured",

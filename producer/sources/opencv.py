@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import cv2
 
-from producer.sources.base import Captured, Image, SourceEnded, SourceError
-from producer.sources.latest import LatestSlot
+from kva.producer.sources.base import Captured, Image, SourceEnded, SourceError
+from kva.producer.sources.latest import LatestSlot
 
 logger = logging.getLogger(__name__)
 

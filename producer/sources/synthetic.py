@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from producer.sources.base import Captured, Image
+from kva.producer.sources.base import Captured, Image
 
 DEFAULT_SIZE = (640, 480)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

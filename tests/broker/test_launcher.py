@@ -15,7 +15,7 @@ from kva.frame import Frame
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics
 from kva.ports import free_port
 from kva.settings import KafkaSettings
-from zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
+from kva.zookeeper.cluster import BrokerStartError, ClusterSpec, KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def test_cli_starts_serves_and_stops_on_ctrl_c(mode: str, tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "kva.cli",
+            "kva",
             "broker",
             "--mode",
             mode,

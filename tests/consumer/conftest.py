@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import requests
 
-from consumer.config import ConsumerSettings
-from consumer.service import ConsumerService
+from kva.consumer.config import ConsumerSettings
+from kva.consumer.service import ConsumerService
 from kva.frame import Frame
 from kva.kafka import FrameProducer, LatestFrameConsumer, Record
 from kva.settings import KafkaSettings

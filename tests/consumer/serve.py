@@ -29,7 +29,7 @@ def write_config(models: Path, folder: Path) -> Path:
 
 
 class ServeReplica:
-    """``python -m kva.cli serve`` on one port; :meth:`kill` and :meth:`start` again."""
+    """``python -m kva serve`` on one port; :meth:`kill` and :meth:`start` again."""
 
     def __init__(self, config: Path, log_dir: Path, port: int | None = None) -> None:
         self.config = config
@@ -42,7 +42,7 @@ class ServeReplica:
 
     def start(self, timeout: float = 60.0) -> ServeReplica:
         command = [
-            sys.executable, "-m", "kva.cli", "serve",
+            sys.executable, "-m", "kva", "serve",
             "--rest_api_port", str(self.port),
             "--model_config_file", str(self.config),
         ]  # fmt: skip

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from consumer.backends import KServeBackend, TfServingBackend, backend_for_url
-from consumer.balancer import ReplicaPool
-from consumer.errors import InferenceError, MetadataError
-from consumer.metrics import ConsumerMetrics
-from consumer.models import ModelRuntime
+from kva.consumer.backends import KServeBackend, TfServingBackend, backend_for_url
+from kva.consumer.balancer import ReplicaPool
+from kva.consumer.errors import InferenceError, MetadataError
+from kva.consumer.metrics import ConsumerMetrics
+from kva.consumer.models import ModelRuntime
 from tests.consumer.conftest import jpeg, wait_for
 from tests.consumer.model_server import FixedLatencyServer
 
@@ -160,7 +160,7 @@ def test_slow_replica_is_ejected_as_outlier(model_servers) -> None:
 
 
 def test_labels_from_a_url(model_servers) -> None:
-    from consumer.labels import LabelsError, load_labels
+    from kva.consumer.labels import LabelsError, load_labels
 
     server = model_servers(latency=0, labels=["cat", "dog"])
     assert load_labels(server.url() + "/labels") == ["cat", "dog"]

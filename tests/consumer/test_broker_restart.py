@@ -6,6 +6,7 @@ import pytest
 
 from kva.kafka import TopicSpec, ensure_topics
 from kva.settings import KafkaSettings
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 from tests.consumer.conftest import (
     Feeder,
     Reader,
@@ -14,7 +15,6 @@ from tests.consumer.conftest import (
     running_consumer,
     wait_for,
 )
-from zookeeper.cluster import ClusterSpec, KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

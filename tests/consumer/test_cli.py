@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
     return subprocess.run(
-        [sys.executable, "-m", "kva.cli", "consume", *args],
+        [sys.executable, "-m", "kva", "consume", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -78,7 +78,7 @@ def test_sigterm_stops_gracefully(
             [
                 sys.executable,
                 "-m",
-                "kva.cli",
+                "kva",
                 "consume",
                 "--bootstrap-server",
                 kafka_settings.bootstrap_server,

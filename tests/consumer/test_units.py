@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.annotate import FrameAnnotator, Style
-from consumer.backends import ModelInfo, model_kind
-from consumer.config import ConsumerSettings
-from consumer.errors import InferenceError, MetadataError
-from consumer.labels import LabelsError, load_labels, parse_labels
-from consumer.predictions import Classification, Detections, ModelResult, to_prediction
 from kva.cliargs import SettingsError, settings_from_args
+from kva.consumer.annotate import FrameAnnotator, Style
+from kva.consumer.backends import ModelInfo, model_kind
+from kva.consumer.config import ConsumerSettings
+from kva.consumer.errors import InferenceError, MetadataError
+from kva.consumer.labels import LabelsError, load_labels, parse_labels
+from kva.consumer.predictions import Classification, Detections, ModelResult, to_prediction
 
 URL = "http://127.0.0.1:8501/v1/models/m"
 

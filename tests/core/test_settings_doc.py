@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kva.settingsdoc import render
+from kva.launcher.settingsdoc import render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def test_the_settings_reference_is_up_to_date() -> None:
-    assert DOC.read_text() == render(), "regenerate: python -m kva.settingsdoc > docs/settings.md"
+    assert DOC.read_text() == render(), (
+        "regenerate: python -m kva.launcher.settingsdoc > docs/settings.md"
+    )
 
 
 def test_every_command_and_its_env_variables_are_documented() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kva.launcher.supervisor import ServiceFailed, ServiceSpec, Supervisor
 from kva.process import is_running
-from kva.supervisor import ServiceFailed, ServiceSpec, Supervisor
 
 PY = sys.executable
 

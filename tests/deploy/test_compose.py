@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kva.cli import build_parser
+from kva.launcher.cli import build_parser
 from tests.deploy.validate import (
     ROOT,
     compose_kva_commands,

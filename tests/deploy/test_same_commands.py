@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kva.uplayout import consumer_args, models_build_args, producer_args, serve_args, video_args
+from kva.launcher.layout import (
+    consumer_args,
+    models_build_args,
+    producer_args,
+    serve_args,
+    video_args,
+)
 from tests.deploy.validate import (
     ROOT,
     compose_kva_commands,

@@ -19,10 +19,7 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import LatestFrameConsumer
-from kva.ports import free_port
-from kva.settings import KafkaSettings
-from kva.supervisor import ManagedService, ServiceSpec, Supervisor
-from kva.uplayout import (
+from kva.launcher.layout import (
     KVA,
     consumer_args,
     http_ok,
@@ -31,7 +28,10 @@ from kva.uplayout import (
     video_args,
     write_model_config,
 )
-from zookeeper.cluster import ClusterSpec, KafkaCluster
+from kva.launcher.supervisor import ManagedService, ServiceSpec, Supervisor
+from kva.ports import free_port
+from kva.settings import KafkaSettings
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
 SOURCES = ["cam0=testsrc", "cam1=testsrc", "cam2=testsrc", "cam3=testsrc"]
 

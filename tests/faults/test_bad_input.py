@@ -34,10 +34,13 @@ import pytest
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
-from consumer.service import ConsumerService
+from kva.consumer.service import ConsumerService
 from kva.frame import Frame, encode_frame
 from kva.kafka import MAX_MESSAGE_BYTES, FrameProducer, Record
 from kva.settings import KafkaSettings
+from kva.video.app import create_app, viewer_state
+from kva.video.config import VideoSettings
+from kva.video.reader import KafkaReader
 from tests.consumer.conftest import (
     Reader,
     Topics,
@@ -48,9 +51,6 @@ from tests.consumer.conftest import (
     wait_for,
 )
 from tests.consumer.model_server import FixedLatencyServer
-from video.app import create_app, viewer_state
-from video.config import VideoSettings
-from video.reader import KafkaReader
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -490,9 +490,9 @@ def _check_logs(records: list[logging.LogRecord], elapsed: float) -> Counter[str
     per_reason: Counter[str] = Counter()
     for record in records:
         message = record.getMessage()
-        if record.name == "consumer.pipeline" and record.levelno == logging.WARNING:
+        if record.name == "kva.consumer.pipeline" and record.levelno == logging.WARNING:
             per_reason["consumer " + message.split(")")[0]] += 1
-        elif record.name == "video.reader" and record.levelno == logging.WARNING:
+        elif record.name == "kva.video.reader" and record.levelno == logging.WARNING:
             per_reason["viewer " + message.split("): ", 1)[1].split(":")[0]] += 1
         assert "\n2026-11-25T10:00:00.000Z INFO forged" not in message, message
     assert per_reason, "nothing was logged at all"

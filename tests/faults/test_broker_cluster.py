@@ -16,7 +16,7 @@ from kva.kafka import (
     partition_leaders,
 )
 from kva.settings import KafkaSettings
-from zookeeper.cluster import ClusterSpec, KafkaCluster
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 

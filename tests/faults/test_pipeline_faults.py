@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
+from kva.launcher.supervisor import ManagedService
 from kva.ports import free_port
-from kva.supervisor import ManagedService
 from tests.faults.conftest import Pipeline, consumer_spec, model_statuses
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from kva import grpc_api as api_module
+from kva.tfserving.modelbuild.half_plus_two import build
 from tests.tfserving.server import CONFORMANCE_CONFIG, ServeProcess, free_port
-from tfserving.modelbuild.half_plus_two import build
 
 if not api_module.available():  # pragma: no cover - CI installs the [grpc] extra
     pytest.skip("the [grpc] extra is not installed", allow_module_level=True)

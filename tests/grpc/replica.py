@@ -14,7 +14,7 @@ from tests.tfserving.server import ROOT, free_port
 
 
 class GrpcReplica:
-    """``python -m kva.cli serve --rest_api_port R --port G``; :meth:`stop` and :meth:`start`."""
+    """``python -m kva serve --rest_api_port R --port G``; :meth:`stop` and :meth:`start`."""
 
     def __init__(self, args: list[str], log_dir: Path) -> None:
         self.args = args
@@ -31,7 +31,7 @@ class GrpcReplica:
 
     def start(self, timeout: float = 60.0) -> GrpcReplica:
         command = [
-            sys.executable, "-m", "kva.cli", "serve",
+            sys.executable, "-m", "kva", "serve",
             "--rest_api_port", str(self.rest_port), "--port", str(self.grpc_port), *self.args,
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}

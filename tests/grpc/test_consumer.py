@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from consumer.backends import backend_for_url
-from consumer.balancer import ReplicaPool
-from consumer.errors import InferenceError
-from consumer.grpc_backend import GrpcBackend
-from consumer.metrics import ConsumerMetrics
-from consumer.models import ModelRuntime
+from kva.consumer.backends import backend_for_url
+from kva.consumer.balancer import ReplicaPool
+from kva.consumer.errors import InferenceError
+from kva.consumer.grpc_backend import GrpcBackend
+from kva.consumer.metrics import ConsumerMetrics
+from kva.consumer.models import ModelRuntime
 from kva.frame import Frame
 from kva.grpc_api import make_ndarray, make_tensor_proto
 from tests.consumer.conftest import (

@@ -259,7 +259,7 @@ BLOCK_GRPC = "import sys; sys.modules['grpc'] = None; sys.modules['tensorflow_se
 
 def test_port_without_the_extra_fails_clearly(grpc_repo) -> None:
     code = BLOCK_GRPC + (
-        "from kva.cli import main; sys.exit(main(['serve', '--port', '0', "
+        "from kva.launcher.cli import main; sys.exit(main(['serve', '--port', '0', "
         f"'--model_config_file', {str(grpc_repo / 'models.config')!r}]))"
     )
     done = subprocess.run(
@@ -274,7 +274,7 @@ def test_port_in_use_fails_clearly(grpc_repo) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", "0",
+            [sys.executable, "-m", "kva", "serve", "--rest_api_port", "0",
              "--port", str(port), "--model_config_file", str(grpc_repo / "models.config")],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip

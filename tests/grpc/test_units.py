@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from consumer.config import parse_model_spec
+from kva.consumer.config import parse_model_spec
 from kva.grpc_api import TensorError, load, make_ndarray, make_tensor_proto, parse_grpc_url
 from tests.tfserving.server import ROOT
 
@@ -106,7 +106,7 @@ def test_bad_grpc_urls(url, message) -> None:
 def test_grpc_url_without_the_extra_fails_clearly() -> None:
     code = (
         "import sys; sys.modules['grpc'] = None\n"
-        "from consumer.config import ConsumerSettings\n"
+        "from kva.consumer.config import ConsumerSettings\n"
         "try:\n"
         "    ConsumerSettings(consume_models=['m=grpc://127.0.0.1:8500/m'])\n"
         "except Exception as exc:\n"

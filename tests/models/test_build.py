@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from tfserving.modelbuild import (
+from kva.paths import models_dir
+from kva.tfserving.modelbuild import (
     BUILDERS,
     BasePathError,
     ModelBuildError,
     SourceMissing,
     UnknownModel,
     build_model,
-    default_base_path,
     is_built,
     registry,
 )
-from tfserving.modelbuild import mobilenet_v2 as mobilenet_module
-from tfserving.modelbuild.sources import sha256_file
-from tfserving.modelbuild.torch_legacy import PthFormatError
+from kva.tfserving.modelbuild import mobilenet_v2 as mobilenet_module
+from kva.tfserving.modelbuild.sources import sha256_file
+from kva.tfserving.modelbuild.torch_legacy import PthFormatError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_repository_layout(built_models: Path) -> None:
 def test_second_build_is_skipped_and_force_rebuilds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tfserving.modelbuild")
+    caplog.set_level(logging.INFO, logger="kva.tfserving.modelbuild")
     folder = build_model("mobilenet_v2", tmp_path)
     first = (folder / "model.bin").stat()
     first_digest = sha256_file(folder / "model.bin")
@@ -127,17 +127,17 @@ def test_unwritable_base_path(tmp_path: Path) -> None:
         build_model("half_plus_two", blocker / "models")
 
 
-def test_default_base_path_follows_kva_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_dir_follows_kva_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KVA_CACHE_DIR", "/srv/kva-cache")
-    assert default_base_path() == Path("/srv/kva-cache/models")
+    assert models_dir() == Path("/srv/kva-cache/models")
     monkeypatch.delenv("KVA_CACHE_DIR")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert default_base_path() == Path.home() / ".cache" / "kva" / "models"
+    assert models_dir() == Path.home() / ".cache" / "kva" / "models"
 
 
 def _kva(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kva.cli", "models", *args],
+        [sys.executable, "-m", "kva", "models", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

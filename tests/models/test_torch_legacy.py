@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.models.legacy_writer import storage, tensor, write_legacy
-from tfserving.modelbuild.sources import MOBILENET_V2_WEIGHTS
-from tfserving.modelbuild.torch_legacy import (
+from kva.tfserving.modelbuild.sources import MOBILENET_V2_WEIGHTS
+from kva.tfserving.modelbuild.torch_legacy import (
     PthFormatError,
     UnsafePickleError,
     load_state_dict,
     restricted_loads,
 )
+from tests.models.legacy_writer import storage, tensor, write_legacy
 
 
 class _RunsCommand:

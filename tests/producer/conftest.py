@@ -13,9 +13,9 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import LatestFrameConsumer
+from kva.producer.config import ProducerSettings
+from kva.producer.service import ProducerService
 from kva.settings import KafkaSettings
-from producer.config import ProducerSettings
-from producer.service import ProducerService
 
 
 def producer_settings(kafka_settings: KafkaSettings, topic: str, **values: Any) -> ProducerSettings:
@@ -211,7 +211,7 @@ def rtsp_camera() -> Iterator[RtspCamera]:
     reason = gst_rtsp_missing()
     if reason:
         pytest.skip(reason)
-    from zookeeper.cluster import free_port
+    from kva.zookeeper.cluster import free_port
 
     camera = RtspCamera(free_port()).start()
     yield camera

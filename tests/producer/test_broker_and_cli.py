@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from kva.producer.service import ProducerService
 from kva.settings import KafkaSettings
-from producer.service import ProducerService
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster, free_port
 from tests.producer.conftest import FrameCollector, producer_settings, running, wait_for
-from zookeeper.cluster import ClusterSpec, KafkaCluster, free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _kva(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "produce", *args],
+        [sys.executable, "-m", "kva", "produce", *args],
         cwd=ROOT,
         env=os.environ | (env or {}),
         stdout=subprocess.PIPE,

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from producer.camera import CameraState
-from producer.service import ProducerService
+from kva.producer.camera import CameraState
+from kva.producer.service import ProducerService
 from tests.producer.conftest import (
     assert_well_formed,
     measured_fps,
@@ -109,7 +109,7 @@ def test_missing_and_garbage_files_fail_clearly(kafka_settings, make_topic, tmp_
 def test_unreachable_camera_is_retried_with_backoff_without_crashing(
     kafka_settings, make_topic, caplog
 ):
-    from zookeeper.cluster import free_port
+    from kva.zookeeper.cluster import free_port
 
     url = f"http://127.0.0.1:{free_port()}/video.mjpg"
     settings = producer_settings(

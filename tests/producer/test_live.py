@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from producer.camera import CameraState
+from kva.producer.camera import CameraState
 from tests.producer.conftest import (
     assert_well_formed,
     measured_fps,

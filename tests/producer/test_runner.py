@@ -6,10 +6,10 @@ import threading
 import time
 
 from kva.frame import Frame
-from producer.camera import CameraRunner, CameraState, RunnerTiming
-from producer.config import CameraConfig
-from producer.metrics import ProducerMetrics
-from producer.sources import SourceError, TestPatternSource
+from kva.producer.camera import CameraRunner, CameraState, RunnerTiming
+from kva.producer.config import CameraConfig
+from kva.producer.metrics import ProducerMetrics
+from kva.producer.sources import SourceError, TestPatternSource
 from tests.producer.conftest import wait_for
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from kva.cliargs import SettingsError, settings_from_args
-from producer.backoff import Backoff
-from producer.config import (
+from kva.producer.backoff import Backoff
+from kva.producer.config import (
     MAX_CAMERA_FILE_BYTES,
     CameraConfigError,
     ProducerSettings,
@@ -21,8 +21,8 @@ from producer.config import (
     load_camera_file,
     split_source_arg,
 )
-from producer.encoder import JpegEncoder
-from producer.sources import (
+from kva.producer.encoder import JpegEncoder
+from kva.producer.sources import (
     DemoSource,
     LiveCaptureSource,
     SourceError,
@@ -31,7 +31,7 @@ from producer.sources import (
     redact_url,
     source_kind,
 )
-from producer.sources.latest import LatestSlot
+from kva.producer.sources.latest import LatestSlot
 
 
 @pytest.mark.parametrize(
@@ -224,7 +224,7 @@ def test_redact_url_hides_passwords():
 
 
 def test_unreachable_camera_fails_fast_with_the_reason():
-    from zookeeper.cluster import free_port
+    from kva.zookeeper.cluster import free_port
 
     source = LiveCaptureSource(f"rtsp://127.0.0.1:{free_port()}/cam", open_timeout=2)
     started = time.monotonic()
@@ -242,8 +242,8 @@ def test_missing_webcam_is_a_retriable_clear_error():
 
 
 def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
-    from producer.service import ProducerService
-    from zookeeper.cluster import free_port
+    from kva.producer.service import ProducerService
+    from kva.zookeeper.cluster import free_port
 
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text("cameras:\n  - id: a\n    source: demo\n  - id: a\n    source: testsrc\n")

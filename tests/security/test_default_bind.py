@@ -25,7 +25,7 @@ import requests
 
 from kva.ports import free_port
 from kva.settings import KafkaSettings
-from tfserving.modelbuild.half_plus_two import build
+from kva.tfserving.modelbuild.half_plus_two import build
 
 ROOT = Path(__file__).resolve().parents[2]
 LISTEN = "0A"
@@ -105,7 +105,7 @@ def test_proc_parsing_sees_a_wildcard_socket() -> None:
 def test_kva_broker_listens_on_localhost_by_default(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "broker", "--port", str(port), "--heap", "256m"],
+        [sys.executable, "-m", "kva", "broker", "--port", str(port), "--heap", "256m"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -193,7 +193,7 @@ def test_services_listen_on_localhost_by_default(
     }
     for name, args in commands.items():
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kva.cli", *args],
+            [sys.executable, "-m", "kva", *args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -21,7 +21,7 @@ from kva.kafka import (
     wait_for_broker,
 )
 from kva.settings import KafkaSettings
-from zookeeper.cluster import ClusterSpec, KafkaCluster
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,7 +88,7 @@ def test_a_service_with_wrong_credentials_says_so_without_the_secret(
         [
             sys.executable,
             "-m",
-            "kva.cli",
+            "kva",
             "produce",
             "--source",
             "testsrc",
@@ -118,7 +118,7 @@ def test_a_service_with_wrong_credentials_says_so_without_the_secret(
 
 def test_the_password_has_no_command_line_flag() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kva.cli", "produce", "--sasl-password", "x"],
+        [sys.executable, "-m", "kva", "produce", "--sasl-password", "x"],
         capture_output=True,
         text=True,
         timeout=30,

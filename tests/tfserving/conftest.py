@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kva.tfserving.modelbuild.half_plus_two import build
 from tests.tfserving.server import CONFORMANCE_CONFIG, ServeProcess
-from tfserving.modelbuild.half_plus_two import build
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: flo
 
 
 class ServeProcess:
-    """A running ``python -m kva.cli serve ...``; stopped with SIGTERM by :meth:`stop`."""
+    """A running ``python -m kva serve ...``; stopped with SIGTERM by :meth:`stop`."""
 
     def __init__(
         self, args: list[str], log_path: Path, ready_timeout: float = 60.0, wait_ready: bool = True
@@ -58,7 +58,7 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [sys.executable, "-m", "kva.cli", "serve", "--rest_api_port", str(self.port)]
+        command = [sys.executable, "-m", "kva", "serve", "--rest_api_port", str(self.port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tfserving.errors import InvalidArgument
-from tfserving.images import ImageError, decode_image, image_size
-from tfserving.tensors import TensorInfo, decode_predict_request, parse_json, to_json
+from kva.tfserving.errors import InvalidArgument
+from kva.tfserving.images import ImageError, decode_image, image_size
+from kva.tfserving.tensors import TensorInfo, decode_predict_request, parse_json, to_json
 
 
 def _encode(ext: str, image: np.ndarray, params: list[int] | None = None) -> bytes:

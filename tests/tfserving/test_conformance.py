@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.tfserving.server import ServeProcess
-from tfserving.errors import InvalidArgument
-from tfserving.tensors import (
+from kva.tfserving.errors import InvalidArgument
+from kva.tfserving.tensors import (
     TensorInfo,
     decode_predict_request,
     encode_predict_response,
     to_json,
 )
+from tests.tfserving.server import ServeProcess
 
 EXAMPLES = json.loads((Path(__file__).parent / "data" / "tfserving-rest-examples.json").read_text())
 CASES = {case["id"]: case for case in EXAMPLES["examples"]}
@@ -147,7 +147,7 @@ def test_codec_output_bytes_suffix() -> None:
 
 
 def test_codec_error_body() -> None:
-    from tfserving.app import error_response
+    from kva.tfserving.app import error_response
 
     case = CASES["codec-error-body"]
     reply = error_response(case["expected_response"]["error"], 400)

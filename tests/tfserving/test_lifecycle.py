@@ -10,9 +10,9 @@ from pathlib import Path
 
 import requests
 
+from kva.tfserving.modelbuild.half_plus_two import build
 from tests.tfserving.server import ServeProcess, wait_for
 from tests.tfserving.slow_model import build_slow_model
-from tfserving.modelbuild.half_plus_two import build
 
 
 def _versions(server: ServeProcess, name: str) -> list[str]:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kva.cli import main
-from tfserving.model_config import (
+from kva.launcher.cli import main
+from kva.tfserving.model_config import (
     ModelConfigError,
     VersionPolicy,
     load_model_config,

@@ -43,7 +43,7 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> N
         [
             sys.executable,
             "-m",
-            "kva.cli",
+            "kva",
             "up",
             "--port",
             "0",

@@ -8,10 +8,10 @@ import pytest
 from flask import Flask
 
 from kva.frame import Frame
+from kva.video.app import ViewerState, create_app, viewer_state
+from kva.video.config import VideoSettings
+from kva.video.server import ViewerServer
 from tests.video.frames import Feeder, photo_frames
-from video.app import ViewerState, create_app, viewer_state
-from video.config import VideoSettings
-from video.server import ViewerServer
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from video.store import BOUNDARY
+from kva.video.store import BOUNDARY
 
 DELIMITER = f"\r\n--{BOUNDARY}\r\n".encode()
 

@@ -19,7 +19,7 @@ def free_port() -> int:
 
 def kva_video(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "kva.cli", "video", *args],
+        [sys.executable, "-m", "kva", "video", *args],
         cwd=ROOT,
         env=(os.environ | (env or {})),
         stdout=subprocess.PIPE,

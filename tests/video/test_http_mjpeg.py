@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import requests
 
+from kva.video.app import create_app, viewer_state
 from tests.video.frames import annotate, jpeg, make_frame, photo, photo_frames
 from tests.video.mjpeg_client import MjpegClient
-from video.app import create_app, viewer_state
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -235,7 +235,7 @@ def test_unknown_stream_over_http(make_settings, serve) -> None:
 
 
 def test_stop_ends_open_streams(make_settings, cat_frames) -> None:
-    from video.server import ViewerServer
+    from kva.video.server import ViewerServer
 
     app = create_app(make_settings())
     viewer_state(app).store.put_frame(cat_frames[0])

@@ -13,12 +13,12 @@ import pytest
 import requests
 
 from kva.kafka import FrameProducer
+from kva.video.app import create_app, viewer_state
+from kva.video.config import VideoSettings
+from kva.video.reader import KafkaReader
 from tests.video.frames import LABELS, photo_frames
 from tests.video.mjpeg_client import MjpegClient
 from tests.video.procs import free_port, kva_video
-from video.app import create_app, viewer_state
-from video.config import VideoSettings
-from video.reader import KafkaReader
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from kva.paths import models_dir
 from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import photo
-from zookeeper.jars import cache_root
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,12 +79,12 @@ def _cat_label(streams: dict) -> str | None:
 
 
 def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
-    models = cache_root() / "models"  # where `kva models build` caches them
+    models = models_dir()  # where `kva models build` caches them
     subprocess.run(
         [
             sys.executable,
             "-m",
-            "kva.cli",
+            "kva",
             "models",
             "build",
             "mobilenet_v2",
@@ -156,7 +156,7 @@ def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
         for name, args in commands.items():
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "kva.cli", *args],
+                    [sys.executable, "-m", "kva", *args],
                     cwd=ROOT,
                     text=True,
                     stdout=subprocess.PIPE,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kva.video.predictions import MetadataError, header_predictions, parse_metadata, summarize
 from tests.video.frames import make_frame
-from video.predictions import MetadataError, header_predictions, parse_metadata, summarize
 
 
 def test_parse_metadata() -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from kva.frame import encode_frame
 from kva.kafka import Record
+from kva.video.app import create_app, viewer_state
+from kva.video.reader import RecordHandler, unique_group_id
 from tests.video.frames import make_frame, photo_frames
-from video.app import create_app, viewer_state
-from video.reader import RecordHandler, unique_group_id
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_header_predictions_are_used(handler_state) -> None:
 )
 def test_bad_messages_are_counted_by_reason(handler_state, record, topic, reason, caplog) -> None:
     handler, state = handler_state
-    with caplog.at_level(logging.WARNING, logger="video.reader"):
+    with caplog.at_level(logging.WARNING, logger="kva.video.reader"):
         handler.handle(record)
         handler.handle(record)
     assert _rejected(state, topic, reason) == 2

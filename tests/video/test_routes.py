@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from kva.video.app import create_app, viewer_state
+from kva.video.store import Predictions
 from tests.video.frames import make_frame, photo_frames
-from video.app import create_app, viewer_state
-from video.store import Predictions
 
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
 ROUTES = [
@@ -213,7 +213,7 @@ def test_wrong_tokens_are_refused(token_app, headers, query) -> None:
 
 
 def test_token_from_environment(monkeypatch, make_settings) -> None:
-    from video.config import VideoSettings
+    from kva.video.config import VideoSettings
 
     monkeypatch.setenv("KVA_VIDEO_TOKEN", "from-env")
     app = create_app(VideoSettings(video_port=0))
@@ -246,7 +246,7 @@ def test_a_page_opened_with_the_token_passes_it_on(token_app) -> None:
 
 def test_api_json_stays_strict_with_hostile_numbers(app, cat_frames) -> None:
     """NaN, infinities and huge numbers from Kafka never reach the browser's JSON.parse."""
-    from video.predictions import parse_metadata
+    from kva.video.predictions import parse_metadata
 
     store = viewer_state(app).store
     store.put_frame(cat_frames[0])

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from kva.video.mjpeg import Pacer
+from kva.video.store import PART_HEAD, FpsMeter, FrameStore, Predictions
 from tests.video.frames import make_frame
-from video.mjpeg import Pacer
-from video.store import PART_HEAD, FpsMeter, FrameStore, Predictions
 
 
 class Clock:

@@ -5,8 +5,13 @@ returns that folder; :func:`build_model` wraps it with caching and atomic
 installation. OpenVINO is imported only when a model is built.
 """
 
-from tfserving.modelbuild.errors import BasePathError, ModelBuildError, SourceMissing, UnknownModel
-from tfserving.modelbuild.registry import (
+from kva.tfserving.modelbuild.errors import (
+    BasePathError,
+    ModelBuildError,
+    SourceMissing,
+    UnknownModel,
+)
+from kva.tfserving.modelbuild.registry import (
     BUILDERS,
     MODELS,
     ModelSpec,
@@ -15,7 +20,6 @@ from tfserving.modelbuild.registry import (
     is_built,
     version_dir,
 )
-from tfserving.modelbuild.repository import default_base_path
 
 __all__ = [
     "BUILDERS",
@@ -26,7 +30,6 @@ __all__ = [
     "SourceMissing",
     "UnknownModel",
     "build_model",
-    "default_base_path",
     "get_spec",
     "is_built",
     "version_dir",

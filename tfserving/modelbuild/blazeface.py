@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from tfserving.modelbuild.errors import ModelBuildError
-from tfserving.modelbuild.repository import save_version
-from tfserving.modelbuild.sources import BLAZEFACE_FULL_RANGE
+from kva.tfserving.modelbuild.errors import ModelBuildError
+from kva.tfserving.modelbuild.repository import save_version
+from kva.tfserving.modelbuild.sources import BLAZEFACE_FULL_RANGE
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,6 @@ class ModelsSettings(KvaSettings):
 
     def base_path(self) -> Path:
         """The configured folder, else the default one in kva's cache."""
-        from tfserving.modelbuild.repository import default_base_path
+        from kva.paths import models_dir
 
-        return self.models_dir.expanduser() if self.models_dir else default_base_path()
+        return self.models_dir.expanduser() if self.models_dir else models_dir()

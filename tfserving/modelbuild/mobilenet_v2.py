@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from tfserving.modelbuild.errors import ModelBuildError
-from tfserving.modelbuild.repository import save_version
-from tfserving.modelbuild.sources import IMAGENET_LABELS, MOBILENET_V2_WEIGHTS
-from tfserving.modelbuild.torch_legacy import load_state_dict
+from kva.tfserving.modelbuild.errors import ModelBuildError
+from kva.tfserving.modelbuild.repository import save_version
+from kva.tfserving.modelbuild.sources import IMAGENET_LABELS, MOBILENET_V2_WEIGHTS
+from kva.tfserving.modelbuild.torch_legacy import load_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfserving.modelbuild.errors import BasePathError, ModelBuildError, UnknownModel
+from kva.tfserving.modelbuild.errors import BasePathError, ModelBuildError, UnknownModel
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ModelSpec:
     Attributes:
         name: the model name (folder in the repository).
         version: the version folder the builder writes.
-        module: module under :mod:`tfserving.modelbuild` with ``build(base_path) -> Path``.
+        module: module under :mod:`kva.tfserving.modelbuild` with ``build(base_path) -> Path``.
         summary: one line for ``kva models list``.
         recipe: identifies the builder's output; changing it invalidates cached builds.
     """
@@ -76,7 +76,7 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def _run_builder(module: str, base_path: Path) -> Path:
-    builder = importlib.import_module(f"tfserving.modelbuild.{module}")
+    builder = importlib.import_module(f"kva.tfserving.modelbuild.{module}")
     result: Path = builder.build(base_path)
     return result
 

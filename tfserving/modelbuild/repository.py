@@ -7,8 +7,6 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from zookeeper.jars import cache_root
-
 if TYPE_CHECKING:
     import openvino as ov
 
@@ -17,11 +15,6 @@ logger = logging.getLogger(__name__)
 SIDECAR = "kva-model.json"
 LABELS = "labels.json"
 Task = Literal["classification", "detection", "regression"]
-
-
-def default_base_path() -> Path:
-    """``$KVA_CACHE_DIR/models``, else ``~/.cache/kva/models`` (``$XDG_CACHE_HOME`` respected)."""
-    return cache_root() / "models"
 
 
 def save_version(

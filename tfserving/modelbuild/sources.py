@@ -13,7 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfserving.modelbuild.errors import SourceMissing
+from kva.tfserving.modelbuild.errors import SourceMissing
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from video.app import ViewerState, viewer_state
-from video.predictions import summarize
-from video.store import StreamSlot
+from kva.video.app import ViewerState, viewer_state
+from kva.video.predictions import summarize
+from kva.video.store import StreamSlot
 
 bp = Blueprint("api", __name__)
 

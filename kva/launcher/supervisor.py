@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
-from kva.process import die_with_parent
+from kva.process import ChildProcess
 
 logger = logging.getLogger(__name__)
 
 Status = Literal["waiting", "starting", "ready", "done", "failed", "stopped"]
+#: One lock for every service's echo, so lines of two services never interleave.
+_OUTPUT_LOCK = threading.Lock()
 _COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93")
 
 
@@ -45,66 +45,48 @@ class ServiceFailed(RuntimeError):
 
 
 class ManagedService:
-    """A running child process and what is known about it."""
+    """One service of the pipeline: its child process (while started) and its status."""
 
     def __init__(self, spec: ServiceSpec, colour: str, out: TextIO) -> None:
         self.spec = spec
         self.status: Status = "waiting"
         self.restarts: list[float] = []
-        self.tail: deque[str] = deque(maxlen=20)
-        self._colour = colour
         self._out = out
-        self._out_lock = threading.Lock()
-        self.process: subprocess.Popen[str] | None = None
-        self._echo_thread: threading.Thread | None = None
+        self._prefix = (
+            f"\033[{colour}m{spec.name:<10}|\033[0m " if out.isatty() else f"{spec.name:<10}| "
+        )
+        self.process: ChildProcess | None = None
+
+    @property
+    def tail(self) -> list[str]:
+        """The last lines the current (or last) process printed."""
+        return [] if self.process is None else list(self.process.tail)
 
     def start(self) -> None:
         env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.spec.env
-        self.process = subprocess.Popen(  # noqa: S603 - argv built by kva, no shell
-            list(self.spec.argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=env,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
+        self.process = ChildProcess(
+            self.spec.name, self.spec.argv, on_line=self._echo, env=env, tail_lines=20
         )
         self.status = "starting"
-        self._echo_thread = threading.Thread(target=self._echo, args=(self.process,), daemon=True)
-        self._echo_thread.start()
 
-    def _echo(self, process: subprocess.Popen[str]) -> None:
-        if process.stdout is None:
-            return
-        prefix = f"\033[{self._colour}m{self.spec.name:<10}|\033[0m "
-        if not self._out.isatty():
-            prefix = f"{self.spec.name:<10}| "
-        for line in process.stdout:
-            self.tail.append(line.rstrip())
-            with self._out_lock:
-                self._out.write(prefix + line)
-                self._out.flush()
+    def _echo(self, line: str) -> None:
+        with _OUTPUT_LOCK:
+            self._out.write(f"{self._prefix}{line}\n")
+            self._out.flush()
 
     def drain_output(self, timeout: float = 2.0) -> None:
         """After the process exited: wait until its last lines are read."""
-        if self._echo_thread is not None:
-            self._echo_thread.join(timeout)
+        if self.process is not None:
+            self.process.drain_output(timeout)
 
     def exit_code(self) -> int | None:
-        return None if self.process is None else self.process.poll()
+        return None if self.process is None else self.process.exit_code()
 
     def stop(self, timeout: float) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
+        if self.process is None or not self.process.alive():
             self.status = "stopped" if self.status != "done" else "done"
             return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop within %.0fs: killing it", self.spec.name, timeout)
-            process.kill()
-            process.wait()
+        self.process.stop(timeout)
         self.status = "stopped"
 
 

@@ -1,6 +1,6 @@
 """Every setting of every ``kva`` command as Markdown tables, from the CLI itself.
 
-``python -m kva.settingsdoc > docs/settings.md`` regenerates the reference; a
+``python -m kva.launcher.settingsdoc > docs/settings.md`` regenerates the reference; a
 test keeps the committed file in step with the code.
 """
 
@@ -10,7 +10,7 @@ import argparse
 import re
 import sys
 
-from kva.cli import build_parser
+from kva.launcher.cli import build_parser
 
 _ENV_DEFAULT = re.compile(r"^(?P<text>.*?)\s*\[env (?P<env>\S+); default: (?P<default>.*)\]$", re.S)
 
@@ -53,8 +53,8 @@ def render() -> str:
     lines = [
         "# Settings reference",
         "",
-        "Generated from the `kva` command line (`python -m kva.settingsdoc`). Every flag is",
-        "also an environment variable (flags win); secrets are environment-only.",
+        "Generated from the `kva` command line (`python -m kva.launcher.settingsdoc`).",
+        "Every flag is also an environment variable (flags win); secrets are environment-only.",
         "",
     ]
     for name, parser in _subcommands(build_parser()):

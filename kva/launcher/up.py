@@ -16,65 +16,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Literal
-
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
 from kva.cliargs import add_settings_arguments, settings_from_args
-from kva.settings import KvaSettings, split_list
+from kva.launcher.config import UpSettings
 
 logger = logging.getLogger(__name__)
 
 NAME = "up"
 HELP = "run the whole pipeline here: broker, models, 2 model servers, producer, consumer, viewer"
-
-
-class UpSettings(KvaSettings):
-    """Settings of ``kva up``. Ports of 0 mean "any free port"."""
-
-    up_source: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["cam0=demo"],
-        json_schema_extra={"flag": "--source"},
-        description="camera(s) for the producer, [ID=]SRC, repeatable",
-    )
-    up_fps: float = Field(
-        15.0,
-        gt=0,
-        le=120,
-        json_schema_extra={"flag": "--fps"},
-        description="frames per second per camera",
-    )
-    broker_mode: Literal["kraft", "zookeeper"] = Field("kraft", description="local broker topology")
-    bootstrap_server: str | None = Field(
-        None, description="use this existing Kafka instead of starting one"
-    )
-    kafka_port: int = Field(9092, ge=0, lt=65536, description="port of the local broker")
-    serve_replicas: int = Field(2, ge=1, le=8, description="kva serve replicas")
-    serve_port: int = Field(
-        8501, ge=0, lt=65536, description="REST port of the first replica (others +1)"
-    )
-    up_host: str = Field(
-        "127.0.0.1", json_schema_extra={"flag": "--host"}, description="viewer address"
-    )
-    up_port: int = Field(
-        8080, ge=0, lt=65536, json_schema_extra={"flag": "--port"}, description="viewer port"
-    )
-    up_metrics_port: int = Field(
-        9101,
-        ge=0,
-        lt=65536,
-        json_schema_extra={"flag": "--metrics-port"},
-        description="producer metrics port (consumer: +1)",
-    )
-    models_dir: Path | None = Field(
-        None, description="model repository (default: ~/.cache/kva/models)"
-    )
-    ready_timeout: float = Field(
-        120.0, gt=0, description="seconds each service may take to become ready"
-    )
-
-    _split = field_validator("up_source", mode="before")(split_list)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,9 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kva.launcher.layout import plan
+    from kva.launcher.supervisor import ServiceFailed, Supervisor
     from kva.lifecycle import install_stop_handlers
-    from kva.supervisor import ServiceFailed, Supervisor
-    from kva.uplayout import plan
 
     settings = settings_from_args(UpSettings, args)
     stop = install_stop_handlers()

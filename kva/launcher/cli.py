@@ -17,13 +17,13 @@ from kva.logs import setup_logging
 
 #: Modules that register a sub-command, in the order ``kva --help`` lists them.
 COMMAND_MODULES = (
-    "zookeeper.cli",
-    "tfserving.cli",
-    "tfserving.models_cli",
-    "producer.cli",
-    "consumer.cli",
-    "video.cli",
-    "kva.up",
+    "kva.zookeeper.cli",
+    "kva.tfserving.cli",
+    "kva.tfserving.models_cli",
+    "kva.producer.cli",
+    "kva.consumer.cli",
+    "kva.video.cli",
+    "kva.launcher.up",
 )
 
 

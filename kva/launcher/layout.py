@@ -12,18 +12,18 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from kva import paths
 from kva.kafka import KafkaUnavailable, wait_for_broker
+from kva.launcher.config import UpSettings
+from kva.launcher.supervisor import ServiceFailed, ServiceSpec
 from kva.ports import free_port, port_is_free
 from kva.settings import KafkaSettings
-from kva.supervisor import ServiceFailed, ServiceSpec
-
-if TYPE_CHECKING:
-    from kva.up import UpSettings
 
 MODELS = ("mobilenet_v2", "blazeface")
-KVA = (sys.executable, "-m", "kva.cli")
+#: How a child is started: ``-P`` keeps the working folder off ``sys.path``, so a folder
+#: there named ``kva`` (the repository, or its parent) cannot shadow the installed package.
+KVA = (sys.executable, "-P", "-m", "kva")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
         stages.append(
             [broker_spec(settings.broker_mode, kafka_port, bootstrap, settings.ready_timeout)]
         )
-    models_dir = settings.models_dir or _default_models_dir()
+    models_dir = settings.models_dir or paths.models_dir()
     config = write_model_config(models_dir, workdir / "models.config")
     stages.append([ServiceSpec("models", [*KVA, *models_build_args(models_dir)], oneshot=True)])
     common = ["--bootstrap-server", bootstrap, "--log-level", settings.log_level]
@@ -180,12 +180,6 @@ def write_model_config(models_dir: Path, path: Path) -> Path:
     )
     path.write_text(f"model_config_list {{\n{entries}}}\n")
     return path
-
-
-def _default_models_dir() -> Path:
-    from zookeeper.jars import cache_root
-
-    return cache_root() / "models"
 
 
 def _ports(host: str, first: int, count: int, flag: str) -> list[int]:

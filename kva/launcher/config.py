@@ -1,0 +1,58 @@
+"""Settings of ``kva up``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from kva.settings import KvaSettings, split_list
+
+
+class UpSettings(KvaSettings):
+    """Settings of ``kva up``. Ports of 0 mean "any free port"."""
+
+    up_source: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["cam0=demo"],
+        json_schema_extra={"flag": "--source"},
+        description="camera(s) for the producer, [ID=]SRC, repeatable",
+    )
+    up_fps: float = Field(
+        15.0,
+        gt=0,
+        le=120,
+        json_schema_extra={"flag": "--fps"},
+        description="frames per second per camera",
+    )
+    broker_mode: Literal["kraft", "zookeeper"] = Field("kraft", description="local broker topology")
+    bootstrap_server: str | None = Field(
+        None, description="use this existing Kafka instead of starting one"
+    )
+    kafka_port: int = Field(9092, ge=0, lt=65536, description="port of the local broker")
+    serve_replicas: int = Field(2, ge=1, le=8, description="kva serve replicas")
+    serve_port: int = Field(
+        8501, ge=0, lt=65536, description="REST port of the first replica (others +1)"
+    )
+    up_host: str = Field(
+        "127.0.0.1", json_schema_extra={"flag": "--host"}, description="viewer address"
+    )
+    up_port: int = Field(
+        8080, ge=0, lt=65536, json_schema_extra={"flag": "--port"}, description="viewer port"
+    )
+    up_metrics_port: int = Field(
+        9101,
+        ge=0,
+        lt=65536,
+        json_schema_extra={"flag": "--metrics-port"},
+        description="producer metrics port (consumer: +1)",
+    )
+    models_dir: Path | None = Field(
+        None, description="model repository (default: ~/.cache/kva/models)"
+    )
+    ready_timeout: float = Field(
+        120.0, gt=0, description="seconds each service may take to become ready"
+    )
+
+    _split = field_validator("up_source", mode="before")(split_list)
