@@ -22,6 +22,7 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
+from kva import dtypes
 from kva.consumer.config import check_replica_url
 from kva.consumer.errors import InferenceError, MetadataError
 
@@ -35,20 +36,6 @@ Outputs = dict[str, np.ndarray]
 
 _CLASSIFIER_OUTPUTS = frozenset({"scores", "classes"})
 _DETECTOR_OUTPUTS = frozenset({"boxes", "scores"})
-_V2_DTYPES: Mapping[str, Any] = {
-    "FP32": np.float32,
-    "FP64": np.float64,
-    "FP16": np.float16,
-    "INT64": np.int64,
-    "INT32": np.int32,
-    "INT16": np.int16,
-    "INT8": np.int8,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "BOOL": np.bool_,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +289,7 @@ def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str)
         outputs: Outputs = {}
         for output in document["outputs"]:
             name, shape = str(output["name"]), [int(d) for d in output["shape"]]
-            dtype = _V2_DTYPES[output["datatype"]]
+            dtype = _numeric_v2_dtype(str(output["datatype"]))
             size = (output.get("parameters") or {}).get("binary_data_size")
             if size is not None:
                 array = np.frombuffer(binary[: int(size)], dtype=dtype)
@@ -368,3 +355,11 @@ def _error_text(body: bytes) -> str:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _numeric_v2_dtype(datatype: str) -> np.dtype:
+    """The numpy dtype of a numeric v2 output (model outputs here are never strings)."""
+    dtype = dtypes.from_v2(datatype)
+    if dtype is None or dtype == np.dtype(object):
+        raise KeyError(f"unsupported output datatype {datatype}")
+    return dtype

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from kva.cliargs import add_settings_arguments, settings_from_args
 from kva.consumer.config import ConsumerSettings
-
-logger = logging.getLogger(__name__)
 
 NAME = "consume"
 HELP = "newest frame of each stream -> model servers -> annotated frames and predictions"
@@ -31,17 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from kva.consumer.service import ConsumerService
     from kva.kafka import KafkaUnavailable
     from kva.lifecycle import install_stop_handlers
+    from kva.service import run_service
 
     settings = settings_from_args(ConsumerSettings, args)
     stop = install_stop_handlers()
-    service = ConsumerService(settings)
-    try:
-        service.start(stop)
-    except (KafkaUnavailable, ModelSetupError, OSError) as exc:
-        logger.error("cannot start: %s", exc)
-        service.close()
-        return 1
-    try:
-        return service.run(stop)
-    finally:
-        service.close()
+    return run_service(
+        ConsumerService(settings), stop, (KafkaUnavailable, ModelSetupError, OSError)
+    )

@@ -27,7 +27,7 @@ from kva.consumer.models import ModelRuntime
 from kva.consumer.predictions import ModelResult
 from kva.consumer.streams import StreamBook
 from kva.frame import JPEG, Frame, FrameDecodeError
-from kva.images import ImageError, image_size
+from kva.images import JPEG_START, MAX_DECODE_PIXELS, ImageError, check_image
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
 
@@ -37,13 +37,6 @@ PREDICTIONS_HEADER = "kva-predictions"
 CONSUMED_HEADER = "kva-consumed-ns"
 #: Frames processed at once when no model limits it (all unavailable, or passthrough).
 IDLE_CAPACITY = 2
-#: Output JPEGs larger than the input limit are not published.
-_JPEG_MAGIC = b"\xff\xd8\xff"
-#: Largest image decoded (8K UHD fits): about 100 MB of BGR pixels.
-MAX_DECODE_PIXELS = 1 << 25
-#: A complete JPEG ends with EOI; a few bytes of padding after it are tolerated.
-_JPEG_END = b"\xff\xd9"
-_JPEG_END_WINDOW = 64
 
 
 class Pipeline:
@@ -117,7 +110,7 @@ class Pipeline:
         if self.passthrough:
             self._publish(frame, frame, [])
             return
-        if not frame.data.startswith(_JPEG_MAGIC):
+        if not frame.data.startswith(JPEG_START):
             self._drop(frame.stream_id, "decode_error", f"{frame.stream_id}: payload is not JPEG")
             return
         if frame.age_seconds() > self.max_frame_age:
@@ -347,20 +340,11 @@ class Pipeline:
 
 
 def jpeg_problem(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> str | None:
-    """Why ``data`` must not be decoded, or None: checked on the header, before decoding.
-
-    A few hundred bytes may claim a 30000x30000 image (OpenCV would allocate gigabytes
-    and spend seconds filling it), and a truncated JPEG decodes "successfully" with a
-    grey bottom while libjpeg writes an unthrottled warning to stderr.
-    """
+    """Why ``data`` must not be decoded, or None (see :func:`kva.images.check_image`)."""
     try:
-        width, height = image_size(data)
+        check_image(data, max_pixels, jpeg_only=True)
     except ImageError as exc:
         return str(exc)
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        return f"JPEG claims {width}x{height} pixels (limit {max_pixels})"
-    if data.rfind(_JPEG_END, max(0, len(data) - _JPEG_END_WINDOW)) < 0:
-        return "JPEG is truncated (no end-of-image marker)"
     return None
 
 

@@ -26,26 +26,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from kva import dtypes
+
 INSTALL_HINT = 'install kafka-video-analytics[grpc] (pip install "kafka-video-analytics[grpc]")'
 #: Largest gRPC message the client accepts (a predict answer is a few kB).
 MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024
-#: numpy dtype name -> (DataType name, TensorProto field holding values of that type)
-_DTYPES = {
-    "float32": ("DT_FLOAT", "float_val"),
-    "float64": ("DT_DOUBLE", "double_val"),
-    "float16": ("DT_HALF", "half_val"),
-    "int8": ("DT_INT8", "int_val"),
-    "int16": ("DT_INT16", "int_val"),
-    "int32": ("DT_INT32", "int_val"),
-    "int64": ("DT_INT64", "int64_val"),
-    "uint8": ("DT_UINT8", "int_val"),
-    "uint16": ("DT_UINT16", "int_val"),
-    "uint32": ("DT_UINT32", "uint32_val"),
-    "uint64": ("DT_UINT64", "uint64_val"),
-    "bool": ("DT_BOOL", "bool_val"),
-    "object": ("DT_STRING", "string_val"),
-}
-_BY_TF_NAME = {tf: (np.dtype(name), field) for name, (tf, field) in _DTYPES.items()}
 _lock = threading.Lock()
 _loaded: Api | None = None
 
@@ -145,8 +130,7 @@ def _protos_without_tensorflow_runtime() -> types.ModuleType | None:
 # -- TensorProto <-> numpy -------------------------------------------------------------------
 def dtype_enum(api: Api, dtype: np.dtype) -> int:
     """The ``tensorflow.DataType`` value of a numpy dtype (``DT_INVALID`` when unknown)."""
-    name = _DTYPES.get(np.dtype(dtype).name, ("DT_INVALID", ""))[0]
-    value: int = api.types_pb2.DataType.Value(name)
+    value: int = api.types_pb2.DataType.Value(dtypes.tf_name(dtype))
     return value
 
 
@@ -193,10 +177,10 @@ def make_ndarray(api: Api, proto: Any, max_elements: int = 1 << 28) -> np.ndarra
         TensorError: unsupported dtype, or the values do not fill the shape.
     """
     name = dtype_name(api, proto.dtype)
-    found = _BY_TF_NAME.get(name)
+    found = dtypes.of_tf(name)
     if found is None:
         raise TensorError(f"unsupported dtype {name}")
-    dtype, field = found
+    dtype, field = found.numpy, found.proto_field
     shape = shape_of(proto)
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if count > max_elements:

@@ -1,16 +1,17 @@
-"""Encoded images (JPEG/PNG) sent to image models: size check, decode, RGB, resize.
+"""Encoded images (JPEG/PNG) sent to image models: decode, RGB, resize.
 
-The image size is read from the header *before* decoding, so a small file
-claiming a huge image is refused without allocating it.
+Nothing is decoded before :func:`kva.images.check_image` passed it (header size,
+pixel limit, complete JPEG), so a small file claiming a huge image is refused
+without allocating it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kva.images import ImageError, image_size
+from kva.images import JPEG_MAGIC, ImageError, check_image
 
-__all__ = ["ImageError", "decode_image", "image_size"]
+__all__ = ["ImageError", "decode_image"]
 
 
 def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
@@ -27,11 +28,7 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
     """
     import cv2
 
-    src_w, src_h = image_size(data)
-    if src_w <= 0 or src_h <= 0:
-        raise ImageError(f"image has no pixels ({src_w}x{src_h})")
-    if src_w * src_h > max_pixels:
-        raise ImageError(f"image {src_w}x{src_h} has more than {max_pixels} pixels")
+    src_w, src_h = check_image(data, max_pixels)
     factor = _reduction(data, src_w, src_h, width, height)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
              4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip
@@ -54,7 +51,7 @@ def _reduction(data: bytes, src_w: int, src_h: int, width: int, height: int) -> 
     The decoded image keeps at least twice the target size, so the final
     area resize still averages enough pixels.
     """
-    if not data.startswith(b"\xff\xd8"):
+    if not data.startswith(JPEG_MAGIC):
         return 1
     for factor in (8, 4, 2):
         if src_w // factor >= 2 * width and src_h // factor >= 2 * height:

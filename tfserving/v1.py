@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from flask import Response, request
 
+from kva.dtypes import tf_name
 from kva.tfserving.app import json_response, request_body, runtime, set_model
-from kva.tfserving.dtypes import tf_name
 from kva.tfserving.errors import InvalidArgument, NotFound
 from kva.tfserving.servable import Servable
 from kva.tfserving.tensors import (

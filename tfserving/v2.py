@@ -21,8 +21,8 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from kva import __version__
+from kva.dtypes import from_v2, v2_name
 from kva.tfserving.app import json_response, request_body, runtime, set_model
-from kva.tfserving.dtypes import from_v2, v2_name
 from kva.tfserving.errors import InvalidArgument, NotFound
 from kva.tfserving.servable import Servable
 from kva.tfserving.tensors import (

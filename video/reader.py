@@ -15,7 +15,7 @@ import threading
 import uuid
 
 from kva.frame import FrameDecodeError
-from kva.images import JPEG_MAGIC, PNG_MAGIC
+from kva.images import IMAGE_SIGNATURES
 from kva.kafka import LatestFrameConsumer, Record
 from kva.logs import RateLimitedLog
 from kva.video.config import VideoSettings
@@ -26,11 +26,6 @@ from kva.video.store import FrameStore
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
-
-
-#: Content types the viewer serves, with the signature their payload must start with.
-#: Anything else (text/html, image/svg+xml, ...) would be served from the viewer's origin.
-IMAGE_SIGNATURES = {"image/jpeg": JPEG_MAGIC, "image/png": PNG_MAGIC}
 
 
 def image_problem(content_type: str, data: bytes) -> tuple[str, str] | None:
