@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint soak
+.PHONY: setup run test test-fast lint soak
 
 setup:
 	./scripts/setup.sh
@@ -15,6 +15,13 @@ test: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The unit tests only (no broker, no browser, no child processes), well under a minute, for
+# an already set-up checkout: no setup.sh. A test that starts a child process without being
+# marked for it fails here (--forbid-subprocess), so the fast loop stays fast.
+FAST = not integration and not browser and not slow and not faults and not subprocess
+test-fast:
+	$(VENV)/bin/python -m pytest -q -m "$(FAST)" --forbid-subprocess $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from kva.frame import Frame  # noqa: E402
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
+from testbed.kafka import broker as kafka_broker  # noqa: E402
 
 #: Process ids of the brokers started here (for CPU accounting).
 BROKER_PIDS: list[int] = []
@@ -35,16 +36,9 @@ BROKER_PIDS: list[int] = []
 
 @contextlib.contextmanager
 def broker() -> Iterator[KafkaSettings]:
-    """Settings of a real broker for the benchmark."""
-    existing = os.environ.get("KVA_BOOTSTRAP_SERVER")
-    if existing:
-        yield KafkaSettings(bootstrap_server=existing)
-        return
-    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
-
-    with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
-        BROKER_PIDS[:] = [b.popen.pid for b in cluster.brokers if b is not None]
-        yield KafkaSettings(bootstrap_server=cluster.bootstrap_server)
+    """Settings of a real broker for the benchmark (its JVMs' pids in ``BROKER_PIDS``)."""
+    with kafka_broker(BROKER_PIDS) as bootstrap:
+        yield KafkaSettings(bootstrap_server=bootstrap)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -192,7 +186,7 @@ class Process:
 def fixed_latency_servers(count: int, latency: float, log: Path) -> tuple[Process, list[str]]:
     """``count`` fixed-latency replicas in one subprocess; returns it and the replica URLs."""
     proc = Process(
-        ["-m", "tests.consumer.model_server", "--count", str(count), "--latency", str(latency)],
+        ["-m", "testbed.model_server", "--count", str(count), "--latency", str(latency)],
         log,
     )
     deadline = time.monotonic() + 30

@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,26 +41,14 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_overhead import start_server  # noqa: E402
+from bench.serve_overhead import Run, Worker, run_workers, start_server  # noqa: E402
 from kva.grpc_api import load, make_ndarray, make_tensor_proto  # noqa: E402
 from kva.paths import models_dir  # noqa: E402
+from kva.ports import free_port  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
 
 MODEL = "mobilenet_v2"
 HEADER = "Inference-Header-Content-Length"
-Worker = Callable[[], None]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``, all threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CountingRelay:
@@ -177,47 +164,6 @@ def transports(jpeg: bytes) -> dict[str, tuple[str, Callable[[int], Worker]]]:
     }  # fmt: skip
 
 
-@dataclass
-class Run:
-    rate: float
-    latency_ms: float
-    client_cpu_ms: float
-    server_cpu_ms: float
-
-
-def run_workers(concurrency: int, seconds: float, workers: list[Worker], pid: int) -> Run:
-    counts = [0] * concurrency
-    busy = [0.0] * concurrency
-    stop = threading.Event()
-    for worker in workers:  # warm up
-        worker()
-
-    def loop(index: int) -> None:
-        while not stop.is_set():
-            started = time.perf_counter()
-            workers[index]()
-            busy[index] += time.perf_counter() - started
-            counts[index] += 1
-
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
-    own, server = time.process_time(), process_cpu(pid)
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    done = max(1, sum(counts))
-    return Run(
-        done / elapsed,
-        sum(busy) * 1000 / done,
-        (time.process_time() - own) * 1000 / done,
-        (process_cpu(pid) - server) * 1000 / done,
-    )
-
-
 def wire_bytes(factory: Callable[[int], Worker], port: int, count: int) -> tuple[float, float]:
     """(bytes up, bytes down) per request through a counting relay, after one warm-up call."""
     relay = CountingRelay(port)
@@ -283,7 +229,7 @@ def main() -> int:
             print(
                 f"{name:<13} {concurrency:>5} {median(key, 'rate'):>7.1f} "
                 f"{median(key, 'latency_ms'):>10.2f} {up:>9.0f} {down:>10.0f} "
-                f"{median(key, 'client_cpu_ms'):>13.2f} {median(key, 'server_cpu_ms'):>13.2f}"
+                f"{median(key, 'own_cpu_ms'):>13.2f} {median(key, 'server_cpu_ms'):>13.2f}"
             )
     return 0
 

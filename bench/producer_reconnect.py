@@ -24,18 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.producer_throughput import broker  # noqa: E402
 from kva.kafka import TopicSpec, ensure_topics  # noqa: E402
+from kva.ports import free_port  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
-from kva.zookeeper.cluster import free_port  # noqa: E402
-from tests.producer.conftest import (  # noqa: E402
-    FrameCollector,
-    RtspCamera,
-    gst_rtsp_missing,
-    producer_settings,
-    running,
-)
-from tests.producer.mjpeg_server import MjpegCamera  # noqa: E402
+from testbed.cameras import MjpegCamera, RtspCamera, gst_rtsp_missing  # noqa: E402
+from testbed.kafka import FrameCollector, broker  # noqa: E402
+from testbed.producer import producer_settings, running  # noqa: E402
 
 
 def measure(bootstrap: str, drops: int) -> dict[str, list[float]]:

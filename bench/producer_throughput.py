@@ -16,13 +16,11 @@ Uses ``KVA_BOOTSTRAP_SERVER`` when set, else starts a throw-away Kafka.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,20 +35,9 @@ from kva.producer.metrics import ProducerMetrics  # noqa: E402
 from kva.producer.sink import KafkaFrameSink  # noqa: E402
 from kva.producer.sources import TestPatternSource  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
+from testbed.kafka import broker  # noqa: E402
 
 WIDTH, HEIGHT = 1280, 720
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    existing = os.environ.get("KVA_BOOTSTRAP_SERVER")
-    if existing:
-        yield existing
-        return
-    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
-
-    with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
-        yield cluster.bootstrap_server
 
 
 def run_pipeline(bootstrap: str, seconds: float, quality: int, cameras: int) -> None:

@@ -21,7 +21,6 @@ import base64
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,15 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kva.paths import models_dir  # noqa: E402
+from kva.ports import free_port  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
 
 HEADER = "Inference-Header-Content-Length"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def process_cpu(pid: int) -> float:
@@ -56,31 +50,32 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+Worker = Callable[[], None]
+
+
 @dataclass
 class Run:
-    """One measurement: requests/s and CPU milliseconds per request in each process."""
+    """One measurement: requests/s, ms per request, CPU milliseconds per request in each process."""
 
     rate: float
+    latency_ms: float
     own_cpu_ms: float
     server_cpu_ms: float
 
 
-def run_workers(
-    concurrency: int,
-    seconds: float,
-    make_worker: Callable[[], Callable[[], None]],
-    server_pid: int,
-) -> Run:
-    """``concurrency`` threads each calling its worker in a loop for ``seconds``."""
+def run_workers(concurrency: int, seconds: float, workers: list[Worker], server_pid: int) -> Run:
+    """``concurrency`` threads, thread ``i`` calling ``workers[i]`` in a loop for ``seconds``."""
     counts = [0] * concurrency
+    busy = [0.0] * concurrency
     stop = threading.Event()
-    workers = [make_worker() for _ in range(concurrency)]
     for worker in workers:  # warm up
         worker()
 
     def loop(index: int) -> None:
         while not stop.is_set():
+            started = time.perf_counter()
             workers[index]()
+            busy[index] += time.perf_counter() - started
             counts[index] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
@@ -88,14 +83,15 @@ def run_workers(
     started = time.perf_counter()
     for thread in threads:
         thread.start()
-    time.sleep(seconds)
+    time.sleep(seconds)  # the measured interval itself
     stop.set()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
     done = max(1, sum(counts))
     return Run(
-        sum(counts) / elapsed,
+        done / elapsed,
+        sum(busy) * 1000 / done,
         (time.process_time() - own) * 1000 / done,
         (process_cpu(server_pid) - server) * 1000 / done,
     )
@@ -211,8 +207,9 @@ def main() -> int:
         for _ in range(args.rounds):  # interleaved, so background load hits every variant alike
             for name, concurrency in plan:
                 factory = raw_worker_factory(compiled, jpeg) if name == "raw" else runs[name]
+                workers = [factory() for _ in range(concurrency)]
                 results.setdefault((name, concurrency), []).append(
-                    run_workers(concurrency, args.seconds, factory, proc.pid)
+                    run_workers(concurrency, args.seconds, workers, proc.pid)
                 )
     finally:
         proc.terminate()

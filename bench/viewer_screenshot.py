@@ -29,7 +29,7 @@ from kva.video.config import VideoSettings  # noqa: E402
 from kva.video.server import ViewerServer  # noqa: E402
 from kva.video.state import viewer_state  # noqa: E402
 from kva.video.store import Predictions  # noqa: E402
-from tests.video.browser import screenshot  # noqa: E402
+from testbed.browser import screenshot  # noqa: E402
 
 W, H = 1280, 720
 GREEN, WHITE, DARK = (90, 230, 140), (255, 255, 255), (30, 30, 30)

@@ -1,34 +1,82 @@
-"""Shared fixtures: a real Apache Kafka for the whole session, fresh topics per test.
+"""Shared fixtures: a real Apache Kafka for the whole session, fresh topics per test,
+``kva`` child processes stopped after each test.
 
 The broker is started through the same launcher as ``kva broker`` on free
-ports, unless ``KVA_BOOTSTRAP_SERVER`` names an existing one.
+ports, unless ``KVA_BOOTSTRAP_SERVER`` names an existing one. Marks follow
+the fixtures: a test using the broker is marked ``integration``, one using a
+fixture declared with ``@starts_processes`` is marked ``subprocess``; so
+``make test-fast`` (unit tests only) starts neither. With
+``--forbid-subprocess`` (what ``make test-fast`` passes) a test that starts a
+child process without being marked for it fails and says so.
+
+Helpers live in ``tests/support`` (what only the tests share) and ``testbed``
+(what the benchmarks use too).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kva.kafka import TopicSpec, ensure_topics
 from kva.settings import KafkaSettings
+from testbed.kafka import broker
+from tests.support.kafka import Reader, Topics
+from tests.support.process import PROCESS_FIXTURES, KvaProcess, starts_processes
+from tests.support.serve import build_conformance_repo
+
+#: Tests with one of these marks may start child processes.
+MAY_START_PROCESSES = ("subprocess", "integration", "browser", "faults")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--forbid-subprocess",
+        action="store_true",
+        help="fail a test that starts a child process but is not marked "
+        + ", ".join(MAY_START_PROCESSES),
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks from fixtures: the session broker -> integration, child processes -> subprocess."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "kafka_bootstrap" in fixtures:
+            item.add_marker(pytest.mark.integration)
+        if fixtures & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.subprocess)
+
+
+@pytest.fixture(autouse=True)
+def _forbid_unmarked_subprocess(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``--forbid-subprocess``: starting a child process fails an unmarked test."""
+    if not request.config.getoption("forbid_subprocess"):
+        return
+    if any(request.node.get_closest_marker(mark) for mark in MAY_START_PROCESSES):
+        return
+
+    def refuse(_self: object, args: object, *_args: object, **_kwargs: object) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a child process ({args!r:.120}): mark it "
+            "@pytest.mark.subprocess, or declare its fixture with @starts_processes"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of a real Kafka broker for the test session."""
-    existing = os.environ.get("KVA_BOOTSTRAP_SERVER")
-    if existing:
-        yield existing
-        return
-    from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
-
-    with KafkaCluster(ClusterSpec(mode="kraft", port=0)) as cluster:
-        yield cluster.bootstrap_server
+    with broker() as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture
@@ -57,6 +105,48 @@ def make_topic(kafka_settings: KafkaSettings, unique_name: str):  # type: ignore
     return create
 
 
+@pytest.fixture
+def topics(make_topic: Callable[..., str]) -> Topics:
+    """Fresh input, output and metadata topics of a consumer."""
+    return Topics(
+        make_topic(partitions=1, suffix="in"),
+        make_topic(partitions=1, suffix="out"),
+        make_topic(partitions=1, suffix="meta"),
+    )
+
+
+@pytest.fixture
+def reader(kafka_settings: KafkaSettings, unique_name: str) -> Iterator[Callable[[str], Reader]]:
+    """Factory: a :class:`Reader` of a topic from its start (closed after the test)."""
+    readers: list[Reader] = []
+
+    def make(topic: str) -> Reader:
+        r = Reader(kafka_settings, topic, f"{unique_name}-reader-{len(readers)}")
+        readers.append(r)
+        return r
+
+    yield make
+    for r in readers:
+        r.close()
+
+
+@pytest.fixture
+@starts_processes
+def start_kva() -> Iterator[Callable[..., KvaProcess]]:
+    """Factory: ``start_kva("video", "--port", "0", env=..., log=...)`` runs a ``kva`` command
+    in the background (:class:`KvaProcess`); every one still running is stopped after the test."""
+    started: list[KvaProcess] = []
+
+    def start(*args: str, **kwargs: object) -> KvaProcess:
+        process = KvaProcess(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model repository with every model ``kva models build`` knows, built once per session.
@@ -70,6 +160,12 @@ def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in BUILDERS:
         build_model(name, base)
     return base
+
+
+@pytest.fixture(scope="session")
+def conformance_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """half_plus_two / half_plus_three under TF Serving's test names, and ``models.config``."""
+    return build_conformance_repo(tmp_path_factory.mktemp("conformance-models"))
 
 
 @pytest.fixture(autouse=True)

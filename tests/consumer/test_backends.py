@@ -13,8 +13,9 @@ from kva.consumer.balancer import ReplicaPool
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.metrics import ConsumerMetrics
 from kva.consumer.models import ModelRuntime
-from tests.consumer.conftest import jpeg, wait_for
-from tests.consumer.model_server import FixedLatencyServer
+from testbed.model_server import FixedLatencyServer
+from tests.support.frames import jpeg
+from tests.support.wait import wait_for
 
 
 def _image(size: int = 224, grey: int = 50) -> bytes:
@@ -137,7 +138,7 @@ def test_failing_replica_ejected_retried_elsewhere_and_probed_back(model_servers
             runtime.pool.probe(replica)
         return runtime.pool.up_count() == 2
 
-    wait_for(probed_back, 5, "replica not probed back")
+    wait_for(probed_back, 5, "the replica probed back")
     assert {runtime.run(_image()).replica for _ in range(6)} == {good.url(), bad.url()}
 
 

@@ -7,14 +7,9 @@ import pytest
 from kva.kafka import TopicSpec, ensure_topics
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
-from tests.consumer.conftest import (
-    Feeder,
-    Reader,
-    Topics,
-    consumer_settings,
-    running_consumer,
-    wait_for,
-)
+from tests.consumer.conftest import consumer_settings, running_consumer
+from tests.support.kafka import Feeder, Reader, Topics
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,13 +28,15 @@ def test_consumer_resumes_after_broker_restart(model_servers, unique_name, tmp_p
             reader = Reader(kafka, topics.metadata, f"{unique_name}-reader")
             feeder = Feeder(kafka, topics.input, fps=20).start()
             try:
-                wait_for(lambda: reader.count() >= 10, 30, "no frames before the restart")
+                wait_for(lambda: reader.count() >= 10, 30, "frames before the restart")
                 cluster.kill_broker(0)
-                wait_for(lambda: service.healthy(), 5, "consumer loop stuck with broker down")
+                wait_for(
+                    lambda: service.healthy(), 5, "the consumer loop to turn with the broker down"
+                )
                 before = reader.count()
                 cluster.start_broker(0)
                 cluster.wait_ready(90)
-                wait_for(lambda: reader.count() >= before + 20, 60, "no frames after the restart")
+                wait_for(lambda: reader.count() >= before + 20, 60, "frames after the restart")
                 assert service.healthy()
             finally:
                 feeder.stop()

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.consumer.conftest import wait_for
+from tests.support.process import run_kva
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.subprocess  # every test runs a `kva` command
 
 
 def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "kva", "consume", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_kva("consume", *args, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -67,45 +55,25 @@ def test_missing_model_and_dead_server_are_clear_errors(
 
 @pytest.mark.integration
 def test_sigterm_stops_gracefully(
-    kafka_settings, topics, unique_name, model_servers, tmp_path
+    kafka_settings, topics, unique_name, model_servers, tmp_path, start_kva
 ) -> None:
     server = model_servers(latency=0)
     log = tmp_path / "consume.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
-    env["KVA_CONSUME_MODELS"] = f"mobilenet_v2={server.url('v2')}"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kva",
-                "consume",
-                "--bootstrap-server",
-                kafka_settings.bootstrap_server,
-                "--input-topic",
-                topics.input,
-                "--output-topic",
-                topics.output,
-                "--metadata-topic",
-                topics.metadata,
-                "--metrics-port",
-                "0",
-            ],  # fmt: skip
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for(lambda: "assigned [(" in log.read_text(), 30, "consumer did not start")
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-        assert time.monotonic() - started < 15
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+    proc = start_kva(
+        "consume",
+        "--bootstrap-server", kafka_settings.bootstrap_server,
+        "--input-topic", topics.input,
+        "--output-topic", topics.output,
+        "--metadata-topic", topics.metadata,
+        "--metrics-port", "0",
+        env={"KVA_CONSUME_MODELS": f"mobilenet_v2={server.url('v2')}"},
+        log=log,
+    )  # fmt: skip
+    proc.wait_line("assigned [(", 30)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert time.monotonic() - started < 15
     text = log.read_text()
     assert "model mobilenet_v2: classifier" in text
     assert "consumer stopped" in text

@@ -10,17 +10,15 @@ import pytest
 
 from kva.frame import decode_frame
 from tests.consumer.conftest import (
-    Feeder,
     consumer_settings,
-    jpeg,
-    make_frame,
     metadata_docs,
     metric,
     running_consumer,
     scrape,
-    send_frame,
-    wait_for,
 )
+from tests.support.frames import jpeg, make_frame
+from tests.support.kafka import Feeder, send_frames
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +41,8 @@ def test_frames_are_annotated_and_published(
     out, meta = reader(topics.output), reader(topics.metadata)
     with running_consumer(settings) as service:
         source = make_frame("cam0", 7, jpeg(grey=90))
-        send_frame(kafka_settings, topics.input, source)
-        wait_for(lambda: out.count() >= 1 and meta.count() >= 1, 20, "no output")
+        send_frames(kafka_settings, topics.input, source)
+        wait_for(lambda: out.count() >= 1 and meta.count() >= 1, 20, "output")
         assert scrape(service).status_code == 200
         assert b"kva_consume_frame_age_seconds" in scrape(service).content
         assert scrape(service, "/healthz").status_code == 200
@@ -83,8 +81,8 @@ def test_passthrough_republishes_frames_unchanged(
     out = reader(topics.output)
     with running_consumer(settings) as service:
         source = make_frame("cam1", 3, b"not even a jpeg")
-        send_frame(kafka_settings, topics.input, source)
-        wait_for(lambda: out.count() >= 1, 20, "no output")
+        send_frames(kafka_settings, topics.input, source)
+        wait_for(lambda: out.count() >= 1, 20, "output")
         assert metric(service, "kva_consume_frames_out_total", {"stream": "cam1"}) == 1
     frame = out.snapshot()[0].frame()
     assert frame.data == source.data and frame.sequence == 3
@@ -100,7 +98,7 @@ def test_steady_stream_flows(kafka_settings, topics, unique_name, model_servers,
     with running_consumer(settings) as service:
         feeder = Feeder(kafka_settings, topics.input, fps=30).start()
         try:
-            wait_for(lambda: out.count() >= 40, 20, "fewer than 40 frames out")
+            wait_for(lambda: out.count() >= 40, 20, "40 frames out")
         finally:
             feeder.stop()
         assert (

@@ -12,17 +12,13 @@ import numpy as np
 import pytest
 
 from kva.frame import Frame, decode_frame
-from tests.consumer.conftest import (
-    Feeder,
-    consumer_settings,
-    metadata_docs,
-    metric,
-    running_consumer,
-    send_frame,
-    wait_for,
-)
-from tests.consumer.serve import ServeReplica, write_config
+from kva.launcher.layout import write_model_config
+from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
 from tests.models.expectations import ASTRONAUT_FACE_PX, CLASSIFICATION_CASES, iou, photo
+from tests.support.kafka import Feeder, send_frames
+from tests.support.process import starts_processes
+from tests.support.serve import ServeProcess
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,15 +26,17 @@ PHOTOS = ("chelsea", "coffee", "astronaut")
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def replicas(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ServeReplica]]:
+) -> Iterator[list[ServeProcess]]:
     folder = tmp_path_factory.mktemp("consumer-serve")
-    config = write_config(built_models, folder)
-    started = [ServeReplica(config, folder).start() for _ in range(2)]
+    config = write_model_config(built_models, folder / "models.config")
+    args = ["--model_config_file", str(config)]
+    started = [ServeProcess(args, folder / f"serve-{i}.log").start() for i in range(2)]
     yield started
     for replica in started:
-        replica.stop()
+        replica.close()
 
 
 def _photo_jpeg(name: str) -> tuple[bytes, int, int]:
@@ -48,9 +46,9 @@ def _photo_jpeg(name: str) -> tuple[bytes, int, int]:
     return data.tobytes(), image.shape[1], image.shape[0]
 
 
-def _models(replicas: list[ServeReplica], protocol: str) -> list[str]:
+def _models(replicas: list[ServeProcess], protocol: str) -> list[str]:
     return [
-        f"{m}={','.join(r.url(m, protocol) for r in replicas)}"
+        f"{m}={','.join(r.model_url(m, protocol) for r in replicas)}"
         for m in ("mobilenet_v2", "blazeface")
     ]
 
@@ -68,8 +66,8 @@ def test_photos_are_recognised_and_annotated(
         for seq, name in enumerate(PHOTOS):
             data, width, height = _photo_jpeg(name)
             sources[name] = Frame(name, seq, time.time_ns(), width, height, data)
-            send_frame(kafka_settings, topics.input, sources[name])
-        wait_for(lambda: meta.count() >= 3 and out.count() >= 3, 30, "photos not processed")
+            send_frames(kafka_settings, topics.input, sources[name])
+        wait_for(lambda: meta.count() >= 3 and out.count() >= 3, 30, "the photos processed")
     docs = {d["stream"]: d for d in metadata_docs(meta.snapshot())}
     for name in ("chelsea", "coffee"):
         classifier = docs[name]["models"][0]
@@ -110,20 +108,20 @@ def test_replicas_share_load_survive_a_kill_and_come_back(
     meta = reader(topics.metadata)
     a, b = replicas
 
-    def served(service, replica: ServeReplica) -> float:
-        labels = {"model": "mobilenet_v2", "replica": replica.url("mobilenet_v2", "v2")}
+    def served(service, replica: ServeProcess) -> float:
+        labels = {"model": "mobilenet_v2", "replica": replica.model_url("mobilenet_v2", "v2")}
         return metric(service, "kva_consume_inference_seconds_count", labels)
 
     with running_consumer(settings) as service:
         feeder = Feeder(kafka_settings, topics.input, fps=20, make_data=lambda _s: data)
         feeder.start()
         try:
-            wait_for(lambda: meta.count() >= 60, 30, "frames did not flow")
+            wait_for(lambda: meta.count() >= 60, 30, "frames to flow")
             counts = served(service, a), served(service, b)
             assert min(counts) / sum(counts) >= 0.4, counts
             a.kill()
             killed = time.time()
-            wait_for(lambda: time.time() > killed + 2, 5, "")
+            wait_for(lambda: time.time() > killed + 2, 5, "2 s of frames after the kill")
             stamps = sorted(d["published_ns"] / 1e9 for d in metadata_docs(meta.snapshot()))
             after = [t for t in stamps if t > killed - 1]
             gaps = [y - x for x, y in zip(after, after[1:], strict=False)]
@@ -131,10 +129,12 @@ def test_replicas_share_load_survive_a_kill_and_come_back(
             assert max(gaps) < 1.0, f"{max(gaps):.2f}s without a frame after the kill"
             a.start()
             before = served(service, a)
-            wait_for(lambda: served(service, a) > before + 10, 20, "restarted replica unused")
+            wait_for(
+                lambda: served(service, a) > before + 10, 20, "the restarted replica to be used"
+            )
         finally:
             feeder.stop()
-            if a.proc is None or a.proc.poll() is not None:
+            if not a.alive():
                 a.start()
 
 
@@ -158,15 +158,15 @@ def test_all_replicas_down_frames_pass_marked_then_recover(
     with running_consumer(settings):
         feeder = Feeder(kafka_settings, topics.input, fps=10, make_data=lambda _s: data).start()
         try:
-            wait_for(lambda: statuses() == {"ok"}, 30, "not annotated")
+            wait_for(lambda: statuses() == {"ok"}, 30, "annotated frames")
             for replica in replicas:
                 replica.kill()
-            wait_for(lambda: statuses() == {"unavailable"}, 15, "no 'model unavailable' frames")
+            wait_for(lambda: statuses() == {"unavailable"}, 15, "'model unavailable' frames")
             for replica in replicas:
                 replica.start()
-            wait_for(lambda: statuses() == {"ok"}, 30, "did not recover")
+            wait_for(lambda: statuses() == {"ok"}, 30, "the recovery")
         finally:
             feeder.stop()
             for replica in replicas:
-                if replica.proc is None or replica.proc.poll() is not None:
+                if not replica.alive():
                     replica.start()

@@ -7,18 +7,10 @@ import time
 import pytest
 
 from kva.frame import encode_frame
-from tests.consumer.conftest import (
-    Feeder,
-    consumer_settings,
-    jpeg,
-    make_frame,
-    metadata_docs,
-    metric,
-    running_consumer,
-    send,
-    send_frame,
-    wait_for,
-)
+from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
+from tests.support.frames import jpeg, make_frame
+from tests.support.kafka import Feeder, send, send_frames
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,24 +37,24 @@ def test_two_replicas_share_then_one_dies_and_returns(
     with running_consumer(settings) as service:
         feeder = Feeder(kafka_settings, topics.input, fps=40).start()
         try:
-            wait_for(lambda: out.count() >= 60, 20, "frames did not flow")
+            wait_for(lambda: out.count() >= 60, 20, "frames to flow")
             counts = a.count(PREDICT), b.count(PREDICT)
             assert min(counts) / sum(counts) >= 0.4, counts
             a.stop()
             killed_at = time.monotonic()
             before = out.count()
-            wait_for(lambda: out.count() >= before + 10, 5, "frames stopped after a replica died")
+            wait_for(lambda: out.count() >= before + 10, 5, "frames after a replica died")
             # frames keep flowing within one second of the kill
             gaps = _largest_gap_after(out, killed_at)
             assert gaps < 1.0, f"{gaps:.2f}s without output after the kill"
             wait_for(
                 lambda: not dict((u, up) for u, up, *_ in service.models[0].pool.stats())[a.url()],
                 5,
-                "dead replica not ejected",
+                "the dead replica ejected",
             )
             a.start()
             served_before = a.count(PREDICT)
-            wait_for(lambda: a.count(PREDICT) > served_before + 5, 10, "restarted replica not used")
+            wait_for(lambda: a.count(PREDICT) > served_before + 5, 10, "the restarted replica used")
         finally:
             feeder.stop()
         assert _dropped(service, "model_error") <= 3
@@ -70,7 +62,7 @@ def test_two_replicas_share_then_one_dies_and_returns(
 
 def _largest_gap_after(out, since: float) -> float:
     """Longest time without an output record in the second after ``since`` (wall clock)."""
-    wait_for(lambda: time.monotonic() > since + 1.5, 3, "")
+    wait_for(lambda: time.monotonic() > since + 1.5, 3, "1.5 s of frames")
     since_ms = (time.time() - (time.monotonic() - since)) * 1000
     stamps = sorted(r.timestamp_ms for r in out.snapshot() if r.timestamp_ms >= since_ms - 1000)
     stamps = [s for s in stamps]
@@ -94,7 +86,7 @@ def test_slow_model_publishes_newest_frames_only(
     with running_consumer(settings) as service:
         feeder = Feeder(kafka_settings, topics.input, fps=30).start()
         try:
-            wait_for(lambda: meta.count() >= 12, 20, "too few frames out")
+            wait_for(lambda: meta.count() >= 12, 20, "enough frames out")
         finally:
             feeder.stop()
         overload = _dropped(service, "overload") + metric(
@@ -125,10 +117,10 @@ def test_old_frames_are_dropped_as_stale(
     out = reader(topics.output)
     with running_consumer(settings) as service:
         old = make_frame("cam0", 1, jpeg()).replace(capture_ns=time.time_ns() - 5 * 10**9)
-        send_frame(kafka_settings, topics.input, old)
-        wait_for(lambda: _dropped(service, "stale") == 1, 10, "old frame not dropped")
-        send_frame(kafka_settings, topics.input, make_frame("cam0", 2, jpeg()))
-        wait_for(lambda: out.count() == 1, 10, "good frame not published")
+        send_frames(kafka_settings, topics.input, old)
+        wait_for(lambda: _dropped(service, "stale") == 1, 10, "the old frame dropped")
+        send_frames(kafka_settings, topics.input, make_frame("cam0", 2, jpeg()))
+        wait_for(lambda: out.count() == 1, 10, "the good frame published")
     assert out.snapshot()[0].frame().sequence == 2
 
 
@@ -173,9 +165,11 @@ def test_bad_input_is_counted_and_skipped(
     out = reader(topics.output)
     with running_consumer(settings) as service:
         send(kafka_settings, topics.input, key, value, headers)
-        wait_for(lambda: _dropped(service, "decode_error", stream) == 1, 10, "not counted")
-        send_frame(kafka_settings, topics.input, make_frame("cam0", 100, GOOD))
-        wait_for(lambda: out.count() == 1, 10, "next good frame not processed")
+        wait_for(
+            lambda: _dropped(service, "decode_error", stream) == 1, 10, "the bad message counted"
+        )
+        send_frames(kafka_settings, topics.input, make_frame("cam0", 100, GOOD))
+        wait_for(lambda: out.count() == 1, 10, "the next good frame processed")
     assert out.snapshot()[0].frame().sequence == 100
 
 
@@ -198,25 +192,27 @@ def test_model_failures_then_unavailable_then_recovery(
     with running_consumer(settings) as service:
         server.mode = mode
         for seq in range(1, 4):
-            send_frame(kafka_settings, topics.input, make_frame("cam0", seq, GOOD))
+            send_frames(kafka_settings, topics.input, make_frame("cam0", seq, GOOD))
             wait_for(
-                lambda s=seq: _dropped(service, "model_error") + meta.count() >= s, 10, "stuck"
+                lambda s=seq: _dropped(service, "model_error") + meta.count() >= s,
+                10,
+                "the loop to go on",
             )
         # two failures dropped (model_error), then the replica is out: frames pass, marked
         assert _dropped(service, "model_error") == 2
         docs = metadata_docs(meta.snapshot())
         assert [d["models"][0]["status"] for d in docs] == ["unavailable"]
         server.mode = "ok"
-        wait_for(lambda: service.models[0].pool.up_count() == 1, 10, "replica not probed back")
-        send_frame(kafka_settings, topics.input, make_frame("cam0", 10, GOOD))
-        wait_for(lambda: meta.count() >= 2, 10, "no frame after recovery")
+        wait_for(lambda: service.models[0].pool.up_count() == 1, 10, "the replica probed back")
+        send_frames(kafka_settings, topics.input, make_frame("cam0", 10, GOOD))
+        wait_for(lambda: meta.count() >= 2, 10, "a frame after the recovery")
     assert metadata_docs(meta.snapshot())[-1]["models"][0]["status"] == "ok"
 
 
 def test_two_consumers_in_one_group_share_partitions(
     kafka_settings, make_topic, unique_name, model_servers, reader
 ) -> None:
-    from tests.consumer.conftest import Topics
+    from tests.support.kafka import Topics
 
     topics = Topics(
         make_topic(partitions=4, suffix="in"), make_topic(suffix="out"), make_topic(suffix="meta")
@@ -238,7 +234,7 @@ def test_two_consumers_in_one_group_share_partitions(
                 and len(first._consumer.assignment | second._consumer.assignment) == 4
             ),
             30,
-            "partitions not shared",
+            "the partitions shared",
         )
         assert not first._consumer.assignment & second._consumer.assignment
         feeder = Feeder(kafka_settings, topics.input, fps=10, streams=streams).start()
@@ -246,7 +242,7 @@ def test_two_consumers_in_one_group_share_partitions(
             wait_for(
                 lambda: {d["stream"] for d in metadata_docs(meta.snapshot())} == set(streams),
                 20,
-                "not every stream served",
+                "every stream served",
             )
         finally:
             feeder.stop()
@@ -269,7 +265,9 @@ def test_stream_count_is_bounded(kafka_settings, topics, unique_name, reader) ->
     out = reader(topics.output)
     with running_consumer(settings) as service:
         for stream in ("a", "b", "c", "a"):
-            send_frame(kafka_settings, topics.input, make_frame(stream, 1, GOOD))
-        wait_for(lambda: out.count() == 3, 10, "frames of known streams not published")
-        wait_for(lambda: _dropped(service, "overload", "_unknown") == 1, 10, "third not dropped")
+            send_frames(kafka_settings, topics.input, make_frame(stream, 1, GOOD))
+        wait_for(lambda: out.count() == 3, 10, "frames of the known streams published")
+        wait_for(
+            lambda: _dropped(service, "overload", "_unknown") == 1, 10, "the third stream dropped"
+        )
     assert sorted(r.frame().stream_id for r in out.snapshot()) == ["a", "a", "b"]

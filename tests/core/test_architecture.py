@@ -155,7 +155,9 @@ def test_no_service_imports_another_service(graph: dict[str, set[str]]) -> None:
 @pytest.mark.slow
 def test_the_wheel_has_one_top_level_name(tmp_path: Path) -> None:
     source = tmp_path / "src"  # a copy: an in-tree build would leave build/ in the checkout
-    ignore = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "tests", "bench")
+    ignore = shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "__pycache__", "tests", "bench", "testbed"
+    )
     shutil.copytree(ROOT, source, symlinks=True, ignore=ignore)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],

@@ -8,7 +8,6 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import (
-    FrameProducer,
     KafkaUnavailable,
     LatestFrameConsumer,
     Record,
@@ -17,6 +16,8 @@ from kva.kafka import (
     wait_for_broker,
 )
 from kva.settings import KafkaSettings
+from testbed.kafka import wait_assigned
+from tests.support.kafka import send_frames
 
 pytestmark = pytest.mark.integration
 
@@ -32,26 +33,10 @@ def _frame(stream: str, seq: int, size: int = 100) -> Frame:
     )
 
 
-def _produce(settings: KafkaSettings, topic: str, frames: list[Frame]) -> None:
-    producer = FrameProducer(settings)
-    failures: list[str] = []
-    for frame in frames:
-        producer.send_frame(topic, frame, on_delivery=lambda err, _r: err and failures.append(err))
-    assert producer.flush(30) == 0
-    assert failures == []
-
-
-def _wait_assigned(consumer: LatestFrameConsumer, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not consumer.assignment:
-        assert time.monotonic() < deadline, "no partition assigned"
-        consumer.poll(0.1)
-
-
 def _warm_up(settings: KafkaSettings, topic: str, consumer: LatestFrameConsumer) -> None:
     """Assignment, then one frame through: the consumer's start offset is resolved."""
-    _wait_assigned(consumer)
-    _produce(settings, topic, [_frame("cam0", 0)])
+    wait_assigned(consumer)
+    send_frames(settings, topic, _frame("cam0", 0))
     assert [r.frame().stream_id for r in _collect(consumer, 1)] == ["cam0"]
 
 
@@ -71,9 +56,9 @@ def test_frames_round_trip_with_headers(kafka_settings, make_topic, unique_name)
         kafka_settings, [topic], unique_name, max_lag=None, start_at="beginning"
     )
     try:
-        _wait_assigned(consumer)
+        wait_assigned(consumer)
         sent = [_frame("cam0", i) for i in range(5)]
-        _produce(kafka_settings, topic, sent)
+        send_frames(kafka_settings, topic, *sent)
         received = [r.frame() for r in _collect(consumer, 5)]
     finally:
         consumer.close()
@@ -89,9 +74,9 @@ def test_each_stream_stays_ordered_across_partitions(
     )
     streams = [f"cam{i}" for i in range(6)]
     try:
-        _wait_assigned(consumer)
+        wait_assigned(consumer)
         frames = [_frame(s, seq) for seq in range(20) for s in streams]
-        _produce(kafka_settings, topic, frames)
+        send_frames(kafka_settings, topic, *frames)
         records = _collect(consumer, len(frames))
     finally:
         consumer.close()
@@ -120,7 +105,7 @@ def test_latest_frame_seek_skips_what_piled_up(kafka_settings, make_topic, uniqu
     try:
         _warm_up(kafka_settings, topic, consumer)
         consumer.pause()
-        _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(200)])
+        send_frames(kafka_settings, topic, *(_frame("cam0", i) for i in range(200)))
         consumer.resume()
         first = _collect(consumer, 1)
     finally:
@@ -136,7 +121,7 @@ def test_lag_tolerance_delivers_up_to_n_behind(kafka_settings, make_topic, uniqu
     try:
         _warm_up(kafka_settings, topic, consumer)
         consumer.pause()
-        _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(50)])
+        send_frames(kafka_settings, topic, *(_frame("cam0", i) for i in range(50)))
         consumer.resume()
         records = _collect(consumer, 1)
     finally:
@@ -149,7 +134,7 @@ def test_new_consumer_starts_at_the_newest_existing_frame(
     kafka_settings, make_topic, unique_name
 ) -> None:
     topic = make_topic(partitions=1)
-    _produce(kafka_settings, topic, [_frame("cam0", i) for i in range(30)])
+    send_frames(kafka_settings, topic, *(_frame("cam0", i) for i in range(30)))
     consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=0)
     try:
         records = _collect(consumer, 1)
@@ -165,8 +150,8 @@ def test_a_10_mb_frame_passes(kafka_settings, make_topic, unique_name) -> None:
     )
     big = _frame("cam0", 1, size=10 * 1024 * 1024)
     try:
-        _wait_assigned(consumer)
-        _produce(kafka_settings, topic, [big])
+        wait_assigned(consumer)
+        send_frames(kafka_settings, topic, big)
         records = _collect(consumer, 1)
     finally:
         consumer.close()
@@ -201,12 +186,14 @@ def test_streams_sharing_a_partition_each_keep_their_newest_frame(
     streams = ["cam0", "cam1", "cam2"]
     consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=0)
     try:
-        _wait_assigned(consumer)
+        wait_assigned(consumer)
         for stream in streams:  # a consumer that keeps up sees every stream of its partition
-            _produce(kafka_settings, topic, [_frame(stream, 0)])
+            send_frames(kafka_settings, topic, _frame(stream, 0))
             assert [r.frame().stream_id for r in _collect(consumer, 1)] == [stream]
         consumer.pause()
-        _produce(kafka_settings, topic, [_frame(s, seq) for seq in range(1, 101) for s in streams])
+        send_frames(
+            kafka_settings, topic, *(_frame(s, seq) for seq in range(1, 101) for s in streams)
+        )
         consumer.resume()
         newest = [r.frame() for r in _collect(consumer, 3)]
     finally:

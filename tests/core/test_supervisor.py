@@ -12,6 +12,8 @@ import pytest
 from kva.launcher.supervisor import ServiceFailed, ServiceSpec, Supervisor
 from kva.process import is_running
 
+pytestmark = pytest.mark.subprocess  # the supervisor runs real (python -c) children
+
 PY = sys.executable
 
 

@@ -27,6 +27,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.subprocess
 def test_compose_files_match_the_compose_spec(variant: str) -> None:
     assert compose_schema_errors(*VARIANTS[variant]) == []
 
@@ -135,6 +136,7 @@ def test_semantic_check_catches_a_broken_copy(tmp_path: Path, breakage, expected
     assert any(expected in e for e in errors), errors
 
 
+@pytest.mark.subprocess
 def test_schema_check_catches_a_broken_copy(tmp_path: Path) -> None:
     project = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
     project["services"]["kafka"]["healthcheck"]["intervall"] = "5s"

@@ -17,6 +17,7 @@ from tests.deploy.validate import (
     kustomizations,
     kustomize_build,
 )
+from tests.support.process import starts_processes
 
 KUSTOMIZATIONS = kustomizations()
 
@@ -26,6 +27,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
+@starts_processes  # kubectl kustomize
 def rendered() -> dict[Path, list[dict]]:
     return {path: kustomize_build(path) for path in KUSTOMIZATIONS}
 
@@ -133,6 +135,7 @@ def test_unknown_kinds_are_failures_not_warnings(rendered) -> None:  # type: ign
     assert kubernetes_errors(unknown) == ["Widget/w: no schema for this kind in Kubernetes 1.32"]
 
 
+@pytest.mark.subprocess
 def test_a_broken_kustomization_fails_to_render(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "k8s", tmp_path / "k8s")
     kustomization = tmp_path / "k8s/base/kustomization.yaml"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kva.launcher.layout import (
     consumer_args,
     models_build_args,
@@ -55,6 +57,7 @@ def test_compose_runs_the_local_commands() -> None:
         _assert_same(f"compose service {name}", argv)
 
 
+@pytest.mark.subprocess
 def test_kubernetes_runs_the_local_commands() -> None:
     commands = dict(kubernetes_kva_commands(kustomize_build(ROOT / "k8s/base")))
     assert {argv[0] for argv in commands.values()} == set(LOCAL)

@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,10 @@ _PORT = re.compile(
 
 def compose_schema_errors(*files: Path) -> list[str]:
     """Errors from the compose-spec JSON schema (empty list when valid)."""
-    checker = shutil.which("check-jsonschema")
+    # installed by the [test] extra next to this interpreter (on PATH only when the venv is active)
+    checker = shutil.which("check-jsonschema") or shutil.which(
+        "check-jsonschema", path=str(Path(sys.executable).parent)
+    )
     if checker is None:
         return ["check-jsonschema is not installed"]
     result = subprocess.run(

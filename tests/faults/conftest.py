@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from kva.frame import Frame
-from kva.kafka import LatestFrameConsumer
 from kva.launcher.layout import (
     KVA,
     consumer_args,
@@ -32,6 +30,8 @@ from kva.launcher.supervisor import ManagedService, ServiceSpec, Supervisor
 from kva.ports import free_port
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
+from tests.support.kafka import Reader
+from tests.support.process import starts_processes
 
 SOURCES = ["cam0=testsrc", "cam1=testsrc", "cam2=testsrc", "cam3=testsrc"]
 
@@ -53,44 +53,9 @@ class Pipeline:
     def service(self, name: str) -> ManagedService:
         return next(s for s in self.supervisor.services + self.extra if s.spec.name == name)
 
-    def annotated(self, group: str) -> AnnotatedReader:
-        return AnnotatedReader(self.settings, group)
-
-
-class AnnotatedReader:
-    """Reads the annotated topic in the background, remembering when each frame arrived."""
-
-    def __init__(self, settings: KafkaSettings, group: str) -> None:
-        self.frames: list[tuple[float, Frame]] = []
-        self._consumer = LatestFrameConsumer(
-            settings, ["annotated"], group, max_lag=None, start_at="end"
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            record = self._consumer.poll(0.2)
-            if record is not None:
-                self.frames.append((time.monotonic(), record.frame()))
-
-    def wait_for(self, predicate, timeout: float, what: str) -> tuple[float, Frame]:  # type: ignore[no-untyped-def]
-        """The first frame (arrival time, frame) received so far or within ``timeout`` matching ``predicate``."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for arrived, frame in self.frames[seen:]:
-                if predicate(arrived, frame):
-                    return arrived, frame
-            seen = len(self.frames)
-            assert time.monotonic() < deadline, f"no annotated frame {what} within {timeout}s"
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
+    def annotated(self, group: str) -> Reader:
+        """What reaches the annotated topic from now on, read in the background."""
+        return Reader(self.settings, "annotated", group, start_at="end", assigned=False)
 
 
 def model_statuses(frame: Frame) -> set[str]:
@@ -114,6 +79,7 @@ def consumer_spec(name: str, replicas: list[str], bootstrap: str, metrics_port: 
 
 
 @pytest.fixture
+@starts_processes
 def pipeline(built_models: Path, tmp_path: Path) -> Iterator[Pipeline]:
     cluster = KafkaCluster(
         ClusterSpec(port=free_port(), data_dir=tmp_path / "kafka", heap="384m")

@@ -38,20 +38,15 @@ from kva.consumer.service import ConsumerService
 from kva.frame import Frame, encode_frame
 from kva.kafka import MAX_MESSAGE_BYTES, FrameProducer, Record
 from kva.settings import KafkaSettings
-from kva.video.app import create_app
 from kva.video.config import VideoSettings
 from kva.video.reader import KafkaReader
+from kva.video.service import ViewerService
 from kva.video.state import viewer_state
-from tests.consumer.conftest import (
-    Reader,
-    Topics,
-    consumer_settings,
-    jpeg,
-    running_consumer,
-    scrape,
-    wait_for,
-)
-from tests.consumer.model_server import FixedLatencyServer
+from testbed.model_server import FixedLatencyServer
+from tests.consumer.conftest import consumer_settings, running_consumer, scrape
+from tests.support.frames import jpeg
+from tests.support.kafka import Reader, Topics
+from tests.support.wait import eventually, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -255,16 +250,15 @@ def viewer(kafka_settings: KafkaSettings, make_topic: Callable[..., str]) -> Ite
         video_topic=make_topic(suffix="in"),
         video_metadata_topic="",
         video_max_frame_bytes=LIMIT,
+        video_port=0,
     )
-    holder: list[KafkaReader] = []
-    app = create_app(settings, healthy=lambda: bool(holder) and holder[0].alive())
-    state = viewer_state(app)
-    reader = KafkaReader(settings, state.store, state.metrics).start()
-    holder.append(reader)
+    service = ViewerService(settings)
     try:
-        yield Viewer(app, reader)
+        service.start(threading.Event())
+        assert service.reader is not None
+        yield Viewer(service.app, service.reader)
     finally:
-        reader.stop()
+        service.close()
 
 
 @dataclass
@@ -382,16 +376,11 @@ def test_corpus_is_counted_by_reason_and_the_next_good_frame_goes_through(
 def _good_through(send: Sender, out: Reader, viewer: Viewer, seq: int) -> int | None:
     """``seq`` once a good frame of that sequence is published and shown, else None."""
     send.good(seq)
-    return seq if _eventually(lambda: _published(out, seq) and viewer.shown() == seq, 2) else None
-
-
-def _eventually(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        threading.Event().wait(0.02)
-    return bool(condition())
+    return (
+        seq
+        if eventually(lambda: _published(out, seq) and viewer.shown() == seq, 2, step=0.02)
+        else None
+    )
 
 
 def _published(out: Reader, seq: int) -> bool:
@@ -440,7 +429,7 @@ def _run_case(
             == expected_received
         )
 
-    if not _eventually(settled, 15):
+    if not eventually(settled, 15, step=0.02):
         pytest.fail(
             f"case {case.name!r}: consumer drops "
             f"{_diff(_samples(service.metrics.registry, dropped_name), before['dropped'])} "
@@ -477,9 +466,9 @@ def _flood(send: Sender, service: ConsumerService, out: Reader, viewer: Viewer, 
     assert send.producer.flush(30) == 0
     send.good(seq)
     want = before + FLOOD_EACH * len(FLOOD)
-    wait_for(lambda: handled() >= want, 30, "the flood was not counted by the consumer")
-    wait_for(lambda: _published(out, seq), 15, "good frame after the flood not published")
-    wait_for(lambda: viewer.shown() == seq, 15, "good frame after the flood not shown")
+    wait_for(lambda: handled() >= want, 30, "the flood counted by the consumer")
+    wait_for(lambda: _published(out, seq), 15, "the good frame after the flood published")
+    wait_for(lambda: viewer.shown() == seq, 15, "the good frame after the flood shown")
     assert sum(_samples(viewer.registry, rejected_name).values()) > rejected_before
 
 

@@ -17,6 +17,7 @@ from kva.kafka import (
 )
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 
@@ -55,13 +56,6 @@ class Stream:
         self._thread.join(60)
 
 
-def _wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_leader_killed_frames_continue_after_election() -> None:
     spec = ClusterSpec(mode="kraft", brokers=3, port=0, heap="384m", min_insync_replicas=2)
     with KafkaCluster(spec) as cluster:
@@ -75,18 +69,18 @@ def test_leader_killed_frames_continue_after_election() -> None:
         received: list[int] = []
         try:
             with Stream(settings, topic) as stream:
-                _wait(lambda: len(stream.acked) >= 20, 30, "frames before the kill")
+                wait_for(lambda: len(stream.acked) >= 20, 30, "frames before the kill")
                 leader = partition_leaders(settings, topic)[0]
                 killed_at = time.monotonic()
                 cluster.kill_broker(leader - 1)
-                _wait(
+                wait_for(
                     lambda: any(t > killed_at + 0.2 for t in stream.acked),
                     60,
                     "frames after the kill",
                 )
                 after = [t for t in stream.acked if t > killed_at]
                 gap = after[0] - killed_at
-                _wait(
+                wait_for(
                     lambda: len([t for t in stream.acked if t > killed_at]) >= 20,
                     30,
                     "a steady stream",

@@ -17,6 +17,7 @@ import pytest
 from kva.launcher.supervisor import ManagedService
 from kva.ports import free_port
 from tests.faults.conftest import Pipeline, consumer_spec, model_statuses
+from tests.support.wait import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 
@@ -28,13 +29,13 @@ def _streams(pipeline: Pipeline) -> dict[str, dict]:
 
 def _viewer_sequence(pipeline: Pipeline, stream: str, above: int, timeout: float) -> int:
     """The viewer's newest sequence of ``stream`` once it is above ``above`` (-1 on timeout)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def newer() -> tuple[int] | None:  # a tuple: sequence 0 is found too
         sequence = int(_streams(pipeline).get(stream, {}).get("sequence") or -1)
-        if sequence > above:
-            return sequence
-        time.sleep(0.2)
-    return -1
+        return (sequence,) if sequence > above else None
+
+    found = eventually(newer, timeout, step=0.2)
+    return -1 if found is None else found[0]
 
 
 def _ready(service: ManagedService) -> bool:
@@ -51,7 +52,7 @@ def _all_running(pipeline: Pipeline) -> list[str]:
 def test_broker_killed_and_restarted_the_pipeline_resumes(pipeline: Pipeline) -> None:
     reader = pipeline.annotated("faults-broker")
     try:
-        reader.wait_for(lambda _t, f: model_statuses(f) == {"ok"}, 90, "before the fault")
+        reader.first_frame(lambda _t, f: model_statuses(f) == {"ok"}, 90, "before the fault")
         before = _viewer_sequence(pipeline, "cam0", -1, 30)
         assert before >= 0, "the viewer shows no cam0 frames"
         pipeline.cluster.kill_broker(0)
@@ -59,7 +60,7 @@ def test_broker_killed_and_restarted_the_pipeline_resumes(pipeline: Pipeline) ->
         pipeline.cluster.start_broker(0)
         pipeline.cluster.wait_ready(60)
         back_ns, back = time.time_ns(), time.monotonic()
-        arrived, _frame = reader.wait_for(
+        arrived, _frame = reader.first_frame(
             lambda _t, f: f.capture_ns > back_ns, 30, "after the broker is back"
         )
         recovery = arrived - back
@@ -78,16 +79,16 @@ def test_model_replicas_killed_frames_flow_marked_then_annotations_resume(
     reader = pipeline.annotated("faults-replicas")
     serve_1, serve_2 = pipeline.service("serve-1"), pipeline.service("serve-2")
     try:
-        reader.wait_for(lambda _t, f: model_statuses(f) == {"ok"}, 90, "before the fault")
+        reader.first_frame(lambda _t, f: model_statuses(f) == {"ok"}, 90, "before the fault")
         serve_1.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         killed = time.monotonic()
-        arrived, _ = reader.wait_for(
+        arrived, _ = reader.first_frame(
             lambda t, f: t > killed and model_statuses(f) == {"ok"}, 10, "with one replica"
         )
         one_down = arrived - killed
         serve_2.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         all_killed = time.monotonic()
-        arrived, _ = reader.wait_for(
+        arrived, _ = reader.first_frame(
             lambda t, f: t > all_killed and model_statuses(f) == {"unavailable"},
             30,
             "marked unavailable",
@@ -96,7 +97,7 @@ def test_model_replicas_killed_frames_flow_marked_then_annotations_resume(
         serve_1.start()
         serve_2.start()
         restarted = time.monotonic()
-        arrived, _ = reader.wait_for(
+        arrived, _ = reader.first_frame(
             lambda t, f: t > restarted and model_statuses(f) == {"ok"}, 90, "annotated again"
         )
         resumed = arrived - restarted
@@ -121,18 +122,16 @@ def test_consumer_of_a_group_of_two_killed_the_other_takes_over(pipeline: Pipeli
     second.start()
     reader = pipeline.annotated("faults-group")
     try:
-        deadline = time.monotonic() + 90
-        while not _ready(second) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        eventually(lambda: _ready(second), 90, step=0.2)
         for stream in ("cam0", "cam1", "cam2", "cam3"):
-            reader.wait_for(
+            reader.first_frame(
                 lambda _t, f, s=stream: f.stream_id == s, 60, f"of {stream} with two consumers"
             )
         pipeline.service("consumer").process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
         killed = time.monotonic()
         gaps = {}
         for stream in ("cam0", "cam1", "cam2", "cam3"):
-            arrived, _ = reader.wait_for(
+            arrived, _ = reader.first_frame(
                 lambda t, f, s=stream: f.stream_id == s and t > killed + 0.5,
                 30,
                 f"of {stream} after the kill",

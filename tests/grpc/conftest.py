@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from kva import grpc_api as api_module
-from kva.tfserving.modelbuild.half_plus_two import build
-from tests.tfserving.server import CONFORMANCE_CONFIG, ServeProcess, free_port
+from tests.support.process import starts_processes
+from tests.support.serve import ServeProcess
 
 if not api_module.available():  # pragma: no cover - CI installs the [grpc] extra
     pytest.skip("the [grpc] extra is not installed", allow_module_level=True)
@@ -30,19 +30,17 @@ class GrpcServe:
 
     def close(self) -> None:
         self.channel.close()
-        self.rest.stop()
+        self.rest.close()
 
 
-def start_grpc_serve(args: list[str], log: Path, wait_ready: bool = True) -> GrpcServe:
+def start_grpc_serve(args: list[str], log: Path) -> GrpcServe:
     """Start ``kva serve --port P`` with ``args``; wait until REST says ready."""
     api = api_module.load()
-    port = free_port()
-    rest = ServeProcess([*args, "--port", str(port)], log, wait_ready=wait_ready)
-    target = f"127.0.0.1:{port}"
-    channel = api.grpc.insecure_channel(target)
+    rest = ServeProcess(args, log, grpc=True).start()
+    channel = api.grpc.insecure_channel(rest.grpc_target)
     return GrpcServe(
         rest,
-        target,
+        rest.grpc_target,
         api,
         channel,
         api.prediction_service_pb2_grpc.PredictionServiceStub(channel),
@@ -51,21 +49,14 @@ def start_grpc_serve(args: list[str], log: Path, wait_ready: bool = True) -> Grp
 
 
 @pytest.fixture(scope="session")
-def grpc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """half_plus_two / half_plus_three under TF Serving's test names, and the config file."""
-    base = tmp_path_factory.mktemp("grpc-models")
-    build(base, name="saved_model_half_plus_two_2_versions")
-    build(base, name="saved_model_half_plus_three", offset=3.0)
-    (base / "models.config").write_text(CONFORMANCE_CONFIG)
-    return base
-
-
-@pytest.fixture(scope="session")
-def grpc_server(grpc_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcServe]:
+@starts_processes
+def grpc_server(
+    conformance_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GrpcServe]:
     """One ``kva serve --port`` for the session, serving the conformance models."""
     log = tmp_path_factory.mktemp("grpc-serve-log") / "serve.log"
     serve = start_grpc_serve(
-        ["--model_config_file", str(grpc_repo / "models.config"),
+        ["--model_config_file", str(conformance_repo / "models.config"),
          "--max_request_bytes", str(1024 * 1024)],
         log,
     )  # fmt: skip
@@ -74,6 +65,7 @@ def grpc_server(grpc_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture
+@starts_processes
 def start_grpc(tmp_path: Path) -> Iterator[Callable[..., GrpcServe]]:
     """Factory: a dedicated ``kva serve --port`` with the given flags (stopped after the test)."""
     started: list[GrpcServe] = []
@@ -86,7 +78,3 @@ def start_grpc(tmp_path: Path) -> Iterator[Callable[..., GrpcServe]]:
     yield start
     for serve in started:
         serve.close()
-
-
-# The consumer fixtures (topics, reader) for the end-to-end test.
-from tests.consumer.conftest import reader, topics  # noqa: E402, F401

@@ -23,15 +23,12 @@ from kva.consumer.metrics import ConsumerMetrics
 from kva.consumer.models import ModelRuntime
 from kva.frame import Frame
 from kva.grpc_api import make_ndarray, make_tensor_proto
-from tests.consumer.conftest import (
-    consumer_settings,
-    metadata_docs,
-    running_consumer,
-    send_frame,
-    wait_for,
-)
-from tests.grpc.replica import GrpcReplica
+from tests.consumer.conftest import consumer_settings, metadata_docs, running_consumer
 from tests.models.expectations import CLASSIFICATION_CASES, photo
+from tests.support.kafka import send_frames
+from tests.support.process import starts_processes
+from tests.support.serve import ServeProcess
+from tests.support.wait import wait_for
 from tests.tfserving.slow_model import build_slow_model
 
 MODEL = "mobilenet_v2"
@@ -52,12 +49,13 @@ def _jpeg(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def mobilenet_replicas(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[GrpcReplica]]:
+) -> Iterator[list[ServeProcess]]:
     folder = tmp_path_factory.mktemp("grpc-consumer")
     args = _config(built_models, folder)
-    started = [GrpcReplica(args, folder).start() for _ in range(2)]
+    started = [ServeProcess(args, folder / f"serve-{i}.log", grpc=True).start() for i in range(2)]
     yield started
     for replica in started:
         replica.stop()
@@ -67,7 +65,7 @@ def mobilenet_replicas(
 def test_grpc_backend_agrees_with_rest(mobilenet_replicas) -> None:
     replica = mobilenet_replicas[0]
     grpc_backend = backend_for_url(replica.grpc_url(MODEL), read_timeout=10)
-    rest_backend = backend_for_url(replica.rest_url(MODEL), read_timeout=10)
+    rest_backend = backend_for_url(replica.model_url(MODEL), read_timeout=10)
     try:
         assert isinstance(grpc_backend, GrpcBackend) and grpc_backend.ready()
         info = grpc_backend.metadata()
@@ -135,12 +133,13 @@ def test_deadline_is_the_read_timeout(start_grpc, tmp_path) -> None:
 def test_grpc_replica_is_ejected_and_probed_back(built_models, tmp_path) -> None:
     """Stop the gRPC replica: requests go to the REST one, the replica is ejected; restart
     it on the same port: the GetModelStatus probe puts it back."""
-    grpc_replica = GrpcReplica(_config(built_models, tmp_path), tmp_path).start()
-    rest_replica = GrpcReplica(_config(built_models, tmp_path), tmp_path).start()
+    args = _config(built_models, tmp_path)
+    grpc_replica = ServeProcess(args, tmp_path / "grpc.log", grpc=True).start()
+    rest_replica = ServeProcess(args, tmp_path / "rest.log").start()
     try:
         backends = [
             backend_for_url(grpc_replica.grpc_url(MODEL), read_timeout=10),
-            backend_for_url(rest_replica.rest_url(MODEL, "v2"), read_timeout=10),
+            backend_for_url(rest_replica.model_url(MODEL, "v2"), read_timeout=10),
         ]
         pool = ReplicaPool(
             MODEL, backends, max_inflight=1, eject_after=1, probe_interval=0.1,
@@ -157,7 +156,7 @@ def test_grpc_replica_is_ejected_and_probed_back(built_models, tmp_path) -> None
         grpc = pool.replicas[0]
         assert not pool.probe(grpc)
         grpc_replica.start()
-        wait_for(lambda: pool.probe(grpc), 20, "probe did not bring the gRPC replica back")
+        wait_for(lambda: pool.probe(grpc), 20, "the probe to bring the gRPC replica back")
         used = {runtime.run(image).replica for _ in range(4)}
         assert used == {b.url for b in backends}
         pool.close()
@@ -172,7 +171,7 @@ def test_consumer_with_one_grpc_and_one_rest_replica(
     mobilenet_replicas, kafka_settings, topics, unique_name, reader
 ) -> None:
     grpc_url = mobilenet_replicas[0].grpc_url(MODEL)
-    rest_url = mobilenet_replicas[1].rest_url(MODEL)
+    rest_url = mobilenet_replicas[1].model_url(MODEL)
     settings = consumer_settings(
         kafka_settings, topics, unique_name, consume_models=[f"{MODEL}={grpc_url},{rest_url}"]
     )
@@ -183,8 +182,8 @@ def test_consumer_with_one_grpc_and_one_rest_replica(
             image = photo(name)
             frame = Frame(f"{name}-{seq}", seq, time.time_ns(), image.shape[1], image.shape[0],
                           _jpeg(name))  # fmt: skip
-            send_frame(kafka_settings, topics.input, frame)
-            wait_for(lambda n=seq + 1: meta.count() >= n, 30, f"frame {seq} not processed")
+            send_frames(kafka_settings, topics.input, frame)
+            wait_for(lambda n=seq + 1: meta.count() >= n, 30, f"frame {seq} processed")
     docs = metadata_docs(meta.snapshot())
     assert len(docs) == len(names)
     replicas = set()

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,9 @@ from google.protobuf import json_format
 
 from kva.grpc_api import make_ndarray, make_tensor_proto
 from tests.grpc.conftest import GrpcServe
-from tests.tfserving.server import ROOT, wait_for
+from tests.support.net import listening_on
+from tests.support.process import ROOT, run_kva
+from tests.support.wait import wait_for
 from tests.tfserving.slow_model import build_slow_model
 
 TWO = "saved_model_half_plus_two_2_versions"
@@ -246,10 +247,10 @@ def test_graceful_stop_finishes_running_calls(start_grpc, tmp_path) -> None:
     thread = threading.Thread(target=lambda: running.append(_predict(s, "slow", x)))
     thread.start()
     wait_for(lambda: s.rest.get("/v2/health/ready").status_code == 503, 10, "slow model busy")
-    s.rest.proc.terminate()
+    s.rest.terminate()
     thread.join(30)
     assert len(running) == 1 and make_ndarray(s.api, running[0].outputs["y"]).shape == (1, 1)
-    assert s.rest.proc.wait(timeout=30) == 0
+    assert s.rest.wait(timeout=30) == 0
     assert "stopping" in s.rest.log()
     assert _error(s, lambda: _status(s, "slow"))[0] == "UNAVAILABLE"
 
@@ -257,10 +258,11 @@ def test_graceful_stop_finishes_running_calls(start_grpc, tmp_path) -> None:
 BLOCK_GRPC = "import sys; sys.modules['grpc'] = None; sys.modules['tensorflow_serving'] = None; "
 
 
-def test_port_without_the_extra_fails_clearly(grpc_repo) -> None:
+@pytest.mark.subprocess
+def test_port_without_the_extra_fails_clearly(conformance_repo) -> None:
     code = BLOCK_GRPC + (
         "from kva.launcher.cli import main; sys.exit(main(['serve', '--port', '0', "
-        f"'--model_config_file', {str(grpc_repo / 'models.config')!r}]))"
+        f"'--model_config_file', {str(conformance_repo / 'models.config')!r}]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -270,33 +272,19 @@ def test_port_without_the_extra_fails_clearly(grpc_repo) -> None:
     assert "install kafka-video-analytics[grpc]" in done.stderr
 
 
-def test_port_in_use_fails_clearly(grpc_repo) -> None:
+@pytest.mark.subprocess
+def test_port_in_use_fails_clearly(conformance_repo) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "kva", "serve", "--rest_api_port", "0",
-             "--port", str(port), "--model_config_file", str(grpc_repo / "models.config")],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        done = run_kva(
+            "serve", "--rest_api_port", "0",
+            "--port", str(port), "--model_config_file", str(conformance_repo / "models.config"),
         )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert f"kva serve: --port {port}: cannot bind gRPC to 127.0.0.1:{port}" in done.stderr
 
 
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses (hex, as in /proc/net/tcp{,6}) of sockets listening on ``port``."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            address, hex_port = fields[1].split(":")
-            if fields[3] == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
-
-
 def test_grpc_binds_loopback_by_default(grpc_server: GrpcServe) -> None:
     port = int(grpc_server.target.rsplit(":", 1)[1])
-    addresses = _listening_addresses(port)
-    loopback_v4 = "0100007F"  # 127.0.0.1, little-endian hex
-    loopback_mapped = "0000000000000000FFFF00000100007F"  # ::ffff:127.0.0.1
-    assert addresses and addresses <= {loopback_v4, loopback_mapped}, addresses
+    addresses = listening_on(port)
+    assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1"}, addresses

@@ -10,7 +10,7 @@ import pytest
 
 from kva.consumer.config import parse_model_spec
 from kva.grpc_api import TensorError, load, make_ndarray, make_tensor_proto, parse_grpc_url
-from tests.tfserving.server import ROOT
+from tests.support.process import ROOT
 
 API = load()
 DTYPES = ["float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8", "uint16",
@@ -103,6 +103,7 @@ def test_bad_grpc_urls(url, message) -> None:
         parse_model_spec(f"m={url}")
 
 
+@pytest.mark.subprocess
 def test_grpc_url_without_the_extra_fails_clearly() -> None:
     code = (
         "import sys; sys.modules['grpc'] = None\n"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +24,7 @@ from kva.tfserving.modelbuild import (
 from kva.tfserving.modelbuild import mobilenet_v2 as mobilenet_module
 from kva.tfserving.modelbuild.sources import sha256_file
 from kva.tfserving.modelbuild.torch_legacy import PthFormatError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.process import run_kva
 
 
 def test_repository_layout(built_models: Path) -> None:
@@ -136,16 +133,10 @@ def test_models_dir_follows_kva_cache_dir(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _kva(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kva", "models", *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_kva("models", *args, env=env, timeout=120)
 
 
+@pytest.mark.subprocess
 def test_cli_builds_into_kva_cache_dir_then_skips(tmp_path: Path) -> None:
     env = {"KVA_CACHE_DIR": str(tmp_path)}
     first = _kva("build", "half_plus_two", env=env)
@@ -169,12 +160,14 @@ def test_cli_builds_into_kva_cache_dir_then_skips(tmp_path: Path) -> None:
         (["build", "--all", "blazeface"], "give model names or --all, not both"),
     ],
 )
+@pytest.mark.subprocess
 def test_cli_usage_errors(args: list[str], message: str) -> None:
     result = _kva(*args)
     assert result.returncode == 2
     assert message in result.stderr
 
 
+@pytest.mark.subprocess
 def test_cli_unwritable_base_path(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -183,6 +176,7 @@ def test_cli_unwritable_base_path(tmp_path: Path) -> None:
     assert f"cannot create the model folder {blocker / 'models'}" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_cli_base_path_from_kva_models_dir(tmp_path: Path) -> None:
     result = _kva("build", "half_plus_two", env={"KVA_MODELS_DIR": str(tmp_path / "repo")})
     assert result.returncode == 0, result.stderr

@@ -2,44 +2,33 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from kva.ports import free_port
 from kva.producer.service import ProducerService
 from kva.settings import KafkaSettings
-from kva.zookeeper.cluster import ClusterSpec, KafkaCluster, free_port
-from tests.producer.conftest import FrameCollector, producer_settings, running, wait_for
+from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
+from testbed.kafka import FrameCollector
+from testbed.producer import producer_settings, running
+from tests.support.process import run_kva
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _kva(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kva", "produce", *args],
-        cwd=ROOT,
-        env=os.environ | (env or {}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
-    kafka_settings, make_topic, collector_factory
+    kafka_settings, make_topic, collector_factory, start_kva
 ):
     topic = make_topic()
     collector = collector_factory(topic)
     port = free_port()
-    process = _kva(
+    process = start_kva(
+        "produce",
         env={
             "KVA_BOOTSTRAP_SERVER": kafka_settings.bootstrap_server,
             "KVA_SOURCE": "gate=testsrc",
@@ -48,7 +37,7 @@ def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
             "KVA_CAMERA_WIDTH": "320",
             "KVA_PRODUCER_METRICS_PORT": str(port),
             "KVA_PROGRESS_INTERVAL": "1",
-        }
+        },
     )
     try:
         frames = collector.count("gate", 20, timeout=30)
@@ -63,15 +52,17 @@ def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
             assert response.status == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
+        code = process.wait(timeout=30)
+    err = process.output()
+    assert code == 0, err
     assert re.search(r"gate: \d+\.\d fps, \d+\.\d kB/frame, \d+ sent, 0 dropped", err), err
     assert "producer stopped" in err
 
 
 def test_missing_file_exits_non_zero_with_the_reason(kafka_settings, make_topic, tmp_path):
     missing = tmp_path / "nope.mp4"
-    process = _kva(
+    process = run_kva(
+        "produce",
         "--source",
         str(missing),
         "--bootstrap-server",
@@ -81,7 +72,7 @@ def test_missing_file_exits_non_zero_with_the_reason(kafka_settings, make_topic,
         "--metrics-port",
         "0",
     )
-    _out, err = process.communicate(timeout=60)
+    err = process.stderr
     assert process.returncode == 1, err
     assert f"cam0: video file not found: {missing}; giving up on this stream" in err
 
@@ -89,7 +80,8 @@ def test_missing_file_exits_non_zero_with_the_reason(kafka_settings, make_topic,
 def test_unreachable_broker_is_a_clear_error_after_the_timeout():
     port = free_port()
     started = time.monotonic()
-    process = _kva(
+    process = run_kva(
+        "produce",
         "--source",
         "testsrc",
         "--bootstrap-server",
@@ -99,15 +91,17 @@ def test_unreachable_broker_is_a_clear_error_after_the_timeout():
         "--metrics-port",
         "0",
     )
-    _out, err = process.communicate(timeout=60)
+    err = process.stderr
     assert process.returncode == 1, err
     assert f"cannot reach Kafka at 127.0.0.1:{port} within 2s" in err
     assert time.monotonic() - started < 30
 
 
 def test_bad_flag_exits_2_naming_flag_and_variable():
-    process = _kva("--jpeg-quality", "500", "--source", "a=demo", "--source", "a=testsrc")
-    _out, err = process.communicate(timeout=60)
+    process = run_kva(
+        "produce", "--jpeg-quality", "500", "--source", "a=demo", "--source", "a=testsrc"
+    )
+    err = process.stderr
     assert process.returncode == 2
     assert "--jpeg-quality / KVA_JPEG_QUALITY" in err
 
@@ -155,7 +149,8 @@ def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
                 back_ns = time.time_ns()
                 cluster.start_broker(0)
                 cluster.wait_ready(60)
-                waited = wait_for(
+                back = time.monotonic()
+                wait_for(
                     lambda: (
                         service.metrics.value("kva_producer_frames_sent_total", stream="cam0")
                         > sent + 10
@@ -163,6 +158,7 @@ def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
                     60,
                     "deliveries after the broker restart",
                 )
+                waited = time.monotonic() - back
                 print(f"\ndeliveries resumed {waited:.2f}s after the broker answered again")
                 # What was acknowledged is really in the topic: read it with a fresh consumer.
                 after = FrameCollector(settings, topic, unique_name + "-after")

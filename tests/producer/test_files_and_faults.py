@@ -12,14 +12,10 @@ import pytest
 
 from kva.producer.camera import CameraState
 from kva.producer.service import ProducerService
-from tests.producer.conftest import (
-    assert_well_formed,
-    measured_fps,
-    producer_settings,
-    running,
-    wait_for,
-)
-from tests.producer.mjpeg_server import MjpegCamera
+from testbed.cameras import MjpegCamera
+from testbed.producer import producer_settings, running
+from tests.producer.conftest import assert_well_formed, measured_fps
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +105,7 @@ def test_missing_and_garbage_files_fail_clearly(kafka_settings, make_topic, tmp_
 def test_unreachable_camera_is_retried_with_backoff_without_crashing(
     kafka_settings, make_topic, caplog
 ):
-    from kva.zookeeper.cluster import free_port
+    from kva.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}/video.mjpg"
     settings = producer_settings(

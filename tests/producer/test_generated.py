@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.producer.conftest import (
-    assert_well_formed,
-    measured_fps,
-    metrics_text,
-    producer_settings,
-    running,
-)
+from testbed.producer import producer_settings, running
+from tests.producer.conftest import assert_well_formed, measured_fps, metrics_text
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.producer.conftest import assert_well_formed, measured_fps, producer_settings, running
+from testbed.producer import producer_settings, running
+from tests.producer.conftest import assert_well_formed, measured_fps
 
 pytestmark = pytest.mark.integration
 

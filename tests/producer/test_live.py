@@ -12,14 +12,10 @@ import time
 import pytest
 
 from kva.producer.camera import CameraState
-from tests.producer.conftest import (
-    assert_well_formed,
-    measured_fps,
-    producer_settings,
-    running,
-    wait_for,
-)
-from tests.producer.mjpeg_server import MjpegCamera
+from testbed.cameras import MjpegCamera
+from testbed.producer import producer_settings, running
+from tests.producer.conftest import assert_well_formed, measured_fps
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

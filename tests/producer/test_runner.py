@@ -10,7 +10,7 @@ from kva.producer.camera import CameraRunner, CameraState, RunnerTiming
 from kva.producer.config import CameraConfig
 from kva.producer.metrics import ProducerMetrics
 from kva.producer.sources import SourceError, TestPatternSource
-from tests.producer.conftest import wait_for
+from tests.support.wait import wait_for
 
 
 class CollectingSink:

@@ -6,10 +6,10 @@ import time
 
 from kva.frame import Frame
 from kva.kafka import FrameProducer
+from kva.ports import free_port
 from kva.producer.metrics import ProducerMetrics
 from kva.producer.sink import KafkaFrameSink
 from kva.settings import KafkaSettings
-from kva.zookeeper.cluster import free_port
 
 
 def _frame(seq: int, size: int) -> Frame:

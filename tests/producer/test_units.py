@@ -224,7 +224,7 @@ def test_redact_url_hides_passwords():
 
 
 def test_unreachable_camera_fails_fast_with_the_reason():
-    from kva.zookeeper.cluster import free_port
+    from kva.ports import free_port
 
     source = LiveCaptureSource(f"rtsp://127.0.0.1:{free_port()}/cam", open_timeout=2)
     started = time.monotonic()
@@ -242,8 +242,8 @@ def test_missing_webcam_is_a_retriable_clear_error():
 
 
 def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
+    from kva.ports import free_port
     from kva.producer.service import ProducerService
-    from kva.zookeeper.cluster import free_port
 
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text("cameras:\n  - id: a\n    source: demo\n  - id: a\n    source: testsrc\n")

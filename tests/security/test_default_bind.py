@@ -14,79 +14,16 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import requests
 
 from kva.ports import free_port
 from kva.settings import KafkaSettings
 from kva.tfserving.modelbuild.half_plus_two import build
-
-ROOT = Path(__file__).resolve().parents[2]
-LISTEN = "0A"
-#: Loopback as /proc shows it (Java listens on the IPv4-mapped IPv6 address).
-LOOPBACK = ("127.0.0.1", "::ffff:127.0.0.1", "::1")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        todo += _children(current)
-    return pids
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").glob("*"):
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
-    return inodes
-
-
-def _address(hex_address: str) -> tuple[str, int]:
-    host, port = hex_address.split(":")
-    raw = bytes.fromhex(host)
-    if len(raw) == 4:
-        ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
-    else:  # /proc prints IPv6 as four little-endian 32-bit words
-        words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
-        ip = socket.inet_ntop(socket.AF_INET6, words)
-    return ip, int(port, 16)
-
-
-def listening(pid: int) -> list[tuple[str, int]]:
-    """(address, port) of every listening TCP socket of ``pid`` and its children."""
-    inodes: set[str] = set()
-    for member in _tree(pid):
-        inodes |= _socket_inodes(member)
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.append(_address(fields[1]))
-    return found
+from tests.support.net import LOOPBACK, listening
+from tests.support.process import KvaProcess
 
 
 def test_proc_parsing_sees_a_wildcard_socket() -> None:
@@ -102,47 +39,16 @@ def test_proc_parsing_sees_a_wildcard_socket() -> None:
 
 
 @pytest.mark.slow
-def test_kva_broker_listens_on_localhost_by_default(tmp_path: Path) -> None:
+def test_kva_broker_listens_on_localhost_by_default(start_kva) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kva", "broker", "--port", str(port), "--heap", "256m"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_kva("broker", "--port", str(port), "--heap", "256m")
+    proc.wait_until(
+        lambda: any(p == port for _h, p in listening(proc.pid)), 120, "kva broker to listen"
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not any(p == port for _h, p in listening(proc.pid)):
-            if proc.poll() is not None:
-                pytest.fail(f"kva broker exited: {proc.communicate()[0][-3000:]}")
-            assert time.monotonic() < deadline, "kva broker did not listen"
-            time.sleep(0.2)
-        sockets = listening(proc.pid)
-        assert len(sockets) >= 2, sockets  # the client and the controller listener
-        wider = [s for s in sockets if s[0] not in LOOPBACK]
-        assert not wider, f"kva broker listens beyond loopback: {wider}"
-    finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-
-
-@pytest.fixture
-def started() -> Iterator[list[tuple[str, subprocess.Popen[str]]]]:
-    procs: list[tuple[str, subprocess.Popen[str]]] = []
-    yield procs
-    for _name, proc in procs:
-        proc.terminate()
-    for _name, proc in procs:
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    sockets = listening(proc.pid)
+    assert len(sockets) >= 2, sockets  # the client and the controller listener
+    wider = [s for s in sockets if s[0] not in LOOPBACK]
+    assert not wider, f"kva broker listens beyond loopback: {wider}"
 
 
 @pytest.mark.integration
@@ -150,7 +56,7 @@ def test_services_listen_on_localhost_by_default(
     kafka_settings: KafkaSettings,
     make_topic: Callable[..., str],
     tmp_path: Path,
-    started: list[tuple[str, subprocess.Popen[str]]],
+    start_kva: Callable[..., KvaProcess],
 ) -> None:
     build(tmp_path / "models")
     frames, annotated = make_topic(suffix="frames"), make_topic(suffix="annotated")
@@ -191,34 +97,16 @@ def test_services_listen_on_localhost_by_default(
             str(ports["consume"]),
         ],
     }
-    for name, args in commands.items():
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kva", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started.append((name, proc))
+    started = {name: start_kva(*args) for name, args in commands.items()}
     urls = {
         "serve": f"http://127.0.0.1:{ports['serve']}/v1/models/half_plus_two",
         "video": f"http://127.0.0.1:{ports['video']}/healthz",
         "produce": f"http://127.0.0.1:{ports['produce']}/healthz",
         "consume": f"http://127.0.0.1:{ports['consume']}/healthz",
     }
-    deadline = time.monotonic() + 90
-    for name, proc in started:
-        while True:
-            try:
-                if requests.get(urls[name], timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail(f"kva {name} exited: {proc.communicate()[0][-3000:]}")
-            assert time.monotonic() < deadline, f"kva {name} did not answer {urls[name]}"
-            time.sleep(0.2)
-    for name, proc in started:
+    for name, proc in started.items():
+        proc.wait_http(urls[name], 90)
+    for name, proc in started.items():
         sockets = listening(proc.pid)
         assert ("127.0.0.1", ports[name]) in sockets, (name, sockets)
         wider = [s for s in sockets if s[0] != "127.0.0.1"]

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from kva.frame import Frame
-from kva.kafka import (
-    FrameProducer,
-    KafkaUnavailable,
-    LatestFrameConsumer,
-    TopicSpec,
-    ensure_topics,
-    wait_for_broker,
-)
+from kva.kafka import KafkaUnavailable, wait_for_broker
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
+from tests.support.kafka import round_trip
+from tests.support.process import run_kva
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,22 +43,7 @@ def _alice(cluster: KafkaCluster, mechanism: str, password: str) -> KafkaSetting
 def test_right_credentials_round_trip(sasl_cluster: KafkaCluster, mechanism: str, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     settings = _alice(sasl_cluster, mechanism, ALICE_SECRET)
-    topic = f"sasl-{mechanism.lower()}"
-    ensure_topics(settings, [TopicSpec(topic, partitions=1)])
-    consumer = LatestFrameConsumer(settings, [topic], f"g-{topic}", max_lag=None)
-    try:
-        deadline = time.monotonic() + 30
-        while not consumer.assignment and time.monotonic() < deadline:
-            consumer.poll(0.1)
-        producer = FrameProducer(settings)
-        producer.send_frame(topic, Frame("cam0", 5, time.time_ns(), 2, 2, b"jpeg"))
-        assert producer.flush(20) == 0
-        record = None
-        while record is None and time.monotonic() < deadline:
-            record = consumer.poll(0.5)
-    finally:
-        consumer.close()
-    assert record is not None and record.frame().sequence == 5
+    assert round_trip(settings, f"sasl-{mechanism.lower()}", 5) == 5
     assert ALICE_SECRET not in caplog.text
 
 
@@ -84,32 +59,17 @@ def test_wrong_password_fails_clearly(sasl_cluster: KafkaCluster, mechanism: str
 def test_a_service_with_wrong_credentials_says_so_without_the_secret(
     sasl_cluster: KafkaCluster,
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kva",
-            "produce",
-            "--source",
-            "testsrc",
-            "--log-level",
-            "DEBUG",
-            "--bootstrap-server",
-            sasl_cluster.bootstrap_server,
-            "--security-protocol",
-            "SASL_PLAINTEXT",
-            "--sasl-mechanism",
-            "PLAIN",
-            "--sasl-username",
-            "alice",
-            "--broker-timeout",
-            "5",
-        ],
-        env={**os.environ, "KVA_SASL_PASSWORD": WRONG_SECRET},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_kva(
+        "produce",
+        "--source", "testsrc",
+        "--log-level", "DEBUG",
+        "--bootstrap-server", sasl_cluster.bootstrap_server,
+        "--security-protocol", "SASL_PLAINTEXT",
+        "--sasl-mechanism", "PLAIN",
+        "--sasl-username", "alice",
+        "--broker-timeout", "5",
+        env={"KVA_SASL_PASSWORD": WRONG_SECRET},
+    )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "authentication" in output.lower()
@@ -117,10 +77,5 @@ def test_a_service_with_wrong_credentials_says_so_without_the_secret(
 
 
 def test_the_password_has_no_command_line_flag() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "kva", "produce", "--sasl-password", "x"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_kva("produce", "--sasl-password", "x", timeout=30)
     assert result.returncode == 2 and "unrecognized arguments: --sasl-password" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.tfserving.server import ServeProcess
+from tests.support.serve import ServeProcess
 
 MODEL = "saved_model_half_plus_two_2_versions"
 PREDICT = f"/v1/models/{MODEL}:predict"

@@ -24,7 +24,7 @@ from kva.tfserving.tensors import (
     encode_predict_response,
     to_json,
 )
-from tests.tfserving.server import ServeProcess
+from tests.support.serve import ServeProcess
 
 EXAMPLES = json.loads((Path(__file__).parent / "data" / "tfserving-rest-examples.json").read_text())
 CASES = {case["id"]: case for case in EXAMPLES["examples"]}

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from kva.launcher.layout import write_model_config
 from tests.models.expectations import (
     ASTRONAUT_FACE_PX,
     CLASSIFICATION_CASES,
@@ -26,29 +27,24 @@ from tests.models.expectations import (
     iou,
     photo,
 )
-from tests.tfserving.server import ServeProcess
+from tests.support.process import starts_processes
+from tests.support.serve import ServeProcess
 
 HEADER = "Inference-Header-Content-Length"
-CONFIG = """\
-model_config_list {
-  config { name: "mobilenet_v2" base_path: "%s/mobilenet_v2" }
-  config { name: "blazeface" base_path: "%s/blazeface" }
-}
-"""
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def image_server(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeProcess]:
     folder = tmp_path_factory.mktemp("image-serve")
-    config = folder / "models.config"
-    config.write_text(CONFIG % (built_models, built_models))
+    config = write_model_config(built_models, folder / "models.config")
     proc = ServeProcess(
         ["--model_config_file", str(config), "--max_image_pixels", "3000000"], folder / "log"
-    )
+    ).start()
     yield proc
-    proc.stop()
+    proc.close()
 
 
 @pytest.fixture(scope="module")

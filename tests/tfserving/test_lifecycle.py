@@ -11,7 +11,8 @@ from pathlib import Path
 import requests
 
 from kva.tfserving.modelbuild.half_plus_two import build
-from tests.tfserving.server import ServeProcess, wait_for
+from tests.support.serve import ServeProcess
+from tests.support.wait import wait_for
 from tests.tfserving.slow_model import build_slow_model
 
 
@@ -207,10 +208,10 @@ def test_sigterm_finishes_requests_in_flight(
     wait_for(
         lambda: bool(inflight.search(server.get("/metrics").text)), 20, "one request in flight"
     )
-    server.proc.terminate()
+    server.terminate()
     slow.join(timeout=60)
     assert results and results[0].status_code == 200, results
-    assert server.proc.wait(timeout=30) == 0
+    assert server.wait(timeout=30) == 0
     assert "finishing requests in flight" in server.log()
     assert "Traceback" not in server.log()
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from tests.tfserving.server import ServeProcess
+from tests.support.serve import ServeProcess
 
 MODEL = "saved_model_half_plus_three"
 HEADER = "Inference-Header-Content-Length"

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -37,66 +33,44 @@ def _labels(streams: dict) -> list[str]:
     ]
 
 
-def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> None:
+def _recognised(streams: dict) -> list[str] | None:
+    """The labels shown, once one of them is a recognised photo."""
+    seen = _labels(streams)
+    return seen if any(r in " ".join(seen) for r in RECOGNISED) else None
+
+
+def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path, start_kva) -> None:
     started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kva",
-            "up",
-            "--port",
-            "0",
-            "--kafka-port",
-            "0",
-            "--serve-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--models-dir",
-            str(tmp_path / "models"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    banner = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "viewer:" in line:
-                banner.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    up = start_kva(
+        "up",
+        "--port", "0",
+        "--kafka-port", "0",
+        "--serve-port", "0",
+        "--metrics-port", "0",
+        "--models-dir", str(tmp_path / "models"),
+    )  # fmt: skip
     pids: set[int] = set()
     try:
-        assert banner.wait(90), "no banner:\n" + "".join(lines[-40:])
-        url = re.search(r"viewer:\s+(http://\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
-        pids = descendant_pids(process.pid)
+        banner = up.wait_line("viewer:", 90)
+        url = re.search(r"viewer:\s+(http://\S+)", banner).group(1)  # type: ignore[union-attr]
+        pids = descendant_pids(up.pid)
         assert len(pids) >= 7, "expected broker, 2 servers, producer, consumer, viewer (+JVM)"
-        seen: list[str] = []
-        while time.monotonic() - started < 60 and not any(r in " ".join(seen) for r in RECOGNISED):
-            seen = _labels(json.loads(_get(url + "api/streams")))
-            time.sleep(0.5)
+        seen = up.wait_until(
+            lambda: _recognised(json.loads(_get(url + "api/streams"))),
+            max(0.0, 60 - (time.monotonic() - started)),  # 60 s from the command
+            "a recognised label within 60 s of `kva up`",
+            step=0.5,
+        )
         elapsed = time.monotonic() - started
-        assert any(r in " ".join(seen) for r in RECOGNISED), f"labels after 60 s: {seen}"
         print(f"recognised label after {elapsed:.1f}s: {seen[:3]}")
         image = cv2.imdecode(
             np.frombuffer(_get(url + "streams/cam0.jpg"), np.uint8), cv2.IMREAD_COLOR
         )
         assert image is not None and image.shape[0] > 100
     finally:
-        pids |= descendant_pids(process.pid)
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(60)
-        finally:
-            process.kill()
-        reader.join(10)
-    assert code == 0, "".join(lines[-30:])
+        pids |= descendant_pids(up.pid)
+        code = up.interrupt(60)
+    output = up.output()
+    assert code == 0, up.tail(30)
     assert [pid for pid in pids if is_running(pid)] == []
-    assert "status: broker=stopped" in "".join(lines)
+    assert "status: broker=stopped" in output

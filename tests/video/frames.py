@@ -1,4 +1,4 @@
-"""Realistic test frames (scikit-image's photos with a label drawn) and a frame feeder."""
+"""Realistic test frames (scikit-image's photos with a label drawn) and a feeder of a store."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import skimage.data
 
 from kva.frame import Frame
+from tests.support.frames import make_frame
 
 PHOTOS: dict[str, Callable[[], np.ndarray]] = {
     "chelsea": skimage.data.chelsea,
@@ -50,29 +51,11 @@ def annotate(image: np.ndarray, label: str, sequence: int) -> np.ndarray:
     return out
 
 
-def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """``image`` (BGR) as JPEG bytes."""
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return data.tobytes()
-
-
-def make_frame(
-    stream: str,
-    sequence: int,
-    data: bytes,
-    width: int,
-    height: int,
-    attributes: dict[str, str] | None = None,
-) -> Frame:
-    return Frame(
-        stream_id=stream,
-        sequence=sequence,
-        capture_ns=time.time_ns(),
-        width=width,
-        height=height,
-        data=data,
-        attributes=attributes or {},
-    )
 
 
 def live_photo(
@@ -82,7 +65,7 @@ def live_photo(
     base = photo(name, width, height)
 
     def render(sequence: int) -> Frame:
-        data = jpeg(annotate(base, LABELS[name], sequence))
+        data = encode_jpeg(annotate(base, LABELS[name], sequence))
         return make_frame(stream, sequence, data, width, height)
 
     return render
@@ -94,7 +77,7 @@ def photo_frames(
     """``count`` distinct annotated frames of one photo (sequence 0..count-1)."""
     base = photo(name, width, height)
     return [
-        make_frame(stream, seq, jpeg(annotate(base, LABELS[name], seq)), width, height)
+        make_frame(stream, seq, encode_jpeg(annotate(base, LABELS[name], seq)), width, height)
         for seq in range(count)
     ]
 

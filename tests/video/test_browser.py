@@ -11,7 +11,7 @@ import pytest
 
 from kva.video.app import create_app
 from kva.video.state import viewer_state
-from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
+from testbed.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import live_photo, photo
 
 TOKEN = "browser-token"  # noqa: S105 - a test token

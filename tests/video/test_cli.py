@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.video.procs import free_port, kva_video
+from kva.ports import free_port
+from tests.support.process import run_kva
+
+pytestmark = pytest.mark.subprocess  # every test runs a `kva` command
 
 
 def test_kva_video_fails_clearly_without_a_broker() -> None:
-    proc = kva_video("--bootstrap-server", f"127.0.0.1:{free_port()}", "--broker-timeout", "2")
-    output = proc.communicate(timeout=60)[0]
+    proc = run_kva(
+        "video", "--bootstrap-server", f"127.0.0.1:{free_port()}", "--broker-timeout", "2"
+    )
+    output = proc.stderr
     assert proc.returncode == 1
     assert "cannot reach Kafka at 127.0.0.1:" in output
 
@@ -23,7 +28,7 @@ def test_kva_video_fails_clearly_without_a_broker() -> None:
     ],
 )
 def test_kva_video_rejects_bad_settings(args, message) -> None:
-    proc = kva_video(*args)
-    output = proc.communicate(timeout=60)[0]
+    proc = run_kva("video", *args)
+    output = proc.stderr
     assert proc.returncode == 2
     assert message in output

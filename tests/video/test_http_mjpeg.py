@@ -14,15 +14,10 @@ import requests
 
 from kva.video.app import create_app
 from kva.video.state import viewer_state
-from tests.video.frames import annotate, jpeg, make_frame, photo, photo_frames
+from tests.support.frames import make_frame
+from tests.support.wait import wait_for
+from tests.video.frames import annotate, encode_jpeg, photo, photo_frames
 from tests.video.mjpeg_client import MjpegClient
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _viewers(url: str) -> float:
@@ -63,11 +58,11 @@ def test_parts_decode_as_jpegs_and_advance(make_settings, serve, feed, cat_frame
         store.put_frame(frame)
 
     frames = [
-        f.replace(data=jpeg(annotate(photo("chelsea", 320, 240), "cat", i)))
+        f.replace(data=encode_jpeg(annotate(photo("chelsea", 320, 240), "cat", i)))
         for i, f in enumerate(cat_frames)
     ]
     feed(put, frames, fps=20)
-    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
     server = serve(app)
     client = _client(server)
     try:
@@ -105,7 +100,7 @@ def test_concurrent_clients_all_get_frames(make_settings, serve, feed, cat_frame
     app = create_app(make_settings())
     store = viewer_state(app).store
     feed(store.put_frame, cat_frames, fps=20)
-    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
     server = serve(app)
     readers = [_client(server) for _ in range(clients)]
     rates: list[float] = []
@@ -113,7 +108,7 @@ def test_concurrent_clients_all_get_frames(make_settings, serve, feed, cat_frame
     try:
         for t in threads:
             t.start()
-        _wait_for(lambda: _viewers(server.url) == clients, 10, f"{clients} viewers")
+        wait_for(lambda: _viewers(server.url) == clients, 10, f"{clients} viewers")
         for t in threads:
             t.join(20)
     finally:
@@ -130,18 +125,22 @@ def test_a_client_that_never_reads_does_not_slow_the_others(make_settings, serve
     rng = np.random.default_rng(1)
     noisy = [  # ~700 kB JPEGs fill a stuck client's socket buffers within a second
         make_frame(
-            "cam0", i, jpeg(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), 95), 640, 480
+            "cam0",
+            i,
+            encode_jpeg(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8), 95),
+            640,
+            480,
         )
         for i in range(4)
     ]
     feeder = feed(store.put_frame, noisy, fps=20)
-    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
     server = serve(app)
     stuck = socket.create_connection((server.host, server.port))
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.sendall(b"GET /streams/cam0.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
     sent_before = feeder.sent
-    _wait_for(
+    wait_for(
         lambda: feeder.sent > sent_before + 40,
         10,
         "2 s of frames (the stuck client's buffers are full)",
@@ -170,7 +169,7 @@ def test_max_fps_paces_each_client(make_settings, serve, feed, cat_frames) -> No
     app = create_app(make_settings(video_max_fps=8))
     store = viewer_state(app).store
     feed(store.put_frame, cat_frames, fps=40)
-    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
     client = _client(serve(app))
     rates: list[float] = []
     try:
@@ -186,7 +185,7 @@ def test_a_slow_reader_skips_to_the_newest_frame(make_settings, serve, feed, cat
     app = create_app(make_settings())
     store = viewer_state(app).store
     feeder = feed(store.put_frame, cat_frames, fps=30)
-    _wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
+    wait_for(lambda: store.get("cam0") is not None, 5, "the first frame")
     client = _client(serve(app))
     try:
         client.read_part()
@@ -209,10 +208,10 @@ def test_disconnected_clients_are_cleaned_up(make_settings, serve, cat_frames) -
     clients = [_client(server) for _ in range(5)]
     for c in clients:
         c.read_part()
-    _wait_for(lambda: _viewers(server.url) == 5, 5, "5 viewers")
+    wait_for(lambda: _viewers(server.url) == 5, 5, "5 viewers")
     for c in clients:
         c.close()
-    _wait_for(lambda: _viewers(server.url) == 0, 3, "the viewers to be cleaned up")
+    wait_for(lambda: _viewers(server.url) == 0, 3, "the viewers to be cleaned up")
 
 
 def test_frames_sent_and_bytes_are_counted(make_settings, serve, cat_frames) -> None:
@@ -272,7 +271,7 @@ def test_mjpeg_clients_never_take_the_threads_of_the_page(make_settings, serve, 
         assert requests.get(f"{server.url}/api/streams", timeout=5).status_code == 200
         assert requests.get(f"{server.url}/", timeout=5).status_code == 200
         clients.pop().close()
-        _wait_for(lambda: _viewers(server.url) == 3, 5, "a free slot")
+        wait_for(lambda: _viewers(server.url) == 3, 5, "a free slot")
         again = _client(server)
         clients.append(again)
         assert again.status == 200 and again.read_part().body == cat_frames[0].data

@@ -6,33 +6,23 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from kva.kafka import FrameProducer
+from kva.ports import free_port
 from kva.predictions import Classification, Detections, FramePredictions, ModelResult
 from kva.video.app import create_app
 from kva.video.config import VideoSettings
 from kva.video.reader import KafkaReader
+from kva.video.service import ViewerService
 from kva.video.state import viewer_state
+from tests.support.wait import wait_for
 from tests.video.frames import LABELS, photo_frames
 from tests.video.mjpeg_client import MjpegClient
-from tests.video.procs import free_port, kva_video
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _metadata(stream: str, seq: int, capture_ns: int, label: str, score: float) -> bytes:
@@ -90,7 +80,7 @@ def _streams(get) -> dict:
 
 
 def test_frames_and_predictions_from_kafka_reach_api_page_and_mjpeg(
-    kafka_settings, make_topic, serve
+    kafka_settings, make_topic
 ) -> None:
     frames, meta = make_topic(partitions=2, suffix="annotated"), make_topic(suffix="predictions")
     settings = VideoSettings(
@@ -100,10 +90,10 @@ def test_frames_and_predictions_from_kafka_reach_api_page_and_mjpeg(
         video_port=0,
         video_threads=16,
     )
-    app = create_app(settings)
-    state = viewer_state(app)
-    reader = KafkaReader(settings, state.store, state.metrics).start()
-    server = serve(app)
+    service = ViewerService(settings)
+    service.start(threading.Event())
+    server = service.server
+    assert server is not None
 
     def get(path: str) -> requests.Response:
         return requests.get(server.url + path, timeout=5)
@@ -121,7 +111,7 @@ def test_frames_and_predictions_from_kafka_reach_api_page_and_mjpeg(
                     else None
                 )
 
-            streams = _wait_for(ready, 60, "both streams with predictions")
+            streams = wait_for(ready, 60, "both streams with predictions")
             cat, astro = streams["cat"], streams["astro"]
             assert (cat["width"], cat["height"]) == (320, 240)
             assert (astro["width"], astro["height"]) == (320, 320)
@@ -133,7 +123,7 @@ def test_frames_and_predictions_from_kafka_reach_api_page_and_mjpeg(
             assert astro["predictions"]["source"] == "header"
             assert astro["predictions"]["models"][0]["kind"] == "detection"
             assert 0 <= cat["age_seconds"] < 5
-            _wait_for(lambda: _streams(get)["cat"]["fps"] > 5, 10, "a live fps")
+            wait_for(lambda: _streams(get)["cat"]["fps"] > 5, 10, "a live fps")
             assert "tabby cat" in get("/").text  # the page starts with the current state
             client = MjpegClient(server.host, server.port, "/streams/cat.mjpg").connect()
             try:
@@ -144,8 +134,8 @@ def test_frames_and_predictions_from_kafka_reach_api_page_and_mjpeg(
             metrics = get("/metrics").text
             assert 'kva_video_frames_received_total{stream="cat"}' in metrics
     finally:
-        reader.stop()
-    assert reader.failed is None
+        service.close()
+    assert service.reader is not None and service.reader.failed is None
 
 
 def test_two_viewers_each_see_every_partition(kafka_settings, make_topic) -> None:
@@ -171,7 +161,7 @@ def test_two_viewers_each_see_every_partition(kafka_settings, make_topic) -> Non
             producer.flush(10)
             return all({s.stream_id for s in store.slots()} == streams for store in stores)
 
-        _wait_for(all_seen, 60, "every stream in both viewers")
+        wait_for(all_seen, 60, "every stream in both viewers", step=0.1)
     finally:
         for reader in readers:
             reader.stop()
@@ -209,16 +199,19 @@ def test_bad_messages_are_counted_and_the_reader_goes_on(kafka_settings, make_to
                 and rejected(meta, "bad_json") > 0
             )
 
-        _wait_for(settled, 60, "bad messages counted and the good frame shown")
+        wait_for(settled, 60, "bad messages counted and the good frame shown", step=0.1)
         assert reader.alive()
     finally:
         reader.stop()
 
 
-def test_kva_video_command_serves_kafka_frames_with_a_token(kafka_settings, make_topic) -> None:
+def test_kva_video_command_serves_kafka_frames_with_a_token(
+    kafka_settings, make_topic, start_kva
+) -> None:
     frames, meta = make_topic(suffix="annotated"), make_topic(suffix="predictions")
     port = free_port()
-    proc = kva_video(
+    proc = start_kva(
+        "video",
         "--bootstrap-server",
         kafka_settings.bootstrap_server,
         "--topic",
@@ -234,26 +227,19 @@ def test_kva_video_command_serves_kafka_frames_with_a_token(kafka_settings, make
     base = f"http://127.0.0.1:{port}"
     auth = {"Authorization": "Bearer tok-123"}
     try:
-
-        def up() -> bool:
-            try:
-                return requests.get(base + "/healthz", headers=auth, timeout=2).status_code == 200
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.communicate()[0]
-                return False
-
-        _wait_for(up, 60, "kva video to answer")
+        proc.wait_http(base + "/healthz", 60, headers=auth)
         assert requests.get(base + "/api/streams", timeout=5).status_code == 401
+
+        def both() -> dict | None:
+            streams = _streams(lambda p: requests.get(base + p, headers=auth, timeout=5))
+            return streams if {"cat", "astro"} <= set(streams) else None
+
         with Publisher(kafka_settings, frames, meta):
-            streams = _wait_for(
-                lambda: _streams(lambda p: requests.get(base + p, headers=auth, timeout=5)),
-                60,
-                "streams from Kafka",
-            )
-        assert {"cat", "astro"} <= set(streams)
+            wait_for(both, 60, "both streams from Kafka")
     finally:
         proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0, output
+        code = proc.wait(timeout=30)
+    output = proc.output()
+    assert code == 0, output
     assert "stopping the viewer" in output
     assert "tok-123" not in output  # the token is never logged

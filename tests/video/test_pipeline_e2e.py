@@ -5,11 +5,6 @@ classified by `kva consume` through a real `kva serve` (MobileNetV2), shown by
 from __future__ import annotations
 
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +12,9 @@ import cv2
 import pytest
 
 from kva.paths import models_dir
-from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
+from kva.ports import free_port
+from testbed.browser import dump_dom, find_photo, have_chromium, screenshot
+from tests.support.process import KvaProcess, run_kva, wait_until
 from tests.video.frames import photo
 
 pytestmark = [
@@ -26,14 +23,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not have_chromium(), reason="chromium is not installed"),
 ]
-ROOT = Path(__file__).resolve().parents[2]
 CAT_LABELS = ("tabby", "tiger cat", "egyptian cat")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get_json(url: str) -> dict:
@@ -51,24 +41,6 @@ def _cat_video(path: Path) -> Path:
     return path
 
 
-def _wait_for(condition, timeout: float, what: str, procs: list[subprocess.Popen[str]]):
-    deadline = time.monotonic() + timeout
-    while True:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"{proc.args[3]} exited early:\n{proc.communicate()[0][-3000:]}"
-                )
-        try:
-            value = condition()
-        except OSError:
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def _cat_label(streams: dict) -> str | None:
     for stream in streams["streams"]:
         for model in (stream.get("predictions") or {}).get("models", []):
@@ -78,30 +50,16 @@ def _cat_label(streams: dict) -> str | None:
     return None
 
 
-def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
+def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path, start_kva) -> None:
     models = models_dir()  # where `kva models build` caches them
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kva",
-            "models",
-            "build",
-            "mobilenet_v2",
-            "--models-dir",
-            str(models),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    built = run_kva("models", "build", "mobilenet_v2", "--models-dir", str(models), timeout=600)
+    assert built.returncode == 0, built.stderr
     frames, annotated, preds = (
         make_topic(suffix="frames"),
         make_topic(suffix="annotated"),
         make_topic(suffix="preds"),
     )
-    serve_port, view_port = _free_port(), _free_port()
+    serve_port, view_port = free_port(), free_port()
     kafka = ["--bootstrap-server", kafka_bootstrap]
     commands = {
         "serve": [
@@ -124,7 +82,7 @@ def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
             "--fps",
             "5",
             "--metrics-port",
-            str(_free_port()),
+            str(free_port()),
         ],
         "consume": [
             "consume",
@@ -136,7 +94,7 @@ def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
             "--metadata-topic",
             preds,
             "--metrics-port",
-            str(_free_port()),
+            str(free_port()),
             "--model",
             f"mobilenet_v2=http://127.0.0.1:{serve_port}/v1/models/mobilenet_v2",
         ],
@@ -151,41 +109,28 @@ def test_the_page_names_the_cat(kafka_bootstrap, make_topic, tmp_path) -> None:
             str(view_port),
         ],
     }
-    procs: list[subprocess.Popen[str]] = []
-    try:
-        for name, args in commands.items():
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "kva", *args],
-                    cwd=ROOT,
-                    text=True,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                )
+    procs: list[KvaProcess] = []
+    for name, args in commands.items():
+        procs.append(start_kva(*args))
+        if name == "serve":  # the consumer checks the model at start
+            status = f"http://127.0.0.1:{serve_port}/v1/models/mobilenet_v2"
+            wait_until(
+                lambda s=status: "AVAILABLE" in json.dumps(_get_json(s)),
+                120,
+                "kva serve",
+                processes=procs,
+                step=0.5,
             )
-            if name == "serve":  # the consumer checks the model at start
-                status = f"http://127.0.0.1:{serve_port}/v1/models/mobilenet_v2"
-                _wait_for(
-                    lambda s=status: "AVAILABLE" in json.dumps(_get_json(s)),
-                    120,
-                    "kva serve",
-                    procs,
-                )
-        _check_page(f"http://127.0.0.1:{view_port}", procs, tmp_path)
-    finally:
-        for proc in reversed(procs):
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+    _check_page(f"http://127.0.0.1:{view_port}", procs, tmp_path)
 
 
-def _check_page(url: str, procs: list[subprocess.Popen[str]], tmp_path: Path) -> None:
-    label = _wait_for(
-        lambda: _cat_label(_get_json(url + "/api/streams")), 120, "a cat label", procs
+def _check_page(url: str, procs: list[KvaProcess], tmp_path: Path) -> None:
+    label = wait_until(
+        lambda: _cat_label(_get_json(url + "/api/streams")),
+        120,
+        "a cat label",
+        processes=procs,
+        step=0.5,
     )
     dom = dump_dom(url + "/")
     assert label in dom, f"{label!r} not on the rendered page"

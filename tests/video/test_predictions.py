@@ -15,7 +15,7 @@ from kva.predictions import (
     PredictionsError,
 )
 from kva.video.predictions import header_predictions, parse_metadata, summarize
-from tests.video.frames import make_frame
+from tests.support.frames import make_frame
 
 
 def document(*models: ModelResult, stream: str = "cam0", seq: int = 7) -> FramePredictions:

@@ -12,7 +12,8 @@ from kva.predictions import Classification, Detections, FramePredictions, ModelR
 from kva.video.app import create_app
 from kva.video.reader import RecordHandler, unique_group_id
 from kva.video.state import viewer_state
-from tests.video.frames import make_frame, photo_frames
+from tests.support.frames import make_frame
+from tests.video.frames import photo_frames
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from kva.predictions import Classification, FramePredictions, ModelResult
 from kva.video.app import create_app
 from kva.video.state import viewer_state
 from kva.video.store import Predictions
-from tests.video.frames import make_frame, photo_frames
+from tests.support.frames import make_frame
+from tests.video.frames import photo_frames
 
 TOKEN = "s3cret-token"  # noqa: S105 - a test token
 ROUTES = [

@@ -8,7 +8,7 @@ import pytest
 
 from kva.video.mjpeg import Pacer
 from kva.video.store import PART_HEAD, FpsMeter, FrameStore, Predictions
-from tests.video.frames import make_frame
+from tests.support.frames import make_frame
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""A fixed-latency model server for consumer tests and benchmarks.
+"""A fixed-latency model server for the consumer's tests and benchmarks.
 
 It speaks the parts of TF Serving ``/v1`` and KServe ``/v2`` REST the consumer
 uses (status/health, metadata, predict/infer with JSON and the binary
@@ -10,7 +10,7 @@ image (class id = mean grey level) so tests can tell frames apart. It can be
 switched at run time to fail (500), answer garbage, answer wrongly shaped
 tensors or hang.
 
-Run alone: ``python -m tests.consumer.model_server --port 8501 --latency 0.05``.
+Run alone: ``python -m testbed.model_server --port 8501 --latency 0.05``.
 """
 
 from __future__ import annotations
