@@ -198,6 +198,22 @@ def fixed_latency_servers(count: int, latency: float, log: Path) -> tuple[Proces
     raise RuntimeError("fixed-latency servers did not start")
 
 
+def fixed_latency_pipeline(
+    settings: KafkaSettings, replicas: int, latency: float, inflight: int, work: Path, tag: str
+) -> tuple[Process, tuple[str, str, str], Process]:
+    """``replicas`` fixed-latency servers and a ``kva consume`` using them on fresh topics:
+    (the servers' process, the topics, the consumer's process)."""
+    servers, urls = fixed_latency_servers(replicas, latency, work / f"servers-{tag}.log")
+    names = topics(settings, f"bench-{tag}")
+    consumer = consume(
+        settings,
+        names,
+        ["--model", "mobilenet_v2=" + ",".join(urls), "--max-inflight", str(inflight)],
+        work / f"consume-{tag}.log",
+    )
+    return servers, names, consumer
+
+
 def consume(
     settings: KafkaSettings, names: tuple[str, str, str], args: list[str], log: Path
 ) -> Process:

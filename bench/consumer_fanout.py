@@ -20,23 +20,16 @@ from consumer_common import (
     Feeder,
     Reader,
     broker,
-    consume,
-    fixed_latency_servers,
+    fixed_latency_pipeline,
     photo_jpegs,
-    topics,
 )
 
 
 def run_one(
     settings, replicas: int, latency: float, seconds: float, inflight: int, work: Path
 ) -> float:
-    servers, urls = fixed_latency_servers(replicas, latency, work / f"servers-{replicas}.log")
-    names = topics(settings, f"fanout{replicas}")
-    consumer = consume(
-        settings,
-        names,
-        ["--model", "mobilenet_v2=" + ",".join(urls), "--max-inflight", str(inflight)],
-        work / f"consume-{replicas}.log",
+    servers, names, consumer = fixed_latency_pipeline(
+        settings, replicas, latency, inflight, work, f"fanout{replicas}"
     )
     ideal = replicas / latency
     reader = Reader(settings, names[1])

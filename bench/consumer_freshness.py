@@ -19,24 +19,17 @@ from consumer_common import (
     Feeder,
     Reader,
     broker,
-    consume,
-    fixed_latency_servers,
+    fixed_latency_pipeline,
     percentile,
     photo_jpegs,
-    topics,
 )
 
 
 def run(
     settings, replicas: int, latency: float, inflight: int, seconds: float, work: Path, tag: str
 ):
-    servers, urls = fixed_latency_servers(replicas, latency, work / f"servers-{tag}.log")
-    names = topics(settings, f"fresh-{tag}")
-    consumer = consume(
-        settings,
-        names,
-        ["--model", "mobilenet_v2=" + ",".join(urls), "--max-inflight", str(inflight)],
-        work / f"consume-{tag}.log",
+    servers, names, consumer = fixed_latency_pipeline(
+        settings, replicas, latency, inflight, work, f"fresh-{tag}"
     )
     reader = Reader(settings, names[2], keep_json=True)
     reader.start()
