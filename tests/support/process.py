@@ -209,11 +209,13 @@ def wait_until(
     watched = list(processes)
 
     def check() -> T | None:
-        for process in watched:
-            process.check_running()
         try:
-            return condition()
+            value = condition()
         except OSError:
-            return None
+            value = None
+        if not value:  # what a process did before it exited still counts
+            for process in watched:
+                process.check_running()
+        return value
 
     return wait_for(check, timeout, what, step)
