@@ -95,6 +95,7 @@ def test_a_single_frame_is_complete_at_once(make_settings, serve, cat_frames) ->
     assert part.body == cat_frames[0].data
 
 
+@pytest.mark.slow  # measures each client's rate over 2 s
 @pytest.mark.parametrize("clients", [2, 10])
 def test_concurrent_clients_all_get_frames(make_settings, serve, feed, cat_frames, clients) -> None:
     app = create_app(make_settings())
@@ -165,6 +166,7 @@ def test_a_client_that_never_reads_does_not_slow_the_others(make_settings, serve
     assert len(rates) == 3 and min(rates) >= 16, rates  # source 20 fps
 
 
+@pytest.mark.slow  # measures the rate over 3 s
 def test_max_fps_paces_each_client(make_settings, serve, feed, cat_frames) -> None:
     app = create_app(make_settings(video_max_fps=8))
     store = viewer_state(app).store
