@@ -40,8 +40,8 @@ from consumer_common import (
 )
 
 from kva.consumer.annotate import FrameAnnotator
-from kva.consumer.pipeline import decode_jpeg, resize_for_model
 from kva.consumer.predictions import Classification, ModelResult
+from kva.consumer.work import decode_jpeg, resize_for_model
 from kva.paths import models_dir
 from kva.ports import free_port
 from kva.tfserving.modelbuild import build_model

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from kva.consumer.backends import ModelInfo, Outputs
+from kva.consumer.backend_api import ModelInfo, Outputs
 from kva.consumer.errors import InferenceError
+
+#: The outcome of one model on one frame (see :class:`ModelResult`).
+ModelStatus = Literal["ok", "unavailable", "busy", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class ModelResult:
     """
 
     model: str
-    status: str
+    status: ModelStatus
     prediction: Classification | Detections | None = None
     latency_s: float = 0.0
     replica: str | None = None

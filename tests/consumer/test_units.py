@@ -10,7 +10,7 @@ import pytest
 
 from kva.cliargs import SettingsError, settings_from_args
 from kva.consumer.annotate import FrameAnnotator, Style
-from kva.consumer.backends import ModelInfo, model_kind
+from kva.consumer.backend_api import ModelInfo, model_kind
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.labels import LabelsError, load_labels, parse_labels
