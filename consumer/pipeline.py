@@ -24,7 +24,6 @@ from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import NO_STREAM, ConsumerMetrics, DropReason
 from kva.consumer.models import ModelRuntime
 from kva.consumer.ordering import StreamOrder
-from kva.consumer.predictions import ModelResult
 from kva.consumer.scheduling import Scheduler, replica_capacity
 from kva.consumer.streams import StreamBook
 from kva.consumer.work import Dropped, FrameWork, build_output
@@ -32,6 +31,7 @@ from kva.frame import Frame, FrameDecodeError
 from kva.images import JPEG_START
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
+from kva.predictions import ModelResult
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ A frame that cannot go on is returned as :class:`Dropped` with its reason.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,12 +20,9 @@ import numpy as np
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.metrics import DropReason
 from kva.consumer.models import ModelRuntime
-from kva.consumer.predictions import ModelResult
 from kva.frame import JPEG, Frame
 from kva.images import MAX_DECODE_PIXELS, ImageError, check_image
-
-PREDICTIONS_HEADER = "kva-predictions"
-CONSUMED_HEADER = "kva-consumed-ns"
+from kva.predictions import CONSUMED_HEADER, PREDICTIONS_HEADER, FramePredictions, ModelResult
 
 
 class EncodeError(ValueError):
@@ -165,17 +161,15 @@ def build_output(
 
 def predictions_document(source: Frame, results: list[ModelResult], now_ns: int) -> str:
     """The metadata document (also the ``kva-predictions`` header) of one frame."""
-    document = {
-        "stream": source.stream_id,
-        "seq": source.sequence,
-        "capture_ns": source.capture_ns,
-        "published_ns": now_ns,
-        "age_ms": round((now_ns - source.capture_ns) / 1e6, 2),
-        "width": source.width,
-        "height": source.height,
-        "models": [r.to_json() for r in results],
-    }
-    return json.dumps(document, separators=(",", ":"))
+    return FramePredictions(
+        stream=source.stream_id,
+        seq=source.sequence,
+        capture_ns=source.capture_ns,
+        published_ns=now_ns,
+        width=source.width,
+        height=source.height,
+        models=tuple(results),
+    ).to_json()
 
 
 def jpeg_problem(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> str | None:

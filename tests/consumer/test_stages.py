@@ -12,10 +12,10 @@ import pytest
 
 from kva.consumer.metrics import DROP_REASONS
 from kva.consumer.ordering import StreamOrder
-from kva.consumer.predictions import Classification, ModelResult
 from kva.consumer.scheduling import Scheduler
 from kva.consumer.work import Annotated, Dropped, FrameWork, build_output, judge
 from kva.frame import Frame
+from kva.predictions import Classification, ModelResult
 from tests.consumer.conftest import jpeg
 
 README = Path(__file__).resolve().parents[2] / "README.md"

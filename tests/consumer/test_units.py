@@ -14,7 +14,8 @@ from kva.consumer.backend_api import ModelInfo, model_kind
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.labels import LabelsError, load_labels, parse_labels
-from kva.consumer.predictions import Classification, Detections, ModelResult, to_prediction
+from kva.consumer.predictions import to_prediction
+from kva.predictions import Classification, Detections, ModelResult
 
 URL = "http://127.0.0.1:8501/v1/models/m"
 
