@@ -153,10 +153,10 @@ class ModelResult:
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ModelResult:
         status = document.get("status")
-        if status not in _STATUSES:
+        if not isinstance(status, str) or status not in _STATUSES:
             raise PredictionsError("bad_schema", f"model status {str(status)[:40]!r} is unknown")
         kind = document.get("kind")
-        if kind is not None and kind not in _KINDS:
+        if kind is not None and (not isinstance(kind, str) or kind not in _KINDS):
             raise PredictionsError("bad_schema", f"model kind {str(kind)[:40]!r} is unknown")
         replica, error = document.get("replica"), document.get("error")
         return cls(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,6 +29,8 @@ class CameraConfigError(ValueError):
 
 class ProducerSettings(KafkaSettings):
     """Everything ``kva produce`` can be told (flags or ``KVA_*`` variables)."""
+
+    command: ClassVar[str] = "produce"
 
     source: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
