@@ -27,7 +27,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 from kva.frame import is_valid_stream_id
 
@@ -161,7 +161,7 @@ class ModelResult:
         replica, error = document.get("replica"), document.get("error")
         return cls(
             model=_text(document.get("model"), "model name"),
-            status=status,
+            status=cast(ModelStatus, status),  # checked against the Literal above
             prediction=_KINDS[kind].from_json(document) if kind else None,
             latency_s=_number(document.get("latency_ms", 0.0), "latency") / 1000,
             replica=None if replica is None else _text(replica, "replica"),
