@@ -26,6 +26,9 @@ DEFAULT_SOURCE = "demo"
 class CameraConfigError(ValueError):
     """A camera list or camera file that cannot be used (message says why)."""
 
+    #: A bad camera list is a usage error, like a bad flag.
+    exit_code = 2
+
 
 class ProducerSettings(KafkaSettings):
     """Everything ``kva produce`` can be told (flags or ``KVA_*`` variables)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kva.producer.service import ProducerService
+from kva.service import run_service
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster, free_port
 from tests.producer.conftest import FrameCollector, producer_settings, running, wait_for
@@ -137,7 +138,8 @@ def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
             )
             impatient_status: list[int] = []
             impatient_thread = threading.Thread(
-                target=lambda: impatient_status.append(impatient.run()), daemon=True
+                target=lambda: impatient_status.append(run_service(impatient, threading.Event())),
+                daemon=True,
             )
             impatient_thread.start()
             with running(producer) as service:

@@ -243,6 +243,7 @@ def test_missing_webcam_is_a_retriable_clear_error():
 
 def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
     from kva.producer.service import ProducerService
+    from kva.service import run_service
     from kva.zookeeper.cluster import free_port
 
     cameras = tmp_path / "cameras.yaml"
@@ -250,5 +251,5 @@ def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
     settings = ProducerSettings(
         camera_file=cameras, bootstrap_server=f"127.0.0.1:{free_port()}", broker_timeout=1
     )
-    assert ProducerService(settings).run() == 2
+    assert run_service(ProducerService(settings), threading.Event(), (CameraConfigError,)) == 2
     assert "camera id 'a' is used twice" in caplog.text
