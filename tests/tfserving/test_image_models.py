@@ -190,10 +190,10 @@ def _png_header(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (jpeg("coffee")[:600], "corrupt"),
+        (jpeg("coffee")[:600], "JPEG is truncated"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt JPEG"),
         (b"GIF89a" + b"\x00" * 20, "only JPEG and PNG"),
-        (_png_header(5000, 5000), "more than 3000000 pixels"),
+        (_png_header(5000, 5000), "claims 5000x5000 pixels (limit 3000000)"),
         (_png_header(100, 100), "corrupt image"),
     ],
 )

@@ -38,12 +38,15 @@ def _labels(streams: dict) -> list[str]:
 
 
 def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> None:
+    """Started as users start it, from a folder that holds a ``kva/`` of its own (the parent of
+    a clone named kva): that folder must not shadow the installed package in any child."""
+    decoy = tmp_path / "here" / "kva"
+    decoy.mkdir(parents=True)
+    (decoy / "README.md").write_text("a folder named kva, not the package\n")
     started = time.monotonic()
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "kva",
+            str(Path(sys.executable).parent / "kva"),
             "up",
             "--port",
             "0",
@@ -56,6 +59,7 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path) -> N
             "--models-dir",
             str(tmp_path / "models"),
         ],
+        cwd=decoy.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
