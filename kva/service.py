@@ -33,13 +33,20 @@ def run_service(
     stop: threading.Event,
     start_errors: tuple[type[BaseException], ...] = (OSError,),
 ) -> int:
-    """Start, run until ``stop``, close. A start error is logged and exits 1."""
+    """Start, run until ``stop``, close. A start error is logged and exits 1.
+
+    Any other exception from ``start`` (a ``SettingsError`` found only when
+    binding, say) closes the service too and propagates.
+    """
     try:
         service.start(stop)
     except start_errors as exc:
         logger.error("cannot start: %s", exc)
         service.close()
         return 1
+    except BaseException:
+        service.close()
+        raise
     try:
         return service.run(stop)
     finally:
