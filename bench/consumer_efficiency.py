@@ -41,9 +41,9 @@ from consumer_common import (
 
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.pipeline import decode_jpeg, resize_for_model
-from kva.consumer.predictions import Classification, ModelResult
 from kva.paths import models_dir
 from kva.ports import free_port
+from kva.predictions import Classification, ModelResult
 from kva.tfserving.modelbuild import build_model
 
 

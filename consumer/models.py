@@ -13,7 +13,8 @@ from kva.consumer.config import ConsumerSettings, ModelSpec
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.labels import LabelsError, load_labels
 from kva.consumer.metrics import ConsumerMetrics
-from kva.consumer.predictions import ModelResult, to_prediction
+from kva.consumer.predictions import to_prediction
+from kva.predictions import ModelResult
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ was published is dropped (``stale``), so a stream never goes backwards.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
@@ -24,17 +23,15 @@ import numpy as np
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.metrics import NO_STREAM, ConsumerMetrics
 from kva.consumer.models import ModelRuntime
-from kva.consumer.predictions import ModelResult
 from kva.consumer.streams import StreamBook
 from kva.frame import JPEG, Frame, FrameDecodeError
 from kva.images import JPEG_START, MAX_DECODE_PIXELS, ImageError, check_image
 from kva.kafka import FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
+from kva.predictions import CONSUMED_HEADER, PREDICTIONS_HEADER, FramePredictions, ModelResult
 
 logger = logging.getLogger(__name__)
 
-PREDICTIONS_HEADER = "kva-predictions"
-CONSUMED_HEADER = "kva-consumed-ns"
 #: Frames processed at once when no model limits it (all unavailable, or passthrough).
 IDLE_CAPACITY = 2
 
@@ -310,17 +307,15 @@ class Pipeline:
     @staticmethod
     def _document(source: Frame, results: list[ModelResult], now_ns: int) -> str:
         """The metadata document (also the ``kva-predictions`` header) of one frame."""
-        document = {
-            "stream": source.stream_id,
-            "seq": source.sequence,
-            "capture_ns": source.capture_ns,
-            "published_ns": now_ns,
-            "age_ms": round((now_ns - source.capture_ns) / 1e6, 2),
-            "width": source.width,
-            "height": source.height,
-            "models": [r.to_json() for r in results],
-        }
-        return json.dumps(document, separators=(",", ":"))
+        return FramePredictions(
+            stream=source.stream_id,
+            seq=source.sequence,
+            capture_ns=source.capture_ns,
+            published_ns=now_ns,
+            width=source.width,
+            height=source.height,
+            models=tuple(results),
+        ).to_json()
 
     def _drop(self, stream: str, reason: str, detail: str) -> None:
         self.metrics.dropped.labels(stream, reason).inc()

@@ -1,84 +1,12 @@
-"""Domain values for what models say about a frame, and their JSON form."""
+"""Model outputs -> the typed predictions of :mod:`kva.predictions` (validated)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from kva.consumer.backends import ModelInfo, Outputs
 from kva.consumer.errors import InferenceError
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    """Top-k classes of one image, best first."""
-
-    class_ids: tuple[int, ...]
-    labels: tuple[str, ...]
-    scores: tuple[float, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "classes": [
-                {"id": i, "label": label, "score": round(score, 5)}
-                for i, label, score in zip(self.class_ids, self.labels, self.scores, strict=True)
-            ]
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Detections:
-    """Boxes ``[x_min, y_min, x_max, y_max]`` normalised to 0..1, with scores."""
-
-    boxes: tuple[tuple[float, float, float, float], ...]
-    scores: tuple[float, ...]
-    label: str | None = None  # the class name of a single-class detector (e.g. "face")
-
-    def to_json(self) -> dict[str, Any]:
-        named = {"label": self.label} if self.label else {}
-        return {
-            "detections": [
-                {"box": [round(v, 5) for v in box], "score": round(score, 5), **named}
-                for box, score in zip(self.boxes, self.scores, strict=True)
-            ]
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ModelResult:
-    """The outcome of one model on one frame.
-
-    ``status`` is ``ok``, ``unavailable`` (no replica up: the frame passes
-    un-annotated for this model), ``busy`` (no replica slot freed in time: the
-    frame is dropped as ``overload``) or ``error`` (the request failed).
-    """
-
-    model: str
-    status: str
-    prediction: Classification | Detections | None = None
-    latency_s: float = 0.0
-    replica: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "model": self.model,
-            "status": self.status,
-            "latency_ms": round(self.latency_s * 1000, 2),
-            "replica": self.replica,
-        }
-        if self.prediction is not None:
-            document["kind"] = (
-                "classifier" if isinstance(self.prediction, Classification) else "detector"
-            )
-            document.update(self.prediction.to_json())
-        if self.error:
-            document["error"] = self.error
-        return document
+from kva.predictions import Classification, Detections
 
 
 def label_for(class_id: int, labels: list[str] | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,8 @@ def _flag(name: str) -> dict[str, Any]:
 
 class ServeSettings(KvaSettings):
     """How ``kva serve`` binds, which models it serves and how it runs them."""
+
+    command: ClassVar[str] = "serve"
 
     rest_api_port: int = Field(
         8501,

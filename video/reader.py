@@ -20,7 +20,7 @@ from kva.kafka import LatestFrameConsumer, Record
 from kva.logs import RateLimitedLog
 from kva.video.config import VideoSettings
 from kva.video.metrics import ViewerMetrics
-from kva.video.predictions import MetadataError, header_predictions, parse_metadata
+from kva.video.predictions import PredictionsError, header_predictions, parse_metadata
 from kva.video.store import FrameStore
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class RecordHandler:
             self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")
             return
         self._metrics.frames_received.labels(frame.stream_id).inc()
-        predictions = header_predictions(frame)
+        predictions = header_predictions(frame, self._settings.video_max_metadata_bytes)
         if predictions is not None:
             self._store.put_predictions(frame.stream_id, predictions)
 
@@ -84,7 +84,7 @@ class RecordHandler:
             stream_id, predictions = parse_metadata(
                 record.value, self._settings.video_max_metadata_bytes
             )
-        except MetadataError as exc:
+        except PredictionsError as exc:
             self._reject(record, exc.reason, str(exc))
             return
         if not self._store.put_predictions(stream_id, predictions):

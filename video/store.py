@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from kva.frame import Frame
+from kva.predictions import FramePredictions
 
 #: The boundary between MJPEG parts (``multipart/x-mixed-replace; boundary=...``).
 BOUNDARY = "kvaframe"
@@ -31,7 +31,7 @@ class Predictions:
 
     sequence: int
     capture_ns: int
-    document: Mapping[str, Any]
+    document: FramePredictions
     source: str  # "metadata" or "header"
 
 

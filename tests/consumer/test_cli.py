@@ -33,7 +33,7 @@ def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
     ("args", "message"),
     [
         ([], "give at least one --model"),
-        (["--model", "m=http://h:1/v3/models/m"], "--model / KVA_CONSUME_MODELS"),
+        (["--model", "m=http://h:1/v3/models/m"], "--model / KVA_CONSUME_MODEL"),
         (["--passthrough", "--max-frame-age", "-1"], "--max-frame-age"),
         (["--passthrough", "--bootstrap-server", "nohost"], "is not HOST:PORT"),
     ],
@@ -72,7 +72,7 @@ def test_sigterm_stops_gracefully(
     server = model_servers(latency=0)
     log = tmp_path / "consume.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
-    env["KVA_CONSUME_MODELS"] = f"mobilenet_v2={server.url('v2')}"
+    env["KVA_CONSUME_MODEL"] = f"mobilenet_v2={server.url('v2')}"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [

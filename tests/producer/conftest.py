@@ -15,6 +15,7 @@ from kva.frame import Frame
 from kva.kafka import LatestFrameConsumer
 from kva.producer.config import ProducerSettings
 from kva.producer.service import ProducerService
+from kva.service import run_service
 from kva.settings import KafkaSettings
 
 
@@ -34,8 +35,9 @@ def producer_settings(kafka_settings: KafkaSettings, topic: str, **values: Any) 
 def running(settings: ProducerSettings, start_timeout: float = 30) -> Iterator[ProducerService]:
     """A :class:`ProducerService` running in a thread until the block ends."""
     service = ProducerService(settings)
+    stop = threading.Event()
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(service.run()), daemon=True)
+    thread = threading.Thread(target=lambda: result.append(run_service(service, stop)), daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout
     while not service.started.wait(0.05):
@@ -44,7 +46,7 @@ def running(settings: ProducerSettings, start_timeout: float = 30) -> Iterator[P
     try:
         yield service
     finally:
-        service.stop_event.set()
+        stop.set()
         thread.join(30)
         assert not thread.is_alive(), "producer did not stop within 30 s"
         assert result == [0]

@@ -3,7 +3,6 @@ in /api/streams, on the page and over MJPEG; bad messages are counted; `kva vide
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from kva.kafka import FrameProducer
+from kva.predictions import Classification, Detections, FramePredictions, ModelResult
 from kva.video.app import create_app, viewer_state
 from kva.video.config import VideoSettings
 from kva.video.reader import KafkaReader
@@ -35,23 +35,9 @@ def _wait_for(condition, timeout: float, what: str):
 
 
 def _metadata(stream: str, seq: int, capture_ns: int, label: str, score: float) -> bytes:
-    return json.dumps(
-        {
-            "stream": stream,
-            "seq": seq,
-            "capture_ns": capture_ns,
-            "models": {
-                "mobilenet_v2": {
-                    "task": "classification",
-                    "classes": [
-                        {"label": label, "score": score},
-                        {"label": "other", "score": 0.01},
-                    ],
-                    "latency_ms": 9.0,
-                }
-            },
-        }
-    ).encode()
+    classes = Classification((1, 2), (label, "other"), (score, 0.01))
+    result = ModelResult("mobilenet_v2", "ok", classes, latency_s=0.009)
+    return FramePredictions(stream, seq, capture_ns, capture_ns, 0, 0, (result,)).to_json().encode()
 
 
 class Publisher:
@@ -80,7 +66,8 @@ class Publisher:
 
     def _run(self) -> None:
         frame_topic, meta_topic = self._topics
-        face = {"models": {"blazeface": {"detections": [{"label": "face", "score": 0.97}]}}}
+        faces = Detections(((0.2, 0.2, 0.4, 0.4),), (0.97,), "face")
+        face = FramePredictions("astro", 0, 0, 0, 0, 0, (ModelResult("blazeface", "ok", faces),))
         while not self._stop.wait(1 / self._fps):
             seq = self.sent
             now = time.time_ns()
@@ -90,7 +77,7 @@ class Publisher:
                 meta_topic, b"cat", _metadata("cat", seq, now, LABELS["chelsea"], 0.83)
             )
             astro = self._frames["astro"][seq % 4].replace(
-                sequence=seq, capture_ns=now, attributes={"kva-predictions": json.dumps(face)}
+                sequence=seq, capture_ns=now, attributes={"kva-predictions": face.to_json()}
             )
             self._producer.send_frame(frame_topic, astro)
             self._producer.poll(0)

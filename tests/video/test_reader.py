@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
 
 from kva.frame import encode_frame
 from kva.kafka import Record
+from kva.predictions import Classification, Detections, FramePredictions, ModelResult
 from kva.video.app import create_app, viewer_state
 from kva.video.reader import RecordHandler, unique_group_id
 from tests.video.frames import make_frame, photo_frames
@@ -41,8 +41,9 @@ def test_frames_and_metadata_reach_the_store(handler_state) -> None:
     handler, state = handler_state
     frame = photo_frames("chelsea", "cam0", 1)[0]
     handler.handle(_frame_record(frame))
-    meta = {"stream": "cam0", "seq": 0, "models": {"m": {"classes": [{"label": "tabby"}]}}}
-    handler.handle(_record("meta", None, json.dumps(meta).encode()))
+    classes = Classification((281,), ("tabby",), (0.9,))
+    meta = FramePredictions("cam0", 0, 1, 2, 640, 480, (ModelResult("m", "ok", classes),))
+    handler.handle(_record("meta", None, meta.to_json().encode()))
     slot = state.store.get("cam0")
     assert slot.current.frame == frame
     assert slot.predictions.document == meta
@@ -50,8 +51,9 @@ def test_frames_and_metadata_reach_the_store(handler_state) -> None:
 
 def test_header_predictions_are_used(handler_state) -> None:
     handler, state = handler_state
-    doc = {"models": {"blazeface": {"detections": [{"score": 0.9, "label": "face"}]}}}
-    frame = make_frame("astro", 5, b"\xff\xd8x", 2, 2, {"kva-predictions": json.dumps(doc)})
+    faces = Detections(((0.1, 0.1, 0.2, 0.2),), (0.9,), "face")
+    doc = FramePredictions("astro", 5, 2, 3, 2, 2, (ModelResult("blazeface", "ok", faces),))
+    frame = make_frame("astro", 5, b"\xff\xd8x", 2, 2, {"kva-predictions": doc.to_json()})
     handler.handle(_frame_record(frame))
     predictions = state.store.get("astro").predictions
     assert predictions.source == "header" and predictions.document == doc
