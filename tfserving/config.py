@@ -105,7 +105,8 @@ class ServeSettings(KvaSettings):
     serve_max_image_pixels: int = Field(
         40_000_000,
         ge=1,
-        description="largest encoded image (width x height) decoded",
+        description="most pixels (width x height) decoded for one request, over all its "
+        "encoded images together; beyond: 400",
         json_schema_extra=_flag("max_image_pixels"),
     )
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +15,7 @@ from pathlib import Path
 import requests
 
 from kva.tfserving.modelbuild.half_plus_two import build
-from tests.tfserving.server import ServeProcess, wait_for
+from tests.tfserving.server import ROOT, ServeProcess, wait_for
 from tests.tfserving.slow_model import build_slow_model
 
 
@@ -236,3 +240,18 @@ def test_version_policy_all_serves_every_version(
     v1 = server.post("/v2/models/hp/versions/1/infer", json={
         "inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [2.0]}]})  # fmt: skip
     assert v1.json()["model_version"] == "1" and v1.json()["outputs"][0]["data"] == [3.0]
+
+
+def test_rest_port_in_use_fails_clearly(conformance_repo: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KVA_")}
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kva", "serve", "--rest_api_port", str(port),
+             "--model_config_file", str(conformance_repo / "models.config")],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "cannot start: " in done.stderr and "Address already in use" in done.stderr
+    assert f"127.0.0.1', {port})" in done.stderr
+    assert "Traceback" not in done.stderr
