@@ -109,7 +109,7 @@ def _deprecated_rows() -> list[str]:
         "",
         "| old | new |",
         "| --- | --- |",
-        *(f"| `{old}` | {', '.join(new)} |" for old, new in sorted(renamed.items())),
+        *(f"| `{old}` | {', '.join(sorted(new))} |" for old, new in sorted(renamed.items())),
         "",
     ]
 
