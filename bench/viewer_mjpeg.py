@@ -54,9 +54,10 @@ def serve(
     port_out: mp.Queue, fps: float, max_fps: float, threads: int, stop: mp.Event, fed: mp.Value
 ) -> None:
     """The viewer process: app + waitress + a 720p feeder at ``fps``."""
-    from kva.video.app import create_app, viewer_state
+    from kva.video.app import create_app
     from kva.video.config import VideoSettings
     from kva.video.server import ViewerServer
+    from kva.video.state import viewer_state
 
     app = create_app(VideoSettings(video_port=0, video_threads=threads, video_max_fps=max_fps))
     store = viewer_state(app).store

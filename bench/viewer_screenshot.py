@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kva.frame import Frame  # noqa: E402
-from kva.video.app import create_app, viewer_state  # noqa: E402
+from kva.video.app import create_app  # noqa: E402
 from kva.video.config import VideoSettings  # noqa: E402
 from kva.video.server import ViewerServer  # noqa: E402
+from kva.video.state import viewer_state  # noqa: E402
 from kva.video.store import Predictions  # noqa: E402
 from tests.video.browser import screenshot  # noqa: E402
 

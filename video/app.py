@@ -3,43 +3,26 @@
 ``create_app(settings)`` builds an app with its own frame store, metrics
 registry and stop event (no module-level state), so tests and benchmarks can
 make as many as they like and feed the store directly. The Kafka reader and
-the WSGI server are wired up by :mod:`kva.video.cli`.
+the WSGI server are wired up by :mod:`kva.video.service`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from kva.video.auth import install_token_check
 from kva.video.config import VideoSettings
 from kva.video.metrics import ViewerMetrics
+from kva.video.routes import api, ops, pages, streams
+from kva.video.state import EXTENSION, ViewerState, viewer_state
 from kva.video.store import FrameStore
 
-EXTENSION = "kva_video"
-#: Worker threads never given to MJPEG clients, so the page and the API always answer.
-RESERVED_THREADS = 4
-
-
-@dataclass
-class ViewerState:
-    """What the blueprints share, kept in ``app.extensions["kva_video"]``."""
-
-    settings: VideoSettings
-    store: FrameStore
-    metrics: ViewerMetrics
-    healthy: Callable[[], bool]
-    stop: threading.Event = field(default_factory=threading.Event)
-    mjpeg_slots: threading.BoundedSemaphore = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.mjpeg_slots = threading.BoundedSemaphore(
-            self.settings.video_threads - RESERVED_THREADS
-        )
+# ``viewer_state`` and ``ViewerState`` live in kva.video.state (the routes import them from
+# there, not from here); they stay importable from the factory's module for its callers.
+__all__ = ["ViewerState", "create_app", "viewer_state"]
 
 
 def create_app(
@@ -55,8 +38,6 @@ def create_app(
         store: where the frames come from; the Kafka reader (or a test) fills it.
         healthy: what ``/healthz`` reports (e.g. "the Kafka reader is alive").
     """
-    from kva.video.routes import api, ops, pages, streams
-
     app = Flask(__name__)
     app.config["JSON_SORT_KEYS"] = False
     store = store or FrameStore(settings.video_max_streams, settings.video_forget_after)
@@ -76,10 +57,3 @@ def _plain_error(error: HTTPException) -> Response:
     code = error.code or 500
     text = f"{code} {(error.name or 'error').lower()}: {error.description}\n"
     return Response(text, code, mimetype="text/plain")
-
-
-def viewer_state(app: Flask | None = None) -> ViewerState:
-    """The :class:`ViewerState` of ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    state: ViewerState = target.extensions[EXTENSION]
-    return state

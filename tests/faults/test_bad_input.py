@@ -38,9 +38,10 @@ from kva.consumer.service import ConsumerService
 from kva.frame import Frame, encode_frame
 from kva.kafka import MAX_MESSAGE_BYTES, FrameProducer, Record
 from kva.settings import KafkaSettings
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
 from kva.video.config import VideoSettings
 from kva.video.reader import KafkaReader
+from kva.video.state import viewer_state
 from tests.consumer.conftest import (
     Reader,
     Topics,

@@ -8,9 +8,10 @@ import pytest
 from flask import Flask
 
 from kva.frame import Frame
-from kva.video.app import ViewerState, create_app, viewer_state
+from kva.video.app import create_app
 from kva.video.config import VideoSettings
 from kva.video.server import ViewerServer
+from kva.video.state import ViewerState, viewer_state
 from tests.video.frames import Feeder, photo_frames
 
 

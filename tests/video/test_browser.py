@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
+from kva.video.state import viewer_state
 from tests.video.browser import dump_dom, find_photo, have_chromium, screenshot
 from tests.video.frames import live_photo, photo
 

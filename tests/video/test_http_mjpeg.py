@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import requests
 
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
+from kva.video.state import viewer_state
 from tests.video.frames import annotate, jpeg, make_frame, photo, photo_frames
 from tests.video.mjpeg_client import MjpegClient
 

@@ -13,9 +13,10 @@ import requests
 
 from kva.kafka import FrameProducer
 from kva.predictions import Classification, Detections, FramePredictions, ModelResult
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
 from kva.video.config import VideoSettings
 from kva.video.reader import KafkaReader
+from kva.video.state import viewer_state
 from tests.video.frames import LABELS, photo_frames
 from tests.video.mjpeg_client import MjpegClient
 from tests.video.procs import free_port, kva_video

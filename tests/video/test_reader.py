@@ -9,8 +9,9 @@ import pytest
 from kva.frame import encode_frame
 from kva.kafka import Record
 from kva.predictions import Classification, Detections, FramePredictions, ModelResult
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
 from kva.video.reader import RecordHandler, unique_group_id
+from kva.video.state import viewer_state
 from tests.video.frames import make_frame, photo_frames
 
 

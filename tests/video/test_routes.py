@@ -7,7 +7,8 @@ import json
 import pytest
 
 from kva.predictions import Classification, FramePredictions, ModelResult
-from kva.video.app import create_app, viewer_state
+from kva.video.app import create_app
+from kva.video.state import viewer_state
 from kva.video.store import Predictions
 from tests.video.frames import make_frame, photo_frames
 

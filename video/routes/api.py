@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from kva.video.app import ViewerState, viewer_state
 from kva.video.predictions import summarize
+from kva.video.state import ViewerState, viewer_state
 from kva.video.store import StreamSlot
 
 bp = Blueprint("api", __name__)

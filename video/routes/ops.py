@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kva.video.app import viewer_state
+from kva.video.state import viewer_state
 
 bp = Blueprint("ops", __name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from kva.video.app import viewer_state
 from kva.video.auth import TOKEN_QUERY
 from kva.video.routes.api import streams_payload
+from kva.video.state import viewer_state
 
 bp = Blueprint(
     "pages",

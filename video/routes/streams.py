@@ -7,9 +7,9 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, request
 
 from kva.frame import is_valid_stream_id
-from kva.video.app import viewer_state
 from kva.video.metrics import ViewerMetrics
 from kva.video.mjpeg import mjpeg_parts
+from kva.video.state import viewer_state
 from kva.video.store import BOUNDARY, StoredFrame, StreamSlot
 
 bp = Blueprint("streams", __name__)

@@ -1,0 +1,46 @@
+"""What the viewer's blueprints share: the :class:`ViewerState` of an app and its accessor.
+
+Its own module so the routes and the application factory both import it and
+not each other (the factory registers the routes; the routes only need the state).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+
+from kva.video.config import VideoSettings
+from kva.video.metrics import ViewerMetrics
+from kva.video.store import FrameStore
+
+#: The key of the state in ``app.extensions``.
+EXTENSION = "kva_video"
+#: Worker threads never given to MJPEG clients, so the page and the API always answer.
+RESERVED_THREADS = 4
+
+
+@dataclass
+class ViewerState:
+    """What the blueprints share, kept in ``app.extensions["kva_video"]``."""
+
+    settings: VideoSettings
+    store: FrameStore
+    metrics: ViewerMetrics
+    healthy: Callable[[], bool]
+    stop: threading.Event = field(default_factory=threading.Event)
+    mjpeg_slots: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mjpeg_slots = threading.BoundedSemaphore(
+            self.settings.video_threads - RESERVED_THREADS
+        )
+
+
+def viewer_state(app: Flask | None = None) -> ViewerState:
+    """The :class:`ViewerState` of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    state: ViewerState = target.extensions[EXTENSION]
+    return state
