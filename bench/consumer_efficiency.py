@@ -40,7 +40,7 @@ from consumer_common import (
 )
 
 from kva.consumer.annotate import FrameAnnotator
-from kva.consumer.pipeline import decode_jpeg, resize_for_model
+from kva.consumer.work import decode_jpeg, resize_for_model
 from kva.paths import models_dir
 from kva.ports import free_port
 from kva.predictions import Classification, ModelResult

@@ -1,9 +1,10 @@
-"""Inference backends: TF Serving ``/v1`` REST and KServe ``/v2`` REST, one small interface.
+"""REST inference backends: TF Serving ``/v1`` and KServe ``/v2``; and the choice of backend.
 
-A backend talks to **one replica** (one URL) through its own pooled
+A REST backend talks to **one replica** (one URL) through its own pooled
 ``requests.Session`` with explicit connect/read timeouts and a cap on the
 response size. Failures raise :class:`~kva.consumer.errors.InferenceError` with a
-``retriable`` flag. :func:`backend_for_url` picks the protocol from the URL.
+``retriable`` flag. :func:`backend_for_url` picks the protocol from the URL
+(REST here, or gRPC from :mod:`~kva.consumer.grpc_backend`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import base64
 import json
 import struct
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -23,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from kva import dtypes
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, image_size, model_kind
 from kva.consumer.config import check_replica_url
 from kva.consumer.errors import InferenceError, MetadataError
 
@@ -31,48 +31,9 @@ MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 #: Largest labels document.
 MAX_LABELS_BYTES = 4 * 1024 * 1024
 
-Kind = Literal["classifier", "detector"]
-Outputs = dict[str, np.ndarray]
 
-_CLASSIFIER_OUTPUTS = frozenset({"scores", "classes"})
-_DETECTOR_OUTPUTS = frozenset({"boxes", "scores"})
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What the consumer needs to know about a model, read from its metadata."""
-
-    name: str
-    kind: Kind
-    input_name: str
-    height: int
-    width: int
-    outputs: tuple[str, ...]
-
-
-def model_kind(output_names: set[str]) -> Kind:
-    """Classifier (``scores`` + ``classes``) or detector (``boxes`` + ``scores``)."""
-    if output_names >= _CLASSIFIER_OUTPUTS:
-        return "classifier"
-    if output_names >= _DETECTOR_OUTPUTS:
-        return "detector"
-    raise MetadataError(
-        f"outputs {sorted(output_names)} are neither a classifier (scores, classes) "
-        "nor a detector (boxes, scores)"
-    )
-
-
-def image_size(shape: list[int]) -> tuple[int, int]:
-    """(height, width) of an NHWC image input shape ``[N, H, W, 3]``."""
-    if len(shape) != 4 or shape[3] != 3 or shape[1] <= 0 or shape[2] <= 0:
-        raise MetadataError(f"input shape {shape} is not [N, H, W, 3] with fixed H and W")
-    return int(shape[1]), int(shape[2])
-
-
-class Backend(ABC):
+class RestBackend(Backend):
     """One replica of one model, over HTTP."""
-
-    protocol: str = ""
 
     def __init__(
         self,
@@ -98,18 +59,6 @@ class Backend(ABC):
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
-
-    @abstractmethod
-    def metadata(self) -> ModelInfo:
-        """Read the model's input size and output names (raises InferenceError/MetadataError)."""
-
-    @abstractmethod
-    def ready(self) -> bool:
-        """Health probe: True when the replica can serve the model."""
-
-    @abstractmethod
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
-        """Run the model on one encoded image (JPEG); returns the outputs, batch dim removed."""
 
     def labels(self) -> list[str] | None:
         """The kva labels extension ``GET .../models/<m>/labels``; None when there are none."""
@@ -160,7 +109,7 @@ class Backend(ABC):
         return time.monotonic() + self.timeout[0] + self.timeout[1]
 
 
-class TfServingBackend(Backend):
+class TfServingBackend(RestBackend):
     """TF Serving REST ``/v1``: status, metadata, ``:predict`` with ``{"b64"}`` images."""
 
     protocol = "v1"
@@ -223,7 +172,7 @@ def _v1_outputs(document: Any, info: ModelInfo, url: str) -> Outputs:
         ) from exc
 
 
-class KServeBackend(Backend):
+class KServeBackend(RestBackend):
     """KServe v2 REST: ``/v2/health/ready``, model metadata, ``/infer`` with binary BYTES."""
 
     protocol = "v2"

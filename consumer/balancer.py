@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kva.consumer.backends import Backend
+from kva.consumer.backend_api import Backend
 from kva.consumer.metrics import ConsumerMetrics
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ apart from the other services' when they share one environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
@@ -73,6 +73,8 @@ def parse_labels_spec(text: str) -> tuple[str, str]:
 
 class ConsumerSettings(KafkaSettings):
     """Everything ``kva consume`` can be told."""
+
+    command: ClassVar[str] = "consume"
 
     consume_input_topic: str = Field(
         "frames",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kva.consumer.backends import Backend, ModelInfo, Outputs, image_size, model_kind
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, image_size, model_kind
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.grpc_api import (
     MAX_CLIENT_MESSAGE_BYTES,
@@ -56,7 +56,6 @@ class GrpcBackend(Backend):
         read_timeout: float = 2.0,
         pool_size: int = 4,
     ) -> None:
-        # No HTTP session: Backend.__init__ is for REST URLs only.
         target = parse_grpc_url(url)
         self.api = load()
         self.url = url.rstrip("/")

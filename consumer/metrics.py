@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-#: Drop reasons (the ``reason`` label of ``kva_consume_frames_dropped_total``).
-DROP_REASONS = ("stale", "overload", "decode_error", "model_error")
+#: Why a frame was dropped: the ``reason`` label of ``kva_consume_frames_dropped_total``.
+#:
+#: - ``stale``: older than ``--max-frame-age`` when it came or when a replica was free
+#:   for it, or ready after a newer frame of its stream was published.
+#: - ``overload``: replaced by a newer frame of its stream before it was sent, of a stream
+#:   beyond ``--max-streams``, every replica stayed busy, or the output was refused.
+#: - ``decode_error``: the input cannot be read (message, headers, size, JPEG).
+#: - ``encode_error``: the annotated frame or a model input did not encode as JPEG.
+#: - ``model_error``: every model failed on the frame.
+#: - ``internal_error``: a bug in the consumer (logged with its traceback).
+DropReason = Literal[
+    "stale", "overload", "decode_error", "encode_error", "model_error", "internal_error"
+]
+DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 #: Stream label for drops that cannot be tied to a stream.
 NO_STREAM = "_unknown"
 
@@ -27,7 +41,7 @@ class ConsumerMetrics:
         )
         self.dropped = Counter(
             "kva_consume_frames_dropped",
-            "frames dropped, by reason (stale, overload, decode_error, model_error)",
+            "frames dropped, by reason (" + ", ".join(DROP_REASONS) + ")",
             ["stream", "reason"],
             registry=r,
         )

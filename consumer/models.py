@@ -7,7 +7,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from kva.consumer.backends import Backend, ModelInfo, backend_for_url
+from kva.consumer.backend_api import Backend, ModelInfo
+from kva.consumer.backends import backend_for_url
 from kva.consumer.balancer import ReplicaPool
 from kva.consumer.config import ConsumerSettings, ModelSpec
 from kva.consumer.errors import InferenceError, MetadataError

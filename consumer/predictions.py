@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kva.consumer.backends import ModelInfo, Outputs
+from kva.consumer.backend_api import ModelInfo, Outputs
 from kva.consumer.errors import InferenceError
 from kva.predictions import Classification, Detections
 

@@ -52,21 +52,7 @@ class ConsumerService:
                 )
         self._producer = FrameProducer(s, linger_ms=1)
         self.pipeline = Pipeline(
-            models=self.models,
-            producer=self._producer,
-            metrics=self.metrics,
-            output_topic=s.consume_output_topic,
-            metadata_topic=s.consume_metadata_topic,
-            max_frame_age=s.consume_max_frame_age,
-            max_frame_bytes=s.consume_max_frame_bytes,
-            jpeg_quality=s.consume_jpeg_quality,
-            request_quality=s.consume_request_quality,
-            passthrough=s.consume_passthrough,
-            reorder_wait=s.consume_reorder_wait,
-            max_streams=s.consume_max_streams,
-            # one request per replica: prepare the next frame meanwhile; with two or more,
-            # a replica already has the next request queued and a prepared frame only ages
-            prefetch=1 if s.consume_max_inflight == 1 else 0,
+            models=self.models, producer=self._producer, metrics=self.metrics, settings=s
         )
         self._consumer = LatestFrameConsumer(
             s,

@@ -2,8 +2,9 @@
 
 Each field ``foo_bar`` becomes ``--foo-bar`` (or the flag named in
 ``json_schema_extra={"flag": ...}``) whose help text names the environment
-variable and the default. A flag left out falls back to ``KVA_FOO_BAR`` and
-then to the default, all validated by pydantic with a readable error.
+variable (see :func:`kva.settings.env_names`) and the default. A flag left out
+falls back to that variable and then to the default, all validated by pydantic
+with a readable error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from kva.settings import ENV_PREFIX
+from kva.settings import env_names, flag_of
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -39,8 +40,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, model: type[BaseSett
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         if extra.get("cli") is False:
             continue
-        flag = str(extra.get("flag", "--" + name.replace("_", "-")))
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": _help(name, info)}
+        flag = flag_of(name, info)
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": _help(model, name, info)}
         if _is_bool(info.annotation):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif _is_list(info.annotation):
@@ -72,25 +73,20 @@ def format_validation_error(exc: ValidationError, model: type[BaseSettings] | No
     lines = ["invalid settings:"]
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        flag = _flag(model, field)
-        env = ENV_PREFIX + field.upper()
+        known = model is not None and field in model.model_fields
+        flag = flag_of(field, model.model_fields[field]) if known and model else "--" + field
+        env = env_names(model, field)[0] if known and model else field
         shown = error.get("input")
         value = "" if isinstance(shown, dict) else f" (got {shown!r})"
         lines.append(f"  {flag} / {env}: {error['msg']}{value}")
     return "\n".join(lines)
 
 
-def _flag(model: type[BaseSettings] | None, field: str) -> str:
-    info = model.model_fields.get(field) if model is not None else None
-    extra = info.json_schema_extra if info and isinstance(info.json_schema_extra, dict) else {}
-    return str(extra.get("flag", "--" + field.replace("_", "-")))
-
-
-def _help(name: str, info: FieldInfo) -> str:
+def _help(model: type[BaseSettings], name: str, info: FieldInfo) -> str:
     text = info.description or name.replace("_", " ")
     default = info.get_default(call_default_factory=True)
     shown = "none" if default in (None, [], ()) else default
-    return f"{text} [env {ENV_PREFIX}{name.upper()}; default: {shown}]".replace("%", "%%")
+    return f"{text} [env {env_names(model, name)[0]}; default: {shown}]".replace("%", "%%")
 
 
 def _literal_choices(annotation: Any) -> list[str]:

@@ -27,7 +27,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, cast, get_args
 
 from kva.frame import is_valid_stream_id
 
@@ -153,15 +153,15 @@ class ModelResult:
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ModelResult:
         status = document.get("status")
-        if status not in _STATUSES:
+        if not isinstance(status, str) or status not in _STATUSES:
             raise PredictionsError("bad_schema", f"model status {str(status)[:40]!r} is unknown")
         kind = document.get("kind")
-        if kind is not None and kind not in _KINDS:
+        if kind is not None and (not isinstance(kind, str) or kind not in _KINDS):
             raise PredictionsError("bad_schema", f"model kind {str(kind)[:40]!r} is unknown")
         replica, error = document.get("replica"), document.get("error")
         return cls(
             model=_text(document.get("model"), "model name"),
-            status=status,
+            status=cast(ModelStatus, status),  # checked against the Literal above
             prediction=_KINDS[kind].from_json(document) if kind else None,
             latency_s=_number(document.get("latency_ms", 0.0), "latency") / 1000,
             replica=None if replica is None else _text(replica, "replica"),

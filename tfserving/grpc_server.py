@@ -2,7 +2,7 @@
 
 ``Predict`` and ``GetModelMetadata`` of ``tensorflow.serving.PredictionService``
 and ``GetModelStatus`` of ``tensorflow.serving.ModelService``, over the same
-:class:`~kva.tfserving.app.Runtime` as REST: the same loaded models, admission
+:class:`~kva.tfserving.runtime.Runtime` as REST: the same loaded models, admission
 control (``UNAVAILABLE`` beyond ``--max_inflight``) and Prometheus metrics
 (protocol ``grpc``; the ``code`` label holds the HTTP status REST would answer).
 Errors use TF Serving's gRPC codes: ``NOT_FOUND`` (model/version),
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from kva.cliargs import SettingsError
+from kva.dtypes import tf_name
 from kva.grpc_api import (
     Api,
     GrpcNotInstalled,
@@ -35,11 +36,12 @@ from kva.grpc_api import (
     make_tensor_proto,
     shape_of,
 )
-from kva.tfserving.app import Runtime
 from kva.tfserving.config import ServeSettings
 from kva.tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
+from kva.tfserving.runtime import Runtime
 from kva.tfserving.servable import Servable
-from kva.tfserving.v1 import DEFAULT_SIGNATURE, signature_defs
+from kva.tfserving.signatures import DEFAULT_SIGNATURE, signature_defs
+from kva.tfserving.tensors import ImageDecoder, check_image_batch
 
 logger = logging.getLogger(__name__)
 
@@ -170,14 +172,17 @@ class _Handlers:
                 f"output tensor alias not found in signature: {', '.join(unknown)}. "
                 f"Outputs expected to be in the set {{{','.join(sorted(servable.outputs))}}}."
             )
-        outputs = self.rt.execute(servable, lambda: self._feeds(servable, request.inputs))
+        decode = self.rt.image_decoder()  # one pixel budget for the request's images
+        outputs = self.rt.execute(servable, lambda: self._feeds(servable, request.inputs, decode))
         response = self.api.predict_pb2.PredictResponse()
         self._spec(response.model_spec, servable, DEFAULT_SIGNATURE)
         for name in wanted:
             response.outputs[name].CopyFrom(make_tensor_proto(self.api, outputs[name]))
         return response
 
-    def _feeds(self, servable: Servable, inputs: Any) -> dict[str, np.ndarray]:
+    def _feeds(
+        self, servable: Servable, inputs: Any, decode: ImageDecoder
+    ) -> dict[str, np.ndarray]:
         sent, expected = set(inputs), set(servable.inputs)
         if sent != expected:
             extra = ", ".join(sorted(sent - expected))
@@ -187,25 +192,30 @@ class _Handlers:
                 f"len({{{', '.join(sorted(sent))}}}) != len({{{', '.join(sorted(expected))}}}). "
                 f"Sent extra: {{{extra}}}. Missing but required: {{{missing}}}."
             )
-        return {name: self._tensor(servable, name, inputs[name]) for name in sorted(sent)}
+        return {name: self._tensor(servable, name, inputs[name], decode) for name in sorted(sent)}
 
-    def _tensor(self, servable: Servable, name: str, proto: Any) -> np.ndarray:
+    def _tensor(
+        self, servable: Servable, name: str, proto: Any, decode: ImageDecoder
+    ) -> np.ndarray:
         info = servable.inputs[name]
         string = self.api.types_pb2.DT_STRING
         try:
             if info.image_hw is not None and proto.dtype == string:
-                return self._images(name, proto, info.image_hw)
+                return self._images(name, proto, info.image_hw, decode)
             array = make_ndarray(self.api, proto, max_elements=self.rt.max_request_bytes)
         except TensorError as exc:
             raise InvalidArgument(f"input '{name}': {exc}") from None
         if array.dtype != info.dtype:
             got = self.api.types_pb2.DataType.Name(proto.dtype)
-            want = _tf_dtype(self.api, info.dtype)
+            want = tf_name(info.dtype)
             hint = " or DT_STRING with encoded images" if info.image_hw else ""
             raise InvalidArgument(f"input '{name}': expects {want}{hint} but got {got}")
         return array
 
-    def _images(self, name: str, proto: Any, image_hw: tuple[int, int]) -> np.ndarray:
+    @staticmethod
+    def _images(
+        name: str, proto: Any, image_hw: tuple[int, int], decode: ImageDecoder
+    ) -> np.ndarray:
         shape = shape_of(proto)
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or not shape[0]:
             raise InvalidArgument(
@@ -217,7 +227,8 @@ class _Handlers:
                 f"{list(shape)}"
             )
         height, width = image_hw
-        return np.stack([self.rt.decode_image(data, height, width) for data in proto.string_val])
+        check_image_batch(len(proto.string_val), height, width)
+        return np.stack([decode(data, height, width) for data in proto.string_val])
 
     def metadata(self, request: Any) -> Any:
         fields = list(request.metadata_field)
@@ -298,12 +309,6 @@ def _code(api: Api, exc: ServingError) -> Any:
     if exc.status == 413:
         return codes.RESOURCE_EXHAUSTED
     return codes.UNKNOWN
-
-
-def _tf_dtype(api: Api, dtype: np.dtype) -> str:
-    from kva.grpc_api import dtype_enum, dtype_name
-
-    return dtype_name(api, dtype_enum(api, dtype))
 
 
 class _PredictionService:

@@ -2,33 +2,38 @@
 
 Nothing is decoded before :func:`kva.images.check_image` passed it (header size,
 pixel limit, complete JPEG), so a small file claiming a huge image is refused
-without allocating it.
+without allocating it. Given a :class:`kva.images.PixelBudget`, the limit is
+what is left of the request's budget, and the image's pixels are spent from it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from kva.images import JPEG_MAGIC, ImageError, check_image
+from kva.images import JPEG_MAGIC, ImageError, PixelBudget, check_image
 
 __all__ = ["ImageError", "decode_image"]
 
 
-def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, height: int, width: int, max_pixels: int | PixelBudget) -> np.ndarray:
     """Decode JPEG/PNG ``data`` to RGB uint8 ``[height, width, 3]`` (stretched to fit).
 
     Args:
         data: the encoded image.
         height: target height (the model input's H).
         width: target width (the model input's W).
-        max_pixels: refuse images with more pixels than this.
+        max_pixels: refuse images with more pixels than this, or: the request's
+            budget, which refuses what exceeds the pixels left and spends the image's.
 
     Raises:
         ImageError: unsupported, oversized or corrupt image.
     """
     import cv2
 
-    src_w, src_h = check_image(data, max_pixels)
+    if isinstance(max_pixels, PixelBudget):
+        src_w, src_h = max_pixels.check(data)
+    else:
+        src_w, src_h = check_image(data, max_pixels)
     factor = _reduction(data, src_w, src_h, width, height)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
              4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}  # fmt: skip

@@ -13,16 +13,11 @@ from typing import Any
 import numpy as np
 from flask import Response, request
 
-from kva.dtypes import tf_name
-from kva.tfserving.app import json_response, request_body, runtime, set_model
 from kva.tfserving.errors import InvalidArgument, NotFound
+from kva.tfserving.rest import json_response, request_body, runtime, set_model
 from kva.tfserving.servable import Servable
-from kva.tfserving.tensors import (
-    TensorInfo,
-    decode_predict_request,
-    encode_predict_response,
-    parse_json,
-)
+from kva.tfserving.signatures import DEFAULT_SIGNATURE, METHODS, signature_defs
+from kva.tfserving.tensors import decode_predict_request, encode_predict_response, parse_json
 
 _VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
 POST_RE = re.compile(
@@ -31,9 +26,6 @@ POST_RE = re.compile(
 GET_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(metadata))?", re.I | re.A)
 LABELS_RE = re.compile(r"/v1/models/([^/:]+)/labels", re.I)
 V1_RE = re.compile(r"/v1/.*", re.I | re.S)
-DEFAULT_SIGNATURE = "serving_default"
-_METHODS = {"predict": "tensorflow/serving/predict", "classify": "tensorflow/serving/classify",
-            "regress": "tensorflow/serving/regress"}  # fmt: skip
 _INT64_MAX = 2**63 - 1
 
 
@@ -108,38 +100,6 @@ def _metadata(name: str, version: int | None, label: str | None) -> Response:
     )
 
 
-def signature_defs(servable: Servable) -> dict[str, Any]:
-    """The servable's signatures as TF Serving prints a SignatureDefMap."""
-    defs = {
-        DEFAULT_SIGNATURE: _signature(servable.inputs, servable.outputs, _METHODS["predict"]),
-    }
-    if len(servable.inputs) == 1 and len(servable.outputs) == 1:
-        (output,) = servable.outputs.values()
-        example = TensorInfo("tf_example", np.dtype(object), None)
-        for signature, method in servable.example_signatures.items():
-            key = "scores" if method == "classify" else "outputs"
-            defs[signature] = _signature({"inputs": example}, {key: output}, _METHODS[method])
-    return defs
-
-
-def _signature(inputs: dict[str, TensorInfo], outputs: dict[str, TensorInfo], method: str) -> Any:
-    return {
-        "inputs": {key: _tensor_info(info) for key, info in inputs.items()},
-        "outputs": {key: _tensor_info(info) for key, info in outputs.items()},
-        "method_name": method,
-        "defaults": {},
-    }
-
-
-def _tensor_info(info: TensorInfo) -> dict[str, Any]:
-    if info.shape is None:
-        shape: dict[str, Any] = {"dim": [], "unknown_rank": True}
-    else:
-        dims = [{"size": str(size), "name": ""} for size in info.shape]
-        shape = {"dim": dims, "unknown_rank": False}
-    return {"dtype": tf_name(info.dtype), "tensor_shape": shape, "name": f"{info.name}:0"}
-
-
 def _post(name: str, version: int | None, label: str | None, method: str) -> Response:
     rt = runtime()
     body = parse_json(request_body())
@@ -157,7 +117,7 @@ def _post(name: str, version: int | None, label: str | None, method: str) -> Res
             )
 
         def build() -> dict[str, np.ndarray]:
-            feeds, _rows = decode_predict_request(body, servable.inputs, rt.decode_image)
+            feeds, _rows = decode_predict_request(body, servable.inputs, rt.image_decoder())
             return feeds
 
         outputs = rt.execute(servable, build)
@@ -172,14 +132,14 @@ def _classify_regress(
     if found is None:
         if signature == DEFAULT_SIGNATURE:
             raise InvalidArgument(
-                f"Expected {method} signature method_name to be {_METHODS[method]}. "
-                f"Was: {_METHODS['predict']}"
+                f"Expected {method} signature method_name to be {METHODS[method]}. "
+                f"Was: {METHODS['predict']}"
             )
         raise InvalidArgument(f'Serving signature name: "{signature}" not found in signature def')
     if found != method:
         raise InvalidArgument(
-            f"Expected {method} signature method_name to be {_METHODS[method]}. "
-            f"Was: {_METHODS[found]}"
+            f"Expected {method} signature method_name to be {METHODS[method]}. "
+            f"Was: {METHODS[found]}"
         )
     (info,) = servable.inputs.values()
     rows = _examples(body, info.name)

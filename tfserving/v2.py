@@ -22,10 +22,11 @@ from flask import Blueprint, Response, request
 
 from kva import __version__
 from kva.dtypes import from_v2, v2_name
-from kva.tfserving.app import json_response, request_body, runtime, set_model
 from kva.tfserving.errors import InvalidArgument, NotFound
+from kva.tfserving.rest import json_response, request_body, runtime, set_model
 from kva.tfserving.servable import Servable
 from kva.tfserving.tensors import (
+    ImageDecoder,
     TensorInfo,
     check_image_batch,
     decode_b64,
@@ -102,7 +103,7 @@ def infer(name: str, version: str | None = None) -> Response:
     if not isinstance(header, dict):
         raise InvalidArgument("Request body must be a JSON object")
     wanted = _requested_outputs(header, servable)
-    outputs = rt.execute(servable, lambda: _inputs(header, binary, servable, rt.decode_image))
+    outputs = rt.execute(servable, lambda: _inputs(header, binary, servable, rt.image_decoder()))
     return _response(header, servable, outputs, wanted)
 
 
@@ -161,7 +162,7 @@ def _params(item: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _inputs(
-    header: dict[str, Any], binary: bytes, servable: Servable, decode: Any
+    header: dict[str, Any], binary: bytes, servable: Servable, decode: ImageDecoder
 ) -> dict[str, np.ndarray]:
     items = header.get("inputs")
     if not isinstance(items, list) or not items:
@@ -199,7 +200,9 @@ def _inputs(
     return feeds
 
 
-def _tensor(item: dict[str, Any], info: TensorInfo, chunk: bytes | None, decode: Any) -> np.ndarray:
+def _tensor(
+    item: dict[str, Any], info: TensorInfo, chunk: bytes | None, decode: ImageDecoder
+) -> np.ndarray:
     name, datatype, shape = info.name, item.get("datatype"), item.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, field_validator
 
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
@@ -10,6 +12,8 @@ from kva.settings import KafkaSettings
 
 class VideoSettings(KafkaSettings):
     """Everything the viewer needs: where the frames come from and how it serves them."""
+
+    command: ClassVar[str] = "video"
 
     video_topic: str = Field(
         "annotated",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from flask import Flask
-from waitress import wasyncore
-from waitress.server import create_server
 
 from kva.video.app import viewer_state
+from kva.wsgi import WsgiServer
 
 logger = logging.getLogger(__name__)
 
@@ -23,39 +21,36 @@ class ViewerServer:
     def __init__(self, app: Flask, host: str | None = None, port: int | None = None) -> None:
         settings = viewer_state(app).settings
         self._app = app
-        self._server = create_server(
+        self._http = WsgiServer(
             app,
-            host=host or settings.video_host,
-            port=settings.video_port if port is None else port,
+            host or settings.video_host,
+            settings.video_port if port is None else port,
+            name="kva-video",
             threads=settings.video_threads,
             connection_limit=settings.video_threads + EXTRA_CONNECTIONS,
             # A waiting client notices a closed connection at once (waitress reads ahead).
-            channel_request_lookahead=1,
+            request_lookahead=1,
             outbuf_high_watermark=settings.video_client_buffer_bytes,
-            asyncore_use_poll=True,
-            ident="kva-video",
-            clear_untrusted_proxy_headers=True,
         )
-        self._thread = threading.Thread(target=self._server.run, name="kva-video-http", daemon=True)
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self._server.effective_port)
+        return self._http.port
 
     @property
     def host(self) -> str:
         """The bound address."""
-        return str(self._server.effective_host)
+        return self._http.host
 
     @property
     def url(self) -> str:
         """``http://host:port`` of the viewer."""
-        return f"http://{self.host}:{self.port}"
+        return self._http.url
 
     def start(self) -> ViewerServer:
         """Serve on a background thread."""
-        self._thread.start()
+        self._http.start()
         logger.info("viewer on %s/", self.url)
         return self
 
@@ -65,10 +60,4 @@ class ViewerServer:
         state.stop.set()
         for slot in state.store.slots():
             slot.wake()
-        server = self._server
-        # handle_close wakes a worker blocked on a client that stopped reading.
-        for channel in list(getattr(server, "active_channels", {}).values()):
-            channel.handle_close()
-        server.task_dispatcher.shutdown(timeout=timeout)
-        wasyncore.close_all(getattr(server, "_map", None) or getattr(server, "map", None))
-        self._thread.join(timeout)
+        self._http.close(timeout)

@@ -256,7 +256,7 @@ class KafkaCluster:
             )
             if tool.popen.wait(timeout=60) != 0:
                 tool.stop(1)
-                raise BrokerStartError("formatting KRaft storage failed:\n" + "\n".join(tool.tail))
+                raise BrokerStartError("formatting KRaft storage failed:\n" + tool.last_lines())
             tool.stop(1)
 
     def _start_zookeeper(self, timeout: float) -> None:
@@ -279,7 +279,7 @@ class KafkaCluster:
         deadline = time.monotonic() + timeout
         while not _zookeeper_ok(self.spec.host, self.zookeeper_port):
             if not self._zookeeper.alive():
-                raise BrokerStartError("ZooKeeper exited:\n" + "\n".join(self._zookeeper.tail))
+                raise BrokerStartError("ZooKeeper exited:\n" + self._zookeeper.last_lines())
             if time.monotonic() > deadline:
                 raise BrokerStartError(f"ZooKeeper did not answer within {timeout:.0f}s")
             time.sleep(0.1)
@@ -312,7 +312,10 @@ class KafkaCluster:
         while True:
             dead = [b for b in self.brokers if b is not None and not b.alive()]
             if dead:
-                raise BrokerStartError(f"{dead[0].name} exited:\n" + "\n".join(dead[0].tail))
+                raise BrokerStartError(
+                    f"{dead[0].name} exited with code {dead[0].exit_code()}:\n"
+                    + dead[0].last_lines()
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise BrokerStartError(f"Kafka did not become ready within {timeout:.0f}s")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,8 @@ from kva.settings import KvaSettings
 
 class BrokerSettings(KvaSettings):
     """A real Kafka cluster on this machine."""
+
+    command: ClassVar[str] = "broker"
 
     broker_mode: Literal["kraft", "zookeeper"] = Field(
         "kraft",

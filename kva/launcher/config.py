@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
@@ -13,6 +13,8 @@ from kva.settings import KvaSettings, split_list
 
 class UpSettings(KvaSettings):
     """Settings of ``kva up``. Ports of 0 mean "any free port"."""
+
+    command: ClassVar[str] = "up"
 
     up_source: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["cam0=demo"],

@@ -11,6 +11,7 @@ import re
 import sys
 
 from kva.launcher.cli import build_parser
+from kva.settings import env_names, settings_models
 
 _ENV_DEFAULT = re.compile(r"^(?P<text>.*?)\s*\[env (?P<env>\S+); default: (?P<default>.*)\]$", re.S)
 
@@ -56,6 +57,13 @@ def render() -> str:
         "Generated from the `kva` command line (`python -m kva.launcher.settingsdoc`).",
         "Every flag is also an environment variable (flags win); secrets are environment-only.",
         "",
+        "**One naming rule:** the variable of a flag is `KVA_` + the command + `_` + the flag,",
+        "upper-case, dashes as underscores: `kva produce --jpeg-quality` is",
+        "`KVA_PRODUCE_JPEG_QUALITY`, `kva serve --rest_api_port` is `KVA_SERVE_REST_API_PORT`.",
+        "The settings every service shares (the Kafka connection, security and logging) are",
+        "`KVA_` + the flag (`KVA_BOOTSTRAP_SERVER`, `KVA_LOG_LEVEL`), so one environment",
+        "configures every service.",
+        "",
     ]
     for name, parser in _subcommands(build_parser()):
         rows = _rows(parser)
@@ -80,8 +88,30 @@ def render() -> str:
         "| `KVA_SSL_KEY_PASSWORD` | password of the client's TLS key |",
         "| `KVA_CACHE_DIR` | where Kafka jars and built models are kept (default `~/.cache/kva`) |",
         "",
+        *_deprecated_rows(),
     ]
     return "\n".join(lines)
+
+
+def _deprecated_rows() -> list[str]:
+    """The names from before the rule, which still work for one release (with a warning)."""
+    renamed: dict[str, list[str]] = {}
+    for model in settings_models():
+        for field in model.model_fields:
+            new, old = env_names(model, field)
+            if old is not None:
+                renamed.setdefault(old, []).append(f"`{new}` (`kva {model.command}`)")
+    return [
+        "## Deprecated names",
+        "",
+        "These names from before the rule still work in this release, with a warning; they go in",
+        "the next one.",
+        "",
+        "| old | new |",
+        "| --- | --- |",
+        *(f"| `{old}` | {', '.join(sorted(new))} |" for old, new in sorted(renamed.items())),
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
     ("args", "message"),
     [
         ([], "give at least one --model"),
-        (["--model", "m=http://h:1/v3/models/m"], "--model / KVA_CONSUME_MODELS"),
+        (["--model", "m=http://h:1/v3/models/m"], "--model / KVA_CONSUME_MODEL"),
         (["--passthrough", "--max-frame-age", "-1"], "--max-frame-age"),
         (["--passthrough", "--bootstrap-server", "nohost"], "is not HOST:PORT"),
     ],
@@ -66,7 +66,7 @@ def test_sigterm_stops_gracefully(
         "--output-topic", topics.output,
         "--metadata-topic", topics.metadata,
         "--metrics-port", "0",
-        env={"KVA_CONSUME_MODELS": f"mobilenet_v2={server.url('v2')}"},
+        env={"KVA_CONSUME_MODEL": f"mobilenet_v2={server.url('v2')}"},
         log=log,
     )  # fmt: skip
     proc.wait_line("assigned [(", 30)

@@ -10,7 +10,7 @@ import pytest
 
 from kva.cliargs import SettingsError, settings_from_args
 from kva.consumer.annotate import FrameAnnotator, Style
-from kva.consumer.backends import ModelInfo, model_kind
+from kva.consumer.backend_api import ModelInfo, model_kind
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.labels import LabelsError, load_labels, parse_labels
@@ -22,7 +22,7 @@ URL = "http://127.0.0.1:8501/v1/models/m"
 
 def test_settings_from_environment(monkeypatch) -> None:
     monkeypatch.setenv(
-        "KVA_CONSUME_MODELS", f"m={URL},http://h:1/v2/models/m n=http://h:2/v2/models/n"
+        "KVA_CONSUME_MODEL", f"m={URL},http://h:1/v2/models/m n=http://h:2/v2/models/n"
     )
     monkeypatch.setenv("KVA_CONSUME_MAX_FRAME_AGE", "1.5")
     monkeypatch.setenv("KVA_CONSUME_LABELS", "m=/tmp/labels.json")

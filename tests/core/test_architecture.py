@@ -174,3 +174,12 @@ def test_the_wheel_has_one_top_level_name(tmp_path: Path) -> None:
         "kva/launcher/cli.py",
     ):
         assert needed in names
+
+
+def test_only_the_kafka_package_imports_confluent_kafka() -> None:
+    importers = {
+        module
+        for module, path in module_files(ROOT / "kva").items()
+        if any(name.split(".")[0] == "confluent_kafka" for name in imported_names(module, path))
+    }
+    assert importers and all(module.startswith("kva.kafka.") for module in importers)

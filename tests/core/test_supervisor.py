@@ -91,3 +91,10 @@ def test_stop_leaves_no_child_behind() -> None:
     supervisor.stop_all(timeout=1)
     assert [s.status for s in supervisor.services] == ["stopped", "stopped"]
     assert not [pid for pid in pids if is_running(pid)]
+
+
+def test_children_start_without_the_working_folder_on_sys_path() -> None:
+    """``python -P``: a folder named ``kva`` where ``kva up`` was started cannot shadow kva."""
+    from kva.launcher.layout import KVA
+
+    assert KVA[1:] == ("-P", "-m", "kva")

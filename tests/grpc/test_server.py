@@ -10,14 +10,17 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from google.protobuf import json_format
 
 from kva.grpc_api import make_ndarray, make_tensor_proto
 from tests.grpc.conftest import GrpcServe
+from tests.models.expectations import photo_jpeg
 from tests.support.net import listening_on
 from tests.support.process import ROOT, run_kva
 from tests.support.wait import wait_for
@@ -288,3 +291,27 @@ def test_grpc_binds_loopback_by_default(grpc_server: GrpcServe) -> None:
     port = int(grpc_server.target.rsplit(":", 1)[1])
     addresses = listening_on(port)
     assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1"}, addresses
+
+
+@pytest.mark.slow
+def test_image_limits_are_per_request(start_grpc, built_models: Path, tmp_path: Path) -> None:
+    """--max_image_pixels bounds all the images of one Predict together (INVALID_ARGUMENT),
+    and so does the decoded batch size, as over REST; one image under the limit is fine."""
+    config = tmp_path / "models.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "mobilenet_v2" '
+        f'base_path: "{built_models}/mobilenet_v2" }} }}\n'
+    )
+    s = start_grpc("--model_config_file", str(config), "--max_image_pixels", "3000000")
+    big = photo_jpeg("chelsea", 1500, 1500)  # 2.25 M pixels: under the limit, two are over it
+    code, details = _error(
+        s, lambda: _predict(s, "mobilenet_v2", {"image": np.array([big, big], dtype=object)})
+    )
+    assert code == "INVALID_ARGUMENT", details
+    assert "the request's images together may have at most 3000000 pixels" in details
+    one = _predict(s, "mobilenet_v2", {"image": np.array([big], dtype=object)})
+    assert make_ndarray(s.api, one.outputs["classes"]).shape == (1, 5)
+    ok, tiny = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    many = {"image": np.array([tiny.tobytes()] * 400, dtype=object)}
+    code, details = _error(s, lambda: _predict(s, "mobilenet_v2", many))
+    assert code == "INVALID_ARGUMENT" and "too many images in one request: 400 x 224x224" in details

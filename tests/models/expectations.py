@@ -33,6 +33,14 @@ def photo(name: str) -> np.ndarray:
     return image
 
 
+def photo_jpeg(name: str, width: int, height: int) -> bytes:
+    """A bundled photo resized to ``width`` x ``height``, as JPEG bytes."""
+    image = cv2.resize(photo(name), (width, height), interpolation=cv2.INTER_LINEAR)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert ok
+    return bytes(data.tobytes())
+
+
 def stretch(image: np.ndarray, size: int) -> np.ndarray:
     """Resize (no aspect ratio kept) to ``size`` x ``size``, as the server does."""
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

@@ -177,7 +177,7 @@ def test_cli_unwritable_base_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.subprocess
-def test_cli_base_path_from_kva_models_dir(tmp_path: Path) -> None:
-    result = _kva("build", "half_plus_two", env={"KVA_MODELS_DIR": str(tmp_path / "repo")})
+def test_cli_base_path_from_the_environment(tmp_path: Path) -> None:
+    result = _kva("build", "half_plus_two", env={"KVA_MODELS_BASE_PATH": str(tmp_path / "repo")})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "repo" / "half_plus_two" / "123" / "model.xml").is_file()

@@ -11,6 +11,7 @@ import pytest
 
 from kva.ports import free_port
 from kva.producer.service import ProducerService
+from kva.service import run_service
 from kva.settings import KafkaSettings
 from kva.zookeeper.cluster import ClusterSpec, KafkaCluster
 from testbed.kafka import FrameCollector
@@ -31,12 +32,12 @@ def test_subprocess_configured_by_environment_stops_cleanly_on_sigterm(
         "produce",
         env={
             "KVA_BOOTSTRAP_SERVER": kafka_settings.bootstrap_server,
-            "KVA_SOURCE": "gate=testsrc",
-            "KVA_FRAMES_TOPIC": topic,
-            "KVA_CAMERA_FPS": "15",
-            "KVA_CAMERA_WIDTH": "320",
-            "KVA_PRODUCER_METRICS_PORT": str(port),
-            "KVA_PROGRESS_INTERVAL": "1",
+            "KVA_PRODUCE_SOURCE": "gate=testsrc",
+            "KVA_PRODUCE_TOPIC": topic,
+            "KVA_PRODUCE_FPS": "15",
+            "KVA_PRODUCE_WIDTH": "320",
+            "KVA_PRODUCE_METRICS_PORT": str(port),
+            "KVA_PRODUCE_PROGRESS_INTERVAL": "1",
         },
     )
     try:
@@ -103,7 +104,7 @@ def test_bad_flag_exits_2_naming_flag_and_variable():
     )
     err = process.stderr
     assert process.returncode == 2
-    assert "--jpeg-quality / KVA_JPEG_QUALITY" in err
+    assert "--jpeg-quality / KVA_PRODUCE_JPEG_QUALITY" in err
 
 
 @pytest.mark.faults
@@ -131,7 +132,8 @@ def test_production_resumes_after_a_broker_restart(tmp_path, unique_name):
             )
             impatient_status: list[int] = []
             impatient_thread = threading.Thread(
-                target=lambda: impatient_status.append(impatient.run()), daemon=True
+                target=lambda: impatient_status.append(run_service(impatient, threading.Event())),
+                daemon=True,
             )
             impatient_thread.start()
             with running(producer) as service:

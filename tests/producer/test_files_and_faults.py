@@ -12,6 +12,7 @@ import pytest
 
 from kva.producer.camera import CameraState
 from kva.producer.service import ProducerService
+from kva.service import run_service
 from testbed.cameras import MjpegCamera
 from testbed.producer import producer_settings, running
 from tests.producer.conftest import assert_well_formed, measured_fps
@@ -36,7 +37,8 @@ def _write_video(path, frames: int = FRAMES_IN_FILE, size=(320, 240)) -> list[in
 def _run_to_end(settings, timeout: float = 30) -> tuple[ProducerService, int]:
     service = ProducerService(settings)
     result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(service.run()), daemon=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: result.append(run_service(service, stop)), daemon=True)
     thread.start()
     thread.join(timeout)
     assert not thread.is_alive(), "the producer did not finish on its own"

@@ -83,10 +83,10 @@ def test_duplicate_camera_ids_are_refused():
 
 
 def test_settings_from_environment(monkeypatch):
-    monkeypatch.setenv("KVA_SOURCE", "lobby=demo door=rtsp://h/s")
-    monkeypatch.setenv("KVA_CAMERA_FPS", "5")
-    monkeypatch.setenv("KVA_FRAMES_TOPIC", "cams")
-    monkeypatch.setenv("KVA_PRODUCER_METRICS_PORT", "9200")
+    monkeypatch.setenv("KVA_PRODUCE_SOURCE", "lobby=demo door=rtsp://h/s")
+    monkeypatch.setenv("KVA_PRODUCE_FPS", "5")
+    monkeypatch.setenv("KVA_PRODUCE_TOPIC", "cams")
+    monkeypatch.setenv("KVA_PRODUCE_METRICS_PORT", "9200")
     settings = ProducerSettings()
     assert [(c.id, c.source) for c in cameras_from_sources(settings)] == [
         ("lobby", "demo"),
@@ -110,9 +110,9 @@ def test_bad_flags_give_a_readable_error():
     with pytest.raises(SettingsError) as info:
         settings_from_args(ProducerSettings, args)
     message = str(info.value)
-    assert "--fps / KVA_CAMERA_FPS" in message
-    assert "--jpeg-quality / KVA_JPEG_QUALITY" in message
-    assert "--topic / KVA_FRAMES_TOPIC" in message
+    assert "--fps / KVA_PRODUCE_FPS" in message
+    assert "--jpeg-quality / KVA_PRODUCE_JPEG_QUALITY" in message
+    assert "--topic / KVA_PRODUCE_TOPIC" in message
 
 
 def test_camera_file_yaml_and_json(tmp_path):
@@ -244,11 +244,12 @@ def test_missing_webcam_is_a_retriable_clear_error():
 def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
     from kva.ports import free_port
     from kva.producer.service import ProducerService
+    from kva.service import run_service
 
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text("cameras:\n  - id: a\n    source: demo\n  - id: a\n    source: testsrc\n")
     settings = ProducerSettings(
         camera_file=cameras, bootstrap_server=f"127.0.0.1:{free_port()}", broker_timeout=1
     )
-    assert ProducerService(settings).run() == 2
+    assert run_service(ProducerService(settings), threading.Event(), (CameraConfigError,)) == 2
     assert "camera id 'a' is used twice" in caplog.text

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -71,6 +71,9 @@ class KvaProcess:
         env: variables added to the (``KVA_``-free) environment.
         log: a file every output line is appended to (it survives restarts of a service).
         name: how failure messages name the process (default: the sub-command).
+        command: how ``kva`` is started (default ``python -m kva``; the console script
+            ``.venv/bin/kva`` to test what users run).
+        cwd: the working folder (default: the repository).
     """
 
     def __init__(
@@ -79,6 +82,8 @@ class KvaProcess:
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
         name: str | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "kva"),
+        cwd: Path = ROOT,
     ) -> None:
         self.args = args
         self.name = name or f"kva {args[0] if args else ''}".strip()
@@ -87,10 +92,10 @@ class KvaProcess:
         self._log: IO[str] | None = log.open("a", encoding="utf-8") if log else None
         self.child = ChildProcess(
             self.name,
-            [sys.executable, "-m", "kva", *args],
+            [*command, *args],
             on_line=self._line,
             env=clean_env(env),
-            cwd=ROOT,
+            cwd=cwd,
         )
 
     def _line(self, line: str) -> None:

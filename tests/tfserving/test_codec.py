@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kva.images import image_size
+from kva.images import PixelBudget, image_size
 from kva.tfserving.errors import InvalidArgument
 from kva.tfserving.images import ImageError, decode_image
 from kva.tfserving.tensors import TensorInfo, decode_predict_request, parse_json, to_json
@@ -62,6 +62,15 @@ def test_pixel_limit_checked_before_decoding() -> None:
     data = _encode(".jpg", np.zeros((100, 100, 3), np.uint8))
     with pytest.raises(ImageError, match=r"claims 100x100 pixels \(limit 9999\)"):
         decode_image(data, 4, 4, 9999)
+
+
+def test_a_pixel_budget_spans_the_images_of_a_request() -> None:
+    image = _encode(".png", np.zeros((10, 10, 3), np.uint8))  # 100 pixels, under 150
+    budget = PixelBudget(150)
+    assert decode_image(image, 4, 4, budget).shape == (4, 4, 3)
+    with pytest.raises(ImageError, match="together may have at most 150 pixels"):
+        decode_image(image, 4, 4, budget)
+    assert decode_image(image, 4, 4, PixelBudget(150)).shape == (4, 4, 3)
 
 
 def test_floats_written_in_shortest_form() -> None:

@@ -26,6 +26,7 @@ from tests.models.expectations import (
     faces,
     iou,
     photo,
+    photo_jpeg,
 )
 from tests.support.process import starts_processes
 from tests.support.serve import ServeProcess
@@ -186,10 +187,10 @@ def _png_header(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (jpeg("coffee")[:600], "corrupt"),
+        (jpeg("coffee")[:600], "JPEG is truncated"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt JPEG"),
         (b"GIF89a" + b"\x00" * 20, "only JPEG and PNG"),
-        (_png_header(5000, 5000), "more than 3000000 pixels"),
+        (_png_header(5000, 5000), "claims 5000x5000 pixels (limit 3000000)"),
         (_png_header(100, 100), "corrupt image"),
     ],
 )
@@ -235,3 +236,27 @@ def test_too_many_images_in_one_request(image_server: ServeProcess) -> None:
         "/v1/models/mobilenet_v2:predict", json={"instances": [b64(i) for i in images]}
     )
     assert reply.status_code == 400 and "too many images" in reply.json()["error"]
+
+
+def test_the_pixel_budget_is_per_request(image_server: ServeProcess) -> None:
+    """--max_image_pixels 3000000 bounds a request: two 1500x1500 images (2.25 M pixels
+    each, each under the limit) are 400 together, in every request form; one is fine."""
+    big = photo_jpeg("chelsea", 1500, 1500)
+    budget = "the request's images together may have at most 3000000 pixels"
+    v2_json = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
+                           "data": [b64(big)["b64"]] * 2}]}  # fmt: skip
+    body, headers = v2_binary([big, big])
+    replies = [
+        image_server.post("/v1/models/mobilenet_v2:predict", json={"instances": [b64(big)] * 2}),
+        image_server.post("/v1/models/mobilenet_v2:predict", json={"inputs": [b64(big)] * 2}),
+        image_server.post("/v2/models/mobilenet_v2/infer", json=v2_json),
+        image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers),
+    ]
+    for reply in replies:
+        assert reply.status_code == 400, reply.text
+        assert budget in reply.json()["error"], reply.text
+    one = image_server.post("/v1/models/mobilenet_v2:predict", json={"instances": [b64(big)]})
+    assert one.status_code == 200, one.text
+    body, headers = v2_binary([big])
+    one = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
+    assert one.status_code == 200, one.text

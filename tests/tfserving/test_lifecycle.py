@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from kva.tfserving.modelbuild.half_plus_two import build
+from tests.support.process import run_kva
 from tests.support.serve import ServeProcess
 from tests.support.wait import wait_for
 from tests.tfserving.slow_model import build_slow_model
@@ -237,3 +240,17 @@ def test_version_policy_all_serves_every_version(
     v1 = server.post("/v2/models/hp/versions/1/infer", json={
         "inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [2.0]}]})  # fmt: skip
     assert v1.json()["model_version"] == "1" and v1.json()["outputs"][0]["data"] == [3.0]
+
+
+@pytest.mark.subprocess
+def test_rest_port_in_use_fails_clearly(conformance_repo: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run_kva(
+            "serve", "--rest_api_port", str(port),
+            "--model_config_file", str(conformance_repo / "models.config"),
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "cannot start: " in done.stderr and "Address already in use" in done.stderr
+    assert f"127.0.0.1', {port})" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -40,6 +41,11 @@ def _recognised(streams: dict) -> list[str] | None:
 
 
 def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path, start_kva) -> None:
+    """Started as users start it, from a folder that holds a ``kva/`` of its own (the parent of
+    a clone named kva): that folder must not shadow the installed package in any child."""
+    decoy = tmp_path / "here" / "kva"
+    decoy.mkdir(parents=True)
+    (decoy / "README.md").write_text("a folder named kva, not the package\n")
     started = time.monotonic()
     up = start_kva(
         "up",
@@ -48,6 +54,8 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path, star
         "--serve-port", "0",
         "--metrics-port", "0",
         "--models-dir", str(tmp_path / "models"),
+        command=[str(Path(sys.executable).parent / "kva")],  # the console script
+        cwd=decoy.parent,
     )  # fmt: skip
     pids: set[int] = set()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -10,10 +11,9 @@ from kva.settings import KvaSettings
 
 
 class ModelsSettings(KvaSettings):
-    """Where ``kva models`` builds the model repository.
+    """Where ``kva models`` builds the model repository (``KVA_CACHE_DIR`` moves it for all)."""
 
-    The field is named as ``kva up``'s, so one ``KVA_MODELS_DIR`` serves both.
-    """
+    command: ClassVar[str] = "models"
 
     models_dir: Path | None = Field(
         None,

@@ -182,7 +182,7 @@ def _ensure_writable(base_path: Path) -> None:
     if not base_path.is_dir() or not os.access(base_path, os.W_OK | os.X_OK):
         raise BasePathError(
             f"cannot write models to {base_path}: not a writable folder "
-            "(choose another with --base-path or KVA_MODELS_DIR)"
+            "(choose another with --base-path or KVA_MODELS_BASE_PATH)"
         )
 
 

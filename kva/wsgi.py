@@ -1,0 +1,270 @@
+"""The one WSGI runner: waitress serving an app on its own thread, stopped gracefully.
+
+waitress documents how to start a server (its adjustments, pre-bound
+``sockets``) but offers no public way to stop one (its maintainers: "Waitress
+does not currently have a way to shut down the server programmatically",
+Pylons/waitress#372). :class:`WsgiServer` designs around that instead of
+reaching into waitress's private state:
+
+* it binds the listening socket itself (so it knows the port, also with port 0)
+  and hands it to waitress as a pre-bound socket;
+* it gives waitress the socket map (``create_server(map=...)``) and turns the
+  event loop itself (``wasyncore.loop(..., count=1)``), so every step of the
+  shutdown happens on the loop's own thread, never under a running poll;
+* a small WSGI middleware counts the requests inside the app, so the drain
+  knows when it is done.
+
+Stopping, once the stop event is set (or :meth:`WsgiServer.close` is called):
+with a drain time, the listening socket leaves the map (new connections wait
+in the kernel's backlog and are reset at close; requests on connections
+already open are still served) and the requests in flight get up to
+``drain_seconds`` to finish and their responses to be sent. Then every
+connection is closed (which also wakes a worker blocked on a client that
+stopped reading), the worker threads end and the socket closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+
+logger = logging.getLogger(__name__)
+
+#: Longest one turn of the event loop waits for I/O while serving (how soon a set stop is seen).
+POLL_SECONDS = 0.2
+#: The same while draining.
+DRAIN_POLL_SECONDS = 0.05
+#: How long the worker threads get to end once every connection is closed.
+THREAD_EXIT_SECONDS = 1.0
+
+
+class WsgiServer:
+    """waitress running one WSGI app on ``host:port``, on a thread of its own.
+
+    Binds at construction (raises ``OSError`` when it cannot), serves after
+    :meth:`start`, and stops when the stop event given to :meth:`start` is
+    set or :meth:`close` is called.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        host: str,
+        port: int,
+        *,
+        name: str,
+        threads: int,
+        connection_limit: int,
+        channel_timeout: int = 120,
+        max_request_body_size: int = 1 << 30,
+        outbuf_high_watermark: int = 16 << 20,
+        request_lookahead: int = 0,
+        drain_seconds: float = 0.0,
+    ) -> None:
+        """Bind and set up waitress (worker threads start at once).
+
+        Args:
+            app: the WSGI application.
+            host: address to bind (a name binds the first address it resolves to).
+            port: TCP port; 0 binds a free one (see :attr:`port`).
+            name: the ``Server`` header, and the thread's name with ``-http`` added.
+            threads: worker threads, the requests the app runs at once.
+            connection_limit: open connections beyond which waitress stops accepting.
+            channel_timeout: seconds an idle connection is kept open.
+            max_request_body_size: larger request bodies are refused before they are read.
+            outbuf_high_watermark: bytes buffered for one client before a write blocks.
+            request_lookahead: requests read ahead on one connection (1: a closed
+                connection is noticed while its request runs).
+            drain_seconds: on stop, how long requests in flight get to finish (0: none).
+        """
+        self.name = name
+        self.drain_seconds = drain_seconds
+        self._requests = _InFlight(app)
+        self._socket = bind(host, port)
+        self._address: tuple[str, int] = self._socket.getsockname()[:2]
+        self._map: dict[int, Any] = {}
+        try:
+            self._server = create_server(
+                self._requests,
+                map=self._map,
+                sockets=[self._socket],
+                threads=threads,
+                connection_limit=connection_limit,
+                channel_timeout=channel_timeout,
+                max_request_body_size=max_request_body_size,
+                outbuf_high_watermark=outbuf_high_watermark,
+                channel_request_lookahead=request_lookahead,
+                clear_untrusted_proxy_headers=True,
+                asyncore_use_poll=True,
+                ident=name,
+            )
+        except BaseException:
+            self._socket.close()
+            raise
+        self._closing = threading.Event()
+        self._stop: threading.Event | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"{name}-http", daemon=True)
+
+    @property
+    def host(self) -> str:
+        """The bound address."""
+        return self._address[0]
+
+    @property
+    def port(self) -> int:
+        """The bound port (the free one chosen for port 0)."""
+        return self._address[1]
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (IPv6 addresses in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        """True while the server thread runs."""
+        return self._thread.is_alive()
+
+    def start(self, stop: threading.Event | None = None) -> WsgiServer:
+        """Serve on a background thread until ``stop`` is set (or :meth:`close`)."""
+        self._stop = stop
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the server to have stopped; True when it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop (draining as on a set stop event) and wait up to ``timeout`` seconds for it."""
+        self._closing.set()
+        if self._thread.ident is None:  # never started: no loop owns the map
+            self._shutdown()
+            return
+        self._wake()
+        self._thread.join(timeout)
+
+    # -- the server thread ------------------------------------------------------------------
+    def _stopping(self) -> bool:
+        return self._closing.is_set() or (self._stop is not None and self._stop.is_set())
+
+    def _serve(self) -> None:
+        try:
+            while not self._stopping():
+                self._turn(POLL_SECONDS)
+            self._drain()
+        except Exception:
+            logger.exception("%s: the HTTP server failed", self.name)
+        finally:
+            self._shutdown()
+
+    def _turn(self, timeout: float) -> None:
+        """One turn of the event loop: wait up to ``timeout`` for I/O and handle it."""
+        if self._map:
+            wasyncore.loop(timeout=timeout, use_poll=True, map=self._map, count=1)
+        else:
+            self._closing.wait(timeout)
+
+    def _drain(self) -> None:
+        if self.drain_seconds <= 0:
+            return
+        # No more accepting: the socket stays open, so new connections wait in the backlog.
+        self._map.pop(self._socket.fileno(), None)
+        deadline = time.monotonic() + self.drain_seconds
+        while (self._requests.count or self._sending()) and time.monotonic() < deadline:
+            self._turn(DRAIN_POLL_SECONDS)
+        self._turn(DRAIN_POLL_SECONDS)  # send what the last requests wrote as they returned
+
+    def _sending(self) -> bool:
+        """True while some connection has a response left to send."""
+        return any(d.writable() for d in list(self._map.values()) if isinstance(d, HTTPChannel))
+
+    def _shutdown(self) -> None:
+        with self._lock:  # after this, _wake no longer touches the trigger
+            if self._closed:
+                return
+            self._closed = True
+        for dispatcher in list(self._map.values()):
+            if isinstance(dispatcher, HTTPChannel):
+                # handle_close (not close) also wakes a worker blocked writing to this client.
+                dispatcher.handle_close()
+        # waitress's own shutdown on Ctrl-C: end the worker threads, cancel queued tasks.
+        self._server.task_dispatcher.shutdown(timeout=THREAD_EXIT_SECONDS)
+        wasyncore.close_all(self._map)
+        self._server.close()  # the listening socket and the trigger, if still open
+        self._socket.close()
+
+    def _wake(self) -> None:
+        """Interrupt the event loop's wait (so a stop is seen at once)."""
+        with self._lock:
+            if not self._closed:
+                self._server.pull_trigger()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free port), ``SO_REUSEADDR`` set.
+
+    Raises:
+        OSError: the address does not resolve, or cannot be bound (in use, not local).
+    """
+    family, _type, _proto, _name, address = socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return socket.create_server(address, family=family)
+
+
+class _InFlight:
+    """WSGI middleware: counts the requests inside the app, until their response is closed."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            self.count += 1
+        try:
+            body = self._app(environ, start_response)
+        except BaseException:
+            self._leave()
+            raise
+        return _Body(body, self._leave)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+class _Body:
+    """A response body that reports (once) when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], closed: Callable[[], None]) -> None:
+        self._body = body
+        self._closed: Callable[[], None] | None = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            closed, self._closed = self._closed, None
+            if closed is not None:
+                closed()

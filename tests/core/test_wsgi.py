@@ -1,0 +1,133 @@
+"""The one WSGI runner (``kva.wsgi.WsgiServer``): bind, serve, drain, close, leave nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+import pytest
+import requests
+
+from kva.wsgi import WsgiServer
+
+
+class SlowApp:
+    """``/`` answers at once; ``/slow`` waits until released; ``/stream`` never ends."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/slow":
+            self.entered.set()
+            self.release.wait(30)
+        if path == "/stream":
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return self._stream()
+        body = f"ok {path}".encode()
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def _stream(self) -> Iterator[bytes]:
+        self.entered.set()
+        chunk = b"x" * 65536
+        while not self.release.is_set():
+            yield chunk
+
+
+def _server(app: SlowApp, port: int = 0, **kw: object) -> WsgiServer:
+    options: dict[str, object] = {"name": "kva-test", "threads": 4, "connection_limit": 20} | kw
+    return WsgiServer(app, "127.0.0.1", port, **options)  # type: ignore[arg-type]
+
+
+def _waitress_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("waitress-")}
+
+
+def test_port_zero_binds_a_free_port_and_serves() -> None:
+    server = _server(SlowApp()).start()
+    try:
+        assert server.port > 0 and server.host == "127.0.0.1"
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        reply = requests.get(server.url + "/hello", timeout=5)
+        assert reply.status_code == 200 and reply.text == "ok /hello"
+        assert reply.headers["Server"] == "kva-test"
+    finally:
+        server.close()
+    assert not server.alive
+
+
+def test_a_taken_port_is_an_oserror() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(OSError, match="in use"):
+        _server(SlowApp(), port=taken.getsockname()[1])
+
+
+def test_close_without_start_frees_the_port_and_the_threads() -> None:
+    before = _waitress_threads()
+    server = _server(SlowApp())
+    port = server.port
+    server.close()
+    assert _waitress_threads() <= before
+    with socket.create_server(("127.0.0.1", port)):
+        pass
+
+
+def test_stop_event_drains_the_request_in_flight() -> None:
+    app = SlowApp()
+    stop = threading.Event()
+    server = _server(app, drain_seconds=10.0).start(stop)
+    results: list[requests.Response] = []
+    client = threading.Thread(
+        target=lambda: results.append(requests.get(server.url + "/slow", timeout=30))
+    )
+    client.start()
+    assert app.entered.wait(10)
+    stop.set()
+    assert not server.join(0.5)  # still draining
+    app.release.set()
+    client.join(30)
+    assert results and results[0].status_code == 200 and results[0].text == "ok /slow"
+    assert server.join(10)
+
+
+def test_the_drain_ends_at_its_deadline() -> None:
+    app = SlowApp()
+    server = _server(app, drain_seconds=0.5).start()
+    client = threading.Thread(target=_ignore_errors, args=(server.url + "/slow",))
+    client.start()
+    assert app.entered.wait(10)
+    started = time.monotonic()
+    server.close(timeout=10)
+    assert not server.alive
+    assert time.monotonic() - started < 5
+    app.release.set()
+    client.join(30)
+
+
+def test_close_ends_a_stream_to_a_client_that_stopped_reading() -> None:
+    app = SlowApp()
+    before = _waitress_threads()
+    server = _server(app, outbuf_high_watermark=65536).start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert app.entered.wait(10)  # the worker now blocks: nobody reads
+        started = time.monotonic()
+        server.close(timeout=10)
+        assert time.monotonic() - started < 5
+    assert not server.alive
+    assert _waitress_threads() <= before
+    app.release.set()
+
+
+def _ignore_errors(url: str) -> None:
+    with contextlib.suppress(requests.RequestException):
+        requests.get(url, timeout=30)
