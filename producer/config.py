@@ -21,6 +21,7 @@ from kva.settings import KafkaSettings, split_list
 #: A camera file larger than this is refused (it is a short list of cameras).
 MAX_CAMERA_FILE_BYTES = 1024 * 1024
 DEFAULT_SOURCE = "demo"
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CameraConfigError(ValueError):
@@ -224,10 +225,19 @@ def load_camera_file(path: Path, settings: ProducerSettings) -> list[CameraConfi
 
 def parse_camera_text(text: str, settings: ProducerSettings, name: str) -> list[CameraConfig]:
     """Parse the text of a camera file (YAML, which includes JSON)."""
+    if len(text) > MAX_CAMERA_FILE_BYTES:
+        raise CameraConfigError(
+            f"camera file {name}: {len(text)} characters is more than {MAX_CAMERA_FILE_BYTES}"
+        )
     try:
-        data = yaml.safe_load(text)  # JSON is YAML too
+        # JSON is YAML too. libyaml bounds the nesting depth and scans ``[[[[...`` in linear
+        # time; the pure-Python scanner takes seconds for 20,000 ``[`` then overflows the stack.
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise CameraConfigError(f"camera file {name}: not valid YAML/JSON: {exc}") from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level: ``[[[[...`` exhausts the stack.
+        raise CameraConfigError(f"camera file {name}: nested too deeply") from None
     if isinstance(data, dict) and set(data) == {"cameras"}:
         data = data["cameras"]
     if data is None:
@@ -240,6 +250,12 @@ def parse_camera_text(text: str, settings: ProducerSettings, name: str) -> list[
     for index, entry in enumerate(data):
         if not isinstance(entry, dict):
             raise CameraConfigError(f"camera file {name}: entry {index} is not a mapping")
+        odd_keys = [key for key in entry if not isinstance(key, str)]
+        if odd_keys:
+            # ``CameraConfig(**entry)`` would raise TypeError: keywords must be strings.
+            raise CameraConfigError(
+                f"camera file {name}, entry {index}: keys must be text, not {odd_keys[0]!r:.40}"
+            )
         entry = {"id": f"cam{index}", **entry}
         cameras.append(_build(entry, settings, f"camera file {name}, entry {index}"))
     _check_unique(cameras)

@@ -59,6 +59,14 @@ class CameraFileWatcher:
         except CameraConfigError as exc:
             logger.error("%s: keeping the current cameras", exc)
             return None
+        except Exception as exc:  # noqa: BLE001 - an edited file must never stop the producer
+            logger.error(
+                "camera file %s: cannot use it (%s: %s): keeping the current cameras",
+                self.path,
+                type(exc).__name__,
+                exc,
+            )
+            return None
         logger.info("camera file %s changed: %d camera(s)", self.path, len(cameras))
         return cameras
 
