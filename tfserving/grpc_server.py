@@ -226,6 +226,8 @@ class _Handlers:
                 f"input '{name}': {len(proto.string_val)} images in string_val for shape "
                 f"{list(shape)}"
             )
+        if not proto.string_val:  # np.stack of nothing raises ValueError (an INTERNAL error)
+            raise InvalidArgument(f"input '{name}': no images (shape {list(shape)})")
         height, width = image_hw
         check_image_batch(len(proto.string_val), height, width)
         return np.stack([decode(data, height, width) for data in proto.string_val])

@@ -213,6 +213,8 @@ def _tensor(
         elements = _bytes_elements(item, chunk, count, name)
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
             raise InvalidArgument(f"input '{name}': encoded images need shape [N] (or [N, 1])")
+        if not elements:  # np.stack of nothing raises ValueError (a 500)
+            raise InvalidArgument(f"input '{name}': no images (shape {shape})")
         height, width = info.image_hw
         check_image_batch(len(elements), height, width)
         return np.stack([decode(data, height, width) for data in elements])

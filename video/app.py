@@ -49,7 +49,22 @@ def create_app(
     for blueprint in (pages.bp, streams.bp, api.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)
+    app.after_request(_security_headers)
     return app
+
+
+#: On every response: no MIME sniffing, and no page may frame the viewer (clickjacking).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _plain_error(error: HTTPException) -> Response:

@@ -260,3 +260,12 @@ def test_the_pixel_budget_is_per_request(image_server: ServeProcess) -> None:
     body, headers = v2_binary([big])
     one = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
     assert one.status_code == 200, one.text
+
+
+@pytest.mark.parametrize("shape", [[0], [0, 1]])
+def test_no_images_is_a_400_not_a_500(image_server: ServeProcess, shape: list[int]) -> None:
+    """Issue 15, defect 10: ``shape:[0], data:[]`` was a numpy ``stack`` of nothing (500)."""
+    request = {"inputs": [{"name": "image", "shape": shape, "datatype": "BYTES", "data": []}]}
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", json=request)
+    assert reply.status_code == 400, reply.text
+    assert reply.json() == {"error": f"input 'image': no images (shape {shape})"}
