@@ -1,5 +1,6 @@
 """One logging set-up for every entry point, and rate-limited logging.
 
+Every line goes through :func:`kva.redact.redact_text` (no passwords of URLs in logs).
 Text lines look like ``2026-11-25T08:40:12.123Z INFO  kva.producer.camera: message key=value``;
 with ``json`` each line is one JSON object. Fields passed as ``extra={...}``
 appear in both.
@@ -12,6 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Hashable
+
+from kva.redact import redact_text
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -35,7 +38,7 @@ class TextFormatter(logging.Formatter):
             line = f"{line} {extras}"
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
+        return redact_text(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,7 +54,7 @@ class JsonFormatter(logging.Formatter):
         payload.update(_extras(record))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+        return redact_text(json.dumps(payload, default=str))
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

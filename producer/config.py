@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import NoDecode
 
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
+from kva.redact import redact_url
 from kva.settings import KafkaSettings, split_list
 
 #: A camera file larger than this is refused (it is a short list of cameras).
@@ -176,7 +177,9 @@ def cameras_from_sources(settings: ProducerSettings) -> list[CameraConfig]:
         camera_id, source = split_source_arg(text)
         cameras.append(
             _build(
-                {"id": camera_id or f"cam{index}", "source": source}, settings, f"--source {text!r}"
+                {"id": camera_id or f"cam{index}", "source": source},
+                settings,
+                f"--source {redact_url(text)!r}",
             )
         )
     _check_unique(cameras)

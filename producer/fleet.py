@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 from kva.producer.camera import CameraRunner, CameraState
 from kva.producer.config import CameraConfig
+from kva.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ class CameraFleet:
         for camera_id, camera in wanted.items():
             if camera_id not in self.runners:
                 logger.info(
-                    "camera %s: starting (%s, %g fps)", camera_id, camera.source, camera.fps
+                    "camera %s: starting (%s, %g fps)",
+                    camera_id,
+                    redact_url(camera.source),
+                    camera.fps,
                 )
                 runner = self._make_runner(camera, self._sequences.get(camera_id, 0))
                 self.runners[camera_id] = runner.start()

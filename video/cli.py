@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from kva.cliargs import add_settings_arguments, settings_from_args
 from kva.video.config import VideoSettings
+
+logger = logging.getLogger(__name__)
 
 NAME = "video"
 HELP = "serve the annotated streams to browsers (MJPEG grid page, JSON API, metrics)"
@@ -30,5 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from kva.video.service import ViewerService
 
     settings = settings_from_args(VideoSettings, args)
+    if getattr(args, "video_token", None) is not None:
+        logger.warning(
+            "--token is visible to every user of this machine (ps, /proc): "
+            "pass the token in the KVA_VIDEO_TOKEN environment variable instead"
+        )
     stop = install_stop_handlers()
     return run_service(ViewerService(settings), stop, (KafkaUnavailable, OSError))

@@ -47,7 +47,10 @@ class VideoSettings(KafkaSettings):
     )
     video_token: SecretStr | None = Field(
         None,
-        description="access token required on every route (Authorization: Bearer T or ?token=T)",
+        description=(
+            "access token required on every route (Authorization: Bearer T or ?token=T); "
+            "pass it as KVA_VIDEO_TOKEN: a flag is visible in ps"
+        ),
         json_schema_extra={"flag": "--token", "metavar": "TOKEN"},
     )
     video_threads: int = Field(

@@ -20,6 +20,7 @@ import cv2
 
 from kva.producer.sources.base import Captured, Image, SourceEnded, SourceError
 from kva.producer.sources.latest import LatestSlot
+from kva.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +30,6 @@ _FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _DEFAULT_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000"
 #: How long ``close`` waits for a capture thread blocked in a read before leaving it behind.
 _CLOSE_WAIT = 1.0
-
-
-def redact_url(url: str) -> str:
-    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x`` (safe to log)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 def _timeouts(open_timeout: float, read_timeout: float) -> list[int]:
