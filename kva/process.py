@@ -9,6 +9,7 @@ SIGTERM, a bounded wait, then SIGKILL.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import signal
 import subprocess
@@ -22,14 +23,29 @@ logger = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """``preexec_fn`` for :class:`subprocess.Popen`: SIGTERM the child when its parent dies.
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """``preexec_fn`` for :class:`subprocess.Popen`: ``signum`` to the child when its parent dies.
 
     Linux only. The signal follows the *thread* that started the child, so start
     long-lived children from the main thread.
     """
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def group_pids(pgid: int) -> set[int]:
+    """Every live (not zombie) process of process group ``pgid`` (from /proc)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
 
 
 def parent_pids() -> dict[int, int]:
@@ -79,6 +95,9 @@ class ChildProcess:
         env: the whole environment of the child (None: this process's).
         cwd: the child's working folder.
         tail_lines: how many of the last output lines ``tail`` keeps.
+        process_group: the process group to join (0: a new one; None: the parent's), so that
+            a terminal's Ctrl-C reaches only the parent, which stops its children in order.
+        death_signal: what the child gets when the thread that started it dies.
     """
 
     def __init__(
@@ -90,6 +109,8 @@ class ChildProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         tail_lines: int = 40,
+        process_group: int | None = None,
+        death_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
         self.tail: deque[str] = deque(maxlen=tail_lines)
@@ -103,7 +124,8 @@ class ChildProcess:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only, no locks taken
+            preexec_fn=functools.partial(die_with_parent, death_signal),  # noqa: PLW1509 - prctl only
+            process_group=process_group,
         )
         self._pump = threading.Thread(target=self._read_output, name=f"{name}-output", daemon=True)
         self._pump.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -40,6 +41,10 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+#: What ``stop_all`` keeps for each stage still to stop (a Python service exits in about 1 s).
+STOP_RESERVE_S = 1.0
+
+
 class ServiceFailed(RuntimeError):
     """A service did not become ready, or died more often than allowed."""
 
@@ -62,10 +67,18 @@ class ManagedService:
         """The last lines the current (or last) process printed."""
         return [] if self.process is None else list(self.process.tail)
 
-    def start(self) -> None:
+    def start(self, process_group: int | None = None) -> None:
         env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.spec.env
         self.process = ChildProcess(
-            self.spec.name, self.spec.argv, on_line=self._echo, env=env, tail_lines=20
+            self.spec.name,
+            self.spec.argv,
+            on_line=self._echo,
+            env=env,
+            tail_lines=20,
+            process_group=process_group,
+            # Without its supervisor a service is stopped hard: one whose broker died with
+            # it can hang in a graceful shutdown (issue 15: an orphaned consumer).
+            death_signal=signal.SIGKILL,
         )
         self.status = "starting"
 
@@ -81,6 +94,9 @@ class ManagedService:
 
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.exit_code()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.alive()
 
     def stop(self, timeout: float) -> None:
         if self.process is None or not self.process.alive():
@@ -101,8 +117,10 @@ class Supervisor:
         max_restarts: int = 3,
         restart_window: float = 120.0,
         out: TextIO = sys.stdout,
+        process_group: int | None = None,
     ) -> None:
         self._stop = stop
+        self._group = process_group
         self._max_restarts = max_restarts
         self._window = restart_window
         self.stages = [
@@ -118,7 +136,7 @@ class Supervisor:
         """Start every stage, each once the previous one is ready. Raises :class:`ServiceFailed`."""
         for stage in self.stages:
             for service in stage:
-                service.start()
+                service.start(self._group)
             logger.info("status: %s", self.status_line())
             self._wait_ready(stage)
             logger.info("status: %s", self.status_line())
@@ -176,16 +194,27 @@ class Supervisor:
                     len(service.restarts),
                     self._max_restarts,
                 )
-                service.start()
+                service.start(self._group)
 
-    def stop_all(self, timeout: float = 20.0) -> None:
-        """Stop every service, last started first."""
-        for stage in reversed(self.stages):
-            threads = [threading.Thread(target=s.stop, args=(timeout,)) for s in stage]
+    def stop_all(self, timeout: float = 4.5) -> None:
+        """Stop every service, last started first, all within ``timeout`` seconds.
+
+        A stage may use the time left but :data:`STOP_RESERVE_S` for each live stage
+        after it; what has not stopped by then is killed, so the stages it depends on
+        (the broker last) are still there while it stops.
+        """
+        deadline = time.monotonic() + timeout
+        live = [stage for stage in reversed(self.stages) if any(s.running() for s in stage)]
+        for index, stage in enumerate(live):
+            after = len(live) - index - 1
+            share = max(0.2, deadline - time.monotonic() - STOP_RESERVE_S * after)
+            threads = [threading.Thread(target=s.stop, args=(share,)) for s in stage]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
+        for service in self.services:
+            service.stop(0)  # the status of the stages that had nothing running
         logger.info("status: %s", self.status_line())
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
 import time
 import urllib.request
@@ -13,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from kva.process import descendant_pids, is_running
+from kva.process import descendant_pids, group_pids, is_running
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,3 +85,54 @@ def test_kva_up_serves_a_recognised_frame_and_stops_cleanly(tmp_path: Path, star
     assert code == 0, up.tail(30)
     assert [pid for pid in pids if is_running(pid)] == []
     assert "status: broker=stopped" in output
+
+
+def _up(start_kva, tmp_path: Path, built_models: Path):  # noqa: ANN202 - a KvaProcess
+    """``kva up`` with its work folder under ``tmp_path/tmp`` (TMPDIR), once it is all up."""
+    (tmp_path / "tmp").mkdir()
+    up = start_kva(
+        "up",
+        "--port", "0",
+        "--kafka-port", "0",
+        "--serve-port", "0",
+        "--metrics-port", "0",
+        "--models-dir", str(built_models),
+        env={"TMPDIR": str(tmp_path / "tmp")},
+    )  # fmt: skip
+    up.wait_line("viewer:", 120)
+    return up
+
+
+def _left(pids: set[int], group: int) -> set[int]:
+    return {pid for pid in pids if is_running(pid)} | group_pids(group)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_nothing_is_left_after_ctrl_c_or_kill_9(
+    tmp_path: Path, start_kva, built_models: Path, signum: int
+) -> None:
+    """Issue 15, defects 4 and 5: after Ctrl-C (in reverse order, within 5 s, no error
+    lines) and after ``kill -9`` of the supervisor, no descendant is left, neither by
+    parent chain nor in the run's process group, and the work folder is gone."""
+    up = _up(start_kva, tmp_path, built_models)
+    pids = descendant_pids(up.pid)
+    groups = {os.getpgid(pid) for pid in pids} - {os.getpgid(0)}
+    assert len(groups) == 1, "every service in the one group of this run"
+    group = groups.pop()
+    assert group in pids and len(group_pids(group)) >= 7
+    assert os.getpgid(up.pid) != group, "a terminal's Ctrl-C reaches only the supervisor"
+    work = [p.name for p in (tmp_path / "tmp").iterdir()]
+    assert len(work) == 1 and work[0].startswith("kva-up-"), work
+    started = time.monotonic()
+    up.send_signal(signum)
+    code = up.wait(30)
+    wait_for(lambda: not _left(pids, group), 10, "every descendant of kva up to exit")
+    elapsed = time.monotonic() - started
+    wait_for(lambda: not list((tmp_path / "tmp").iterdir()), 5, "the work folder to go")
+    if signum == signal.SIGINT:
+        print(f"kva up stopped in {elapsed:.2f}s after Ctrl-C")
+        assert code == 0, up.tail(30)
+        assert elapsed < 5, up.tail(60)
+        output = up.output()
+        assert "ERROR" not in output and "killing it" not in output, up.tail(40)
+        assert "status: broker=stopped" in output
