@@ -45,6 +45,17 @@ POLL_SECONDS = 0.2
 DRAIN_POLL_SECONDS = 0.05
 #: How long the worker threads get to end once every connection is closed.
 THREAD_EXIT_SECONDS = 1.0
+#: A connection gets this long to send a complete request head (also between the requests
+#: of a kept-alive connection). waitress's ``channel_timeout`` counts from the last byte,
+#: so one header line every 5 s used to hold a connection for good (slowloris).
+HEADER_SECONDS = 10.0
+#: Connections kept free for new clients (a health check): beyond ``connection_limit``
+#: minus this, connections still without a complete request head are closed, oldest first.
+SPARE_CONNECTIONS = 8
+#: How often the event loop checks the request heads.
+HEAD_CHECK_SECONDS = 0.25
+#: The loop's wait for I/O while connections are at the limit.
+PRESSED_POLL_SECONDS = 0.005
 
 
 class WsgiServer:
@@ -69,6 +80,7 @@ class WsgiServer:
         outbuf_high_watermark: int = 16 << 20,
         request_lookahead: int = 0,
         drain_seconds: float = 0.0,
+        header_seconds: float = HEADER_SECONDS,
     ) -> None:
         """Bind and set up waitress (worker threads start at once).
 
@@ -85,6 +97,7 @@ class WsgiServer:
             request_lookahead: requests read ahead on one connection (1: a closed
                 connection is noticed while its request runs).
             drain_seconds: on stop, how long requests in flight get to finish (0: none).
+            header_seconds: how long a connection may take to send a complete request head.
         """
         self.name = name
         self.drain_seconds = drain_seconds
@@ -110,6 +123,7 @@ class WsgiServer:
         except BaseException:
             self._socket.close()
             raise
+        self._heads = _HeadDeadline(self._map, header_seconds, connection_limit)
         self._closing = threading.Event()
         self._stop: threading.Event | None = None
         self._lock = threading.Lock()
@@ -163,8 +177,12 @@ class WsgiServer:
 
     def _serve(self) -> None:
         try:
+            busy = False
             while not self._stopping():
-                self._turn(POLL_SECONDS)
+                # At the connection limit waitress stops accepting: turn fast until the
+                # waiting connections made room, so the new clients queued behind get in.
+                self._turn(PRESSED_POLL_SECONDS if busy else POLL_SECONDS)
+                busy = self._heads.check()
             self._drain()
         except Exception:
             logger.exception("%s: the HTTP server failed", self.name)
@@ -268,3 +286,54 @@ class _Body:
             closed, self._closed = self._closed, None
             if closed is not None:
                 closed()
+
+
+class _HeadDeadline:
+    """Closes connections that take too long to send a request head, or that hold a place
+    a new client needs (runs on the event loop's thread, between turns).
+
+    A connection is *waiting* while it has no complete request head and nothing queued,
+    running or left to send; it may wait :attr:`seconds` at most.
+    """
+
+    def __init__(self, socket_map: dict[int, Any], seconds: float, connection_limit: int) -> None:
+        self._map = socket_map
+        self._seconds = seconds
+        self._keep = max(1, connection_limit - SPARE_CONNECTIONS)
+        self._since: dict[int, float] = {}
+        self._next = 0.0
+
+    @staticmethod
+    def _waiting(channel: HTTPChannel) -> bool:
+        request = channel.request
+        return (
+            not channel.requests
+            and (request is None or not request.headers_finished)
+            and not channel.writable()
+        )
+
+    def check(self) -> bool:
+        """Close what must go; True while the connections are (or were) at the limit."""
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + HEAD_CHECK_SECONDS
+        channels = [d for d in list(self._map.values()) if isinstance(d, HTTPChannel)]
+        pressed = len(channels) >= self._keep
+        if pressed:
+            self._next = now  # check again after the next turn
+        since: dict[int, float] = {}
+        waiting: list[tuple[float, HTTPChannel]] = []
+        for channel in channels:
+            if self._waiting(channel):
+                started = self._since.get(id(channel), now)
+                since[id(channel)] = started
+                waiting.append((started, channel))
+        self._since = since
+        waiting.sort(key=lambda item: item[0])
+        excess = len(channels) - self._keep
+        for index, (started, channel) in enumerate(waiting):
+            if index < excess or now - started > self._seconds:
+                channel.handle_close()
+                self._since.pop(id(channel), None)
+        return pressed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -131,3 +132,65 @@ def test_close_ends_a_stream_to_a_client_that_stopped_reading() -> None:
 def _ignore_errors(url: str) -> None:
     with contextlib.suppress(requests.RequestException):
         requests.get(url, timeout=30)
+
+
+def _half_open(server: WsgiServer, count: int) -> list[socket.socket]:
+    """``count`` connections that start a request and never finish its head (slowloris)."""
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        held.append(sock)
+    return held
+
+
+def _closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (TimeoutError, ConnectionResetError):
+        return isinstance(sys.exc_info()[1], ConnectionResetError)
+
+
+def test_half_open_connections_do_not_starve_a_health_check() -> None:
+    """Issue 15, defect 9: more half-open connections than ``connection_limit`` used to keep
+    every new client out. Now the oldest half-open ones make room, and a check answers."""
+    server = _server(SlowApp(), connection_limit=40).start()
+    held: list[socket.socket] = []
+    try:
+        for _round in range(3):
+            held += _half_open(server, 40)
+            started = time.monotonic()
+            reply = requests.get(server.url + "/healthz", timeout=2)
+            assert reply.status_code == 200 and reply.text == "ok /healthz"
+            assert time.monotonic() - started < 2
+    finally:
+        for sock in held:
+            sock.close()
+        server.close()
+
+
+def test_a_request_head_trickled_line_by_line_is_cut_at_the_deadline() -> None:
+    """One header line every 0.3 s kept a connection open for good (the idle timeout counts
+    from the last byte); the head must be complete within ``header_seconds``."""
+    server = _server(SlowApp(), header_seconds=1.0).start()
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        cut = False
+        for index in range(20):  # 6 s of trickling at most
+            try:
+                sock.sendall(f"X-Slow-{index}: y\r\n".encode())
+            except OSError:
+                cut = True
+                break
+            if _closed_by_server(sock, 0.3):
+                cut = True
+                break
+        assert cut, "the trickling connection was never closed"
+        assert 1.0 <= time.monotonic() - started < 3.0
+        sock.close()
+        assert requests.get(server.url + "/", timeout=2).text == "ok /"
+    finally:
+        server.close()
