@@ -26,6 +26,7 @@ import pytest
 from kva.kafka import TopicSpec, ensure_topics
 from kva.settings import KafkaSettings
 from testbed.kafka import broker
+from tests.support import leaks
 from tests.support.kafka import Reader, Topics
 from tests.support.process import PROCESS_FIXTURES, KvaProcess, starts_processes
 from tests.support.serve import build_conformance_repo
@@ -41,6 +42,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fail a test that starts a child process but is not marked "
         + ", ".join(MAY_START_PROCESSES),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Escaped grandchildren come back to the test process (see ``tests/support/leaks.py``)."""
+    leaks.become_subreaper()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any process a test started, or any descendant, is still alive."""
+    left = leaks.leftover_processes()
+    if not left:
+        return
+    lines = "\n".join(f"  {pid}: {command}" for pid, command in left.items())
+    session.config.get_terminal_writer().line(
+        f"\nERROR: {len(left)} process(es) started by the tests outlived them (killed now):\n"
+        f"{lines}",
+        red=True,
+    )
+    leaks.kill_all(left)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

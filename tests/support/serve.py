@@ -89,6 +89,11 @@ class ServeProcess:
             except AssertionError:
                 self.stop()
                 raise AssertionError(f"kva serve did not get {wait}:\n{self.log()}") from None
+            except BaseException:
+                # Any other failure of the wait (a read timeout, Ctrl-C) stops it too: the
+                # old helper left a kva serve running when its health check raised.
+                self.stop()
+                raise
         return self
 
     def model_url(self, model: str, protocol: str = "v1") -> str:
