@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +271,31 @@ def test_no_images_is_a_400_not_a_500(image_server: ServeProcess, shape: list[in
     reply = image_server.post("/v2/models/mobilenet_v2/infer", json=request)
     assert reply.status_code == 400, reply.text
     assert reply.json() == {"error": f"input 'image': no images (shape {shape})"}
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def test_a_request_of_decompression_bombs_is_refused_cheaply(image_server: ServeProcess) -> None:
+    """Issue 15, defect 8: a small PNG that decodes to 6320x6320 (40 M pixels), 100 times in
+    one request. The pixel budget reads the headers only: refused at once, no memory kept."""
+    ok, png = cv2.imencode(
+        ".png", np.zeros((6320, 6320), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    )
+    assert ok and len(png) < 120_000
+    data = [base64.b64encode(png.tobytes()).decode()] * 100
+    request = {"inputs": [{"name": "image", "shape": [100], "datatype": "BYTES", "data": data}]}
+    assert image_server.process is not None
+    pid = image_server.process.pid
+    before = _rss_mb(pid)
+    started = time.monotonic()
+    reply = image_server.post("/v2/models/mobilenet_v2/infer", json=request)
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 400, reply.text
+    assert "6320x6320" in reply.json()["error"]
+    assert elapsed < 1.5, f"{elapsed:.2f}s: was a bomb decoded?"
+    after = _rss_mb(pid)
+    print(f"RSS {before:.0f} MB -> {after:.0f} MB, refused in {elapsed * 1000:.0f} ms")
+    assert after - before < 100
