@@ -92,7 +92,11 @@ class RecordHandler:
             self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")
             return
         self._metrics.frames_received.labels(frame.stream_id).inc()
-        predictions = header_predictions(frame, self._settings.video_max_metadata_bytes)
+        try:
+            predictions = header_predictions(frame, self._settings.video_max_metadata_bytes)
+        except PredictionsError as exc:  # the frame is shown, its predictions are not
+            self._reject(record, "bad_predictions_header", f"bad_predictions_header: {exc}")
+            return
         if predictions is not None:
             self._store.put_predictions(frame.stream_id, predictions)
 
