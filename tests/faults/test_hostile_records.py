@@ -94,7 +94,13 @@ def _envelope(data: bytes, extra: Headers, seq: int = 1) -> Headers:
 @st.composite
 def header_records(draw: st.DrawFn) -> Message:
     """A JPEG with some headers replaced or added: names and values of any kind."""
-    extra = draw(st.lists(st.tuples(_header_name, _header_value), min_size=1, max_size=8))
+    # one integer header with Unicode digits (str.isdigit() is true, int() may refuse) ...
+    digits = st.tuples(st.sampled_from(_CORE[1:5]), _digits.map(str.encode))
+    # ... or any names and values
+    extra = draw(
+        st.lists(digits, min_size=1, max_size=1)
+        | st.lists(st.tuples(_header_name, _header_value), min_size=1, max_size=8)
+    )
     return "headers", STREAM.encode(), GOOD, _envelope(GOOD, extra)
 
 
