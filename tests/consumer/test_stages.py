@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
-from kva.consumer.metrics import DROP_REASONS
+from kva.consumer.metrics import DROP_REASONS, ConsumerMetrics
 from kva.consumer.ordering import StreamOrder
 from kva.consumer.roster import PROBATION_FRAMES, PROBATION_SECONDS, StreamRoster
 from kva.consumer.scheduling import Scheduler
@@ -236,3 +237,17 @@ def test_a_flood_of_new_ids_cannot_displace_a_live_camera() -> None:
     assert roster.admit("newcam")  # takes a quiet flood id's place, not the camera's
     assert forgotten == ["flood0"]
     assert "cam" in roster and len(roster) == 3
+
+
+def test_known_series_start_at_zero_and_a_forgotten_stream_leaves_none() -> None:
+    metrics = ConsumerMetrics()
+    get = metrics.registry.get_sample_value
+    dropped = "kva_consume_frames_dropped_total"
+    assert all(get(dropped, {"stream": "_unknown", "reason": r}) == 0.0 for r in DROP_REASONS)
+    metrics.frames_in.labels("cam9").inc()
+    metrics.dropped.labels("cam9", "stale").inc()
+    metrics.fps.labels("cam9", "in").set(3)
+    metrics.frame_age.labels("cam9").observe(0.1)
+    metrics.forget("cam9")
+    text = generate_latest(metrics.registry).decode()
+    assert 'stream="cam9"' not in text
