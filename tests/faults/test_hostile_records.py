@@ -44,7 +44,7 @@ from tests.consumer.conftest import consumer_settings, running_consumer, scrape
 from tests.support.frames import jpeg
 from tests.support.kafka import Reader, Topics
 from tests.support.process import KvaProcess
-from tests.support.wait import wait_for
+from tests.support.wait import eventually, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -508,12 +508,15 @@ def test_a_flood_of_stream_ids_neither_starves_a_camera_nor_stays_in_memory(
     seqs = iter(range(1, 1_000_000))
 
     def camera_through(timeout: float = 20) -> None:
-        seq = next(seqs)
-        producer.send_frame(topics.input, Frame(STREAM, seq, time.time_ns(), 160, 120, GOOD))
-        assert producer.flush(10) == 0
-        wait_for(
-            lambda: any(_seq(r) == seq for r in out.snapshot()), timeout, f"camera frame {seq}"
-        )
+        """The camera sends frames (at 5 fps or more, as a camera does) until one comes out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seq = next(seqs)
+            producer.send_frame(topics.input, Frame(STREAM, seq, time.time_ns(), 160, 120, GOOD))
+            assert producer.flush(10) == 0
+            if eventually(lambda s=seq: any(_seq(r) == s for r in out.snapshot()), 0.2):
+                return
+        raise AssertionError(f"no camera frame came out within {timeout} s (last sent: {seq})")
 
     def page() -> str:
         return requests.get(f"{url}/metrics", timeout=10).text
