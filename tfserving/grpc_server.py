@@ -256,21 +256,10 @@ class _Handlers:
     # -- ModelService ----------------------------------------------------------------------
     def status(self, request: Any) -> Any:
         spec = request.model_spec
-        manager = self.rt.manager
-        name = spec.name
-        if not name:
+        if not spec.name:
             raise InvalidArgument("Missing model name in request.")
-        version = self._version(spec)
-        if spec.version_label:
-            version = manager.resolve(name, label=spec.version_label).version
-        state = manager.models.get(name)
-        if state is None or not state.versions:
-            raise NotFound(f"Could not find any versions of model {name}")
-        versions = sorted(state.versions, reverse=True)
-        if version is not None:
-            if version not in state.versions:
-                raise NotFound(f"Could not find version {version} of model {name}")
-            versions = [version]
+        label = spec.version_label or None
+        versions = self.rt.manager.status_versions(spec.name, self._version(spec), label)
         response = self.api.get_model_status_pb2.GetModelStatusResponse()
         for number in versions:
             entry = response.model_version_status.add(version=number, state=_AVAILABLE)

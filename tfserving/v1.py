@@ -69,17 +69,7 @@ def _labels(name: str) -> Response:
 
 
 def _status(name: str, version: int | None, label: str | None) -> Response:
-    manager = runtime().manager
-    state = manager.models.get(name)
-    if label is not None:
-        version = manager.resolve(name, label=label).version
-    if state is None or not state.versions:
-        raise NotFound(f"Could not find any versions of model {name}")
-    versions = sorted(state.versions, reverse=True)
-    if version is not None:
-        if version not in state.versions:
-            raise NotFound(f"Could not find version {version} of model {name}")
-        versions = [version]
+    versions = runtime().manager.status_versions(name, version, label)
     ok = {"error_code": "OK", "error_message": ""}
     return json_response(
         {

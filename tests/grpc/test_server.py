@@ -68,9 +68,16 @@ def _status(s: GrpcServe, model: str, version: int | None = None, label: str = "
     return s.models.GetModelStatus(request, timeout=30)
 
 
-def _metadata(s: GrpcServe, model: str, fields: tuple[str, ...] = ("signature_def",)) -> Any:
+def _metadata(
+    s: GrpcServe,
+    model: str,
+    fields: tuple[str, ...] = ("signature_def",),
+    version: int | None = None,
+) -> Any:
     request = s.api.get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=list(fields))
     request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
     return s.predictions.GetModelMetadata(request, timeout=30)
 
 
@@ -83,8 +90,20 @@ def _error(s: GrpcServe, call: Any) -> tuple[str, str]:
 # -- the conformance cases -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("model", "version", "label"),
-    [(TWO, None, ""), (TWO, 123, ""), (THREE, None, ""), (TWO, None, "Version_Label")],
-    ids=["status-all-versions", "status-specific-version", "status-doc-example", "status-label"],
+    [
+        (TWO, None, ""),
+        (TWO, 123, ""),
+        (THREE, None, ""),
+        (TWO, None, "Version_Label"),
+        (TWO, 0, ""),
+    ],
+    ids=[
+        "status-all-versions",
+        "status-specific-version",
+        "status-doc-example",
+        "status-label",
+        "status-version-0-all",
+    ],
 )
 def test_status(grpc_server: GrpcServe, model: str, version: int | None, label: str) -> None:
     response = _status(grpc_server, model, version, label)
@@ -110,6 +129,7 @@ def test_metadata_is_the_rest_signature_as_protobuf(grpc_server: GrpcServe) -> N
     rest = s.rest.get(f"/v1/models/{TWO}/metadata").json()["metadata"]["signature_def"]
     assert signatures == json_format.ParseDict(rest, s.api.get_model_metadata_pb2.SignatureDefMap())
     assert "kva_labels" not in _metadata(s, TWO, ("signature_def", "kva_labels")).metadata
+    assert _metadata(s, TWO, version=0).model_spec.version.value == 123  # 0: latest, as in OVMS
 
 
 @pytest.mark.parametrize(
@@ -120,8 +140,9 @@ def test_metadata_is_the_rest_signature_as_protobuf(grpc_server: GrpcServe) -> N
         (TWO, 123, "serving_default", [3.0, 4.0], [3.5, 4.0]),  # predict-columnar
         (THREE, None, "", [1.0, 2.0, 5.0], [3.5, 4.0, 5.5]),  # predict-doc-example
         (TWO, None, "", [[1.0], [-3.0]], [[2.5], [0.5]]),  # the model's own shape [-1, 1]
+        (TWO, 0, "", [1.0], [2.5]),  # version 0 is "latest", as ovmsclient sends it
     ],
-    ids=["row-latest", "row-version", "columnar", "doc-example", "batch-column"],
+    ids=["row-latest", "row-version", "columnar", "doc-example", "batch-column", "version-0"],
 )
 def test_predict(grpc_server: GrpcServe, model, version, signature, x, y) -> None:
     response = _predict(
