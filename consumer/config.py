@@ -138,8 +138,15 @@ class ConsumerSettings(KafkaSettings):
         1024,
         ge=1,
         description="streams one consumer tracks; frames of further streams are dropped "
-        "(reason overload) so state and metric labels stay bounded",
+        "(reason too_many_streams) so state and metric labels stay bounded",
         json_schema_extra={"flag": "--max-streams", "metavar": "N"},
+    )
+    consume_forget_after: float = Field(
+        60.0,
+        gt=0,
+        description="seconds without frames after which a stream is forgotten, with its "
+        "metric series",
+        json_schema_extra={"flag": "--forget-after", "metavar": "SECONDS"},
     )
     consume_max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES,

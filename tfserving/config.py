@@ -89,7 +89,7 @@ class ServeSettings(KvaSettings):
     serve_max_request_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1024,
-        description="largest request body; beyond: 413",
+        description="largest request body, as sent and once decompressed; beyond: 413",
         json_schema_extra=_flag("max_request_bytes"),
     )
     serve_max_image_pixels: int = Field(
