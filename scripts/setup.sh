@@ -40,8 +40,13 @@ echo "==> pip install kva[all,test,grpc]"
 KUSTOMIZE_VERSION=v5.5.0
 if [ ! -x "$VENV/bin/kustomize" ]; then
   GO=$(command -v go || echo /usr/local/go/bin/go)
-  echo "==> go install kustomize $KUSTOMIZE_VERSION into $VENV/bin"
-  GOBIN="$(cd "$VENV/bin" && pwd)" CGO_ENABLED=0 "$GO" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  if [ -x "$GO" ]; then
+    echo "==> go install kustomize $KUSTOMIZE_VERSION into $VENV/bin"
+    GOBIN="$(cd "$VENV/bin" && pwd)" CGO_ENABLED=0 "$GO" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  else
+    # kva runs without it; only the Kubernetes validation tests need it.
+    echo "warning: Go not found: kustomize not installed, the k8s validation tests will fail" >&2
+  fi
 fi
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"
