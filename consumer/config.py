@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
-from kva.settings import KafkaSettings, split_list
+from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
 ListSetting = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
 
@@ -138,8 +138,15 @@ class ConsumerSettings(KafkaSettings):
         1024,
         ge=1,
         description="streams one consumer tracks; frames of further streams are dropped "
-        "(reason overload) so state and metric labels stay bounded",
+        "(reason too_many_streams) so state and metric labels stay bounded",
         json_schema_extra={"flag": "--max-streams", "metavar": "N"},
+    )
+    consume_forget_after: float = Field(
+        60.0,
+        gt=0,
+        description="seconds without frames after which a stream is forgotten, with its "
+        "metric series",
+        json_schema_extra={"flag": "--forget-after", "metavar": "SECONDS"},
     )
     consume_max_frame_bytes: int = Field(
         DEFAULT_MAX_FRAME_BYTES,
@@ -213,17 +220,9 @@ class ConsumerSettings(KafkaSettings):
         description="JPEG quality of the resized image sent to the models",
         json_schema_extra={"flag": "--request-quality", "metavar": "Q"},
     )
-    consume_metrics_host: str = Field(
-        "127.0.0.1",
-        description="address for /metrics and /healthz",
-        json_schema_extra={"flag": "--metrics-host", "metavar": "HOST"},
-    )
-    consume_metrics_port: int = Field(
-        9102,
-        ge=0,
-        lt=65536,
-        description="port for /metrics and /healthz (0 = any free port)",
-        json_schema_extra={"flag": "--metrics-port", "metavar": "PORT"},
+    consume_metrics_host: str = listen_host("address for /metrics and /healthz", "--metrics-host")
+    consume_metrics_port: int = listen_port(
+        9102, "port for /metrics and /healthz (0 = any free port)", "--metrics-port"
     )
     consume_status_interval: float = Field(
         5.0,

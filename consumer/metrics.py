@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,9 +16,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 #: - ``decode_error``: the input cannot be read (message, headers, size, JPEG).
 #: - ``encode_error``: the annotated frame or a model input did not encode as JPEG.
 #: - ``model_error``: every model failed on the frame.
-#: - ``internal_error``: a bug in the consumer (logged with its traceback).
+#: - ``too_many_streams``: of a new stream while ``--max-streams`` streams are tracked and
+#:   none of them may make room (see :mod:`~kva.consumer.roster`).
+#: - ``internal_error``: a bug in the consumer (logged with its traceback), also any
+#:   exception while handling one consumed record (the Kafka loop's safety net).
 DropReason = Literal[
-    "stale", "overload", "decode_error", "encode_error", "model_error", "internal_error"
+    "stale",
+    "overload",
+    "decode_error",
+    "encode_error",
+    "model_error",
+    "too_many_streams",
+    "internal_error",
 ]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 #: Stream label for drops that cannot be tied to a stream.
@@ -85,6 +95,13 @@ class ConsumerMetrics:
             ["model", "replica"],
             registry=r,
         )
+        self.record_errors = Counter(
+            "kva_consume_record_errors",
+            "exceptions while handling one consumed record, by exception type "
+            "(each also counted as a drop, reason internal_error)",
+            ["type"],
+            registry=r,
+        )
         self.frames_inflight = Gauge(
             "kva_consume_frames_inflight", "frames being processed", registry=r
         )
@@ -95,3 +112,19 @@ class ConsumerMetrics:
             buckets=_AGE_BUCKETS,
             registry=r,
         )
+        for reason in DROP_REASONS:  # known label sets start at 0: dashboards draw a line
+            self.dropped.labels(NO_STREAM, reason)
+
+    def forget(self, stream: str) -> None:
+        """Remove every series of ``stream`` (it went quiet or made room for another)."""
+        for counter in (self.frames_in, self.frames_out, self.frame_age):
+            _remove(counter, stream)
+        for reason in DROP_REASONS:
+            _remove(self.dropped, stream, reason)
+        for direction in ("in", "out"):
+            _remove(self.fps, stream, direction)
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never had that series
+        metric.remove(*labels)

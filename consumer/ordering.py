@@ -64,6 +64,12 @@ class StreamOrder:
             self._last_published[stream] = (frame.sequence, frame.capture_ns)
             return result
 
+    def forget(self, stream: str) -> None:
+        """Drop what is remembered of a stream that went quiet (nothing of it in work)."""
+        with self._cond:
+            if stream not in self._in_work:
+                self._last_published.pop(stream, None)
+
     def _older_in_work(self, frame: Frame) -> bool:
         keys = self._in_work.get(frame.stream_id, ())
         return any(s < frame.sequence and c < frame.capture_ns for s, c in keys)

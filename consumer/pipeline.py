@@ -18,12 +18,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import NO_STREAM, ConsumerMetrics, DropReason
 from kva.consumer.models import ModelRuntime
 from kva.consumer.ordering import StreamOrder
+from kva.consumer.roster import StreamRoster
 from kva.consumer.scheduling import Scheduler, replica_capacity
 from kva.consumer.streams import StreamBook
 from kva.consumer.work import Dropped, FrameWork, build_output
@@ -59,13 +61,15 @@ class Pipeline:
         self.scheduler = Scheduler(
             capacity=functools.partial(replica_capacity, models),
             max_frame_age=s.consume_max_frame_age,
-            max_streams=s.consume_max_streams,
             # one request per replica: prepare the next frame meanwhile; with two or more,
             # a replica already has the next request queued and a prepared frame only ages
             prefetch=1 if s.consume_max_inflight == 1 else 0,
             on_inflight=metrics.frames_inflight.set,
         )
         self.order = StreamOrder(s.consume_reorder_wait)
+        self.roster = StreamRoster(
+            s.consume_max_streams, s.consume_forget_after, on_forget=self._forget
+        )
         self.work = FrameWork(
             models,
             jpeg_quality=s.consume_jpeg_quality,
@@ -74,6 +78,7 @@ class Pipeline:
             max_workers=max_workers,
         )
         self._log = RateLimitedLog(logger, interval=10.0)
+        self._errors_log = RateLimitedLog(logger, interval=10.0)
         self._workers = ThreadPoolExecutor(max_workers, thread_name_prefix="kva-frame")
 
     def accept(self, record: Record) -> None:
@@ -84,8 +89,12 @@ class Pipeline:
             self._drop(NO_STREAM, "decode_error", f"{record.topic}[{record.partition}]: {exc}")
             return
         stream = frame.stream_id
-        if not self.scheduler.known_stream(stream):
-            self._drop(NO_STREAM, "overload", f"more than {self.scheduler.max_streams} streams")
+        if not self.roster.admit(stream):
+            self._drop(
+                NO_STREAM,
+                "too_many_streams",
+                f"{self.roster.max_streams} streams are tracked: no room for a new one",
+            )
             return
         self.metrics.frames_in.labels(stream).inc()
         self.streams.frame_in(stream)
@@ -101,6 +110,35 @@ class Pipeline:
         if self.scheduler.admit(frame) is not None:
             self._drop(stream, "overload", "")
         self.dispatch()
+
+    def record_failed(self, record: Record, exc: Exception) -> None:
+        """The safety net of the Kafka loop: handling ``record`` raised ``exc`` (a bug).
+
+        Counted as a drop (``internal_error``) and by exception type, logged with its
+        traceback at most once per interval per type; the loop goes on.
+        """
+        kind = type(exc).__name__
+        self.metrics.record_errors.labels(kind).inc()
+        self.metrics.dropped.labels(NO_STREAM, "internal_error").inc()
+        self._errors_log.log(
+            kind,
+            logging.ERROR,
+            "handling %s[%d]@%d raised %s (record skipped):\n%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            kind,
+            "".join(traceback.format_exception(exc)).rstrip(),
+        )
+
+    def expire(self) -> list[str]:
+        """Forget the streams that went quiet (with their metric series)."""
+        return self.roster.expire()
+
+    def _forget(self, stream: str) -> None:
+        self.metrics.forget(stream)
+        self.streams.forget(stream)
+        self.order.forget(stream)
 
     def dispatch(self) -> None:
         """Start waiting frames while there is capacity (round robin over streams)."""

@@ -2,7 +2,7 @@
 
 Each stream has one slot for its newest waiting frame: a newer frame replaces
 an older one that has not been sent yet (the older is dropped as ``overload``;
-so is a frame of a stream beyond ``max_streams``). Waiting frames are taken
+which streams are tracked at all is :mod:`~kva.consumer.roster`'s job). Waiting frames are taken
 round robin over streams while the models' replicas have free capacity (plus
 ``prefetch`` frames prepared meanwhile). A frame older than ``max_frame_age``
 when it arrives or when a replica is free for it is ``stale``.
@@ -39,13 +39,11 @@ class Scheduler:
         *,
         capacity: Callable[[], int],
         max_frame_age: float,
-        max_streams: int = 1024,
         prefetch: int = 1,
         on_inflight: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.capacity = capacity
         self.max_frame_age = max_frame_age
-        self.max_streams = max_streams
         #: frames dispatched beyond the replicas' capacity: decoded and resized while
         #: the replicas are busy, so a replica never waits for the consumer
         self.prefetch = prefetch
@@ -54,20 +52,9 @@ class Scheduler:
         self._idle = threading.Condition(self._lock)
         self._pending: dict[str, Frame] = {}
         self._order: list[str] = []
-        self._streams_seen: set[str] = set()
         self._inflight = 0  # taken, not yet back from the models
         self._busy = 0  # taken, not yet published or dropped
         self._closed = False
-
-    def known_stream(self, stream: str) -> bool:
-        """Track at most ``max_streams`` streams (bounded state and metric labels)."""
-        with self._lock:
-            if stream in self._streams_seen:
-                return True
-            if len(self._streams_seen) >= self.max_streams:
-                return False
-            self._streams_seen.add(stream)
-            return True
 
     def stale(self, frame: Frame) -> bool:
         """True when ``frame`` is too old to be worth processing."""

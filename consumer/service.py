@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 LOOP_STALL_SECONDS = 15.0
 #: Kafka group session timeout (ms): how soon a dead consumer's partitions move on.
 SESSION_TIMEOUT_MS = 6000
+#: Most per-stream lines of one status report (the rest are summed up in one line).
+STATUS_LINES = 20
 
 
 class ConsumerService:
@@ -50,6 +52,7 @@ class ConsumerService:
                 self.models.append(
                     build_model(spec, s, self.metrics, sources.get(spec.name), deadline, stop)
                 )
+        self.metrics.skipped.labels(s.consume_input_topic)  # the series exists from the start
         self._producer = FrameProducer(s, linger_ms=1)
         self.pipeline = Pipeline(
             models=self.models, producer=self._producer, metrics=self.metrics, settings=s
@@ -102,7 +105,10 @@ class ConsumerService:
             self._last_turn = time.monotonic()
             record = consumer.poll(0.1)
             if record is not None:
-                pipeline.accept(record)
+                try:
+                    pipeline.accept(record)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the loop
+                    pipeline.record_failed(record, exc)
             else:
                 pipeline.dispatch()
             producer.poll(0)
@@ -117,10 +123,22 @@ class ConsumerService:
     def _status(self) -> None:
         if self.pipeline is None:
             return
-        for name, line, fps_in, fps_out in self.pipeline.streams.roll():
-            self.metrics.fps.labels(name, "in").set(fps_in)
-            self.metrics.fps.labels(name, "out").set(fps_out)
+        self.pipeline.expire()
+        rows = self.pipeline.streams.roll()
+        for name, _line, fps_in, fps_out in rows:
+            if name in self.pipeline.roster:
+                self.metrics.fps.labels(name, "in").set(fps_in)
+                self.metrics.fps.labels(name, "out").set(fps_out)
+        # a few lines per interval however many streams: the busiest first
+        busiest = sorted(rows, key=lambda row: -(row[2] + row[3]))
+        for _name, line, _fps_in, _fps_out in busiest[:STATUS_LINES]:
             logger.info("%s", line)
+        if len(rows) > STATUS_LINES:
+            logger.info(
+                "%d more stream(s) not listed (%d tracked)",
+                len(rows) - STATUS_LINES,
+                len(self.pipeline.roster),
+            )
         for model in self.models:
             replicas = ", ".join(
                 f"{url} {'up' if up else 'DOWN'} inflight={n} requests={total}"

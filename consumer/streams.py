@@ -50,6 +50,11 @@ class StreamBook:
         with self._lock:
             self._get(stream).drops[reason] += 1
 
+    def forget(self, stream: str) -> None:
+        """Drop the stats of a stream that went quiet."""
+        with self._lock:
+            self._streams.pop(stream, None)
+
     def fps_out(self, stream: str) -> float:
         with self._lock:
             stats = self._streams.get(stream)

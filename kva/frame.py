@@ -198,9 +198,16 @@ def _required(fields: Mapping[str, str], name: str) -> str:
         raise FrameDecodeError("missing_header", f"header {name} missing") from None
 
 
+#: Longest integer header: 2**63 - 1 has 19 digits (one more lets "leading zero" cases through).
+_MAX_INT_DIGITS = 20
+_ASCII_DIGITS = frozenset("0123456789")
+
+
 def _int_header(fields: Mapping[str, str], name: str, low: int, high: int) -> int:
     text = _required(fields, name)
-    if not (0 < len(text) <= 20 and text.isdigit()):
+    # ASCII digits only: str.isdigit() is also true for "²" or "٣", which int() refuses
+    # or reads as another number (a poison message must be a typed error, never a crash)
+    if not (0 < len(text) <= _MAX_INT_DIGITS and _ASCII_DIGITS.issuperset(text)):
         raise FrameDecodeError(
             "bad_header", f"header {name}={text[:40]!r} is not a non-negative integer"
         )

@@ -56,6 +56,9 @@ class Api:
     predict_pb2: Any
     get_model_metadata_pb2: Any
     get_model_status_pb2: Any
+    classification_pb2: Any
+    regression_pb2: Any
+    inference_pb2: Any
     prediction_service_pb2_grpc: Any
     model_service_pb2_grpc: Any
 
@@ -101,6 +104,9 @@ def _import() -> Api:
                 ("tensorflow_serving.apis", "predict_pb2"),
                 ("tensorflow_serving.apis", "get_model_metadata_pb2"),
                 ("tensorflow_serving.apis", "get_model_status_pb2"),
+                ("tensorflow_serving.apis", "classification_pb2"),
+                ("tensorflow_serving.apis", "regression_pb2"),
+                ("tensorflow_serving.apis", "inference_pb2"),
                 ("tensorflow_serving.apis", "prediction_service_pb2_grpc"),
                 ("tensorflow_serving.apis", "model_service_pb2_grpc"),
             )

@@ -64,6 +64,20 @@ def _variable(model: type[BaseSettings], name: str) -> str:
     return f"{ENV_PREFIX}{command.upper()}_{words}"
 
 
+def listen_host(description: str, flag: str, *aliases: str) -> Any:
+    """A bind-address setting: loopback unless configured (nothing listens beyond localhost)."""
+    extra: dict[str, Any] = {"flag": flag, "metavar": "HOST"}
+    if aliases:
+        extra["aliases"] = list(aliases)
+    return Field("127.0.0.1", description=description, json_schema_extra=extra)
+
+
+def listen_port(default: int | None, description: str, flag: str) -> Any:
+    """A TCP port setting (0 = any free port)."""
+    extra: dict[str, Any] = {"flag": flag, "metavar": "PORT"}
+    return Field(default, ge=0, le=65535, description=description, json_schema_extra=extra)
+
+
 class KvaEnvSource(PydanticBaseSettingsSource):
     """Reads each field from its variable (see :func:`env_names`); old names with a warning."""
 

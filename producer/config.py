@@ -17,7 +17,7 @@ from pydantic_settings import NoDecode
 
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
 from kva.redact import redact_url
-from kva.settings import KafkaSettings, split_list
+from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
 #: A camera file larger than this is refused (it is a short list of cameras).
 MAX_CAMERA_FILE_BYTES = 1024 * 1024
@@ -108,17 +108,11 @@ class ProducerSettings(KafkaSettings):
     camera_file_poll: float = Field(
         1.0, gt=0, le=3600, description="seconds between checks of the camera file for changes"
     )
-    producer_metrics_host: str = Field(
-        "127.0.0.1",
-        description="address of /metrics, /healthz, /readyz",
-        json_schema_extra={"flag": "--metrics-host", "metavar": "HOST"},
+    producer_metrics_host: str = listen_host(
+        "address of /metrics, /healthz, /readyz", "--metrics-host"
     )
-    producer_metrics_port: int = Field(
-        9101,
-        ge=0,
-        le=65535,
-        description="port of /metrics, /healthz, /readyz (0 = any free port)",
-        json_schema_extra={"flag": "--metrics-port", "metavar": "PORT"},
+    producer_metrics_port: int = listen_port(
+        9101, "port of /metrics, /healthz, /readyz (0 = any free port)", "--metrics-port"
     )
 
     _split_source = field_validator("source", mode="before")(split_list)

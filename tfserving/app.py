@@ -15,7 +15,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from kva.tfserving import v1, v2
+from kva.tfserving import v1, v2, v2_extensions
 from kva.tfserving.errors import ServingError
 from kva.tfserving.rest import EXTENSION, error_response, json_response, runtime
 from kva.tfserving.runtime import Runtime
@@ -29,6 +29,7 @@ def create_app(rt: Runtime) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = rt.max_request_bytes
     app.extensions[EXTENSION] = rt
     app.register_blueprint(v2.blueprint)
+    app.register_blueprint(v2_extensions.blueprint)
     app.add_url_rule("/metrics", "metrics", partial(_metrics, rt))
     app.add_url_rule("/healthz", "healthz", lambda: json_response({"status": "ok"}))
     app.add_url_rule(

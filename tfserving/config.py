@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from kva.settings import KvaSettings
+from kva.settings import KvaSettings, listen_host, listen_port
 
 
 def _flag(name: str) -> dict[str, Any]:
@@ -20,25 +20,15 @@ class ServeSettings(KvaSettings):
 
     command: ClassVar[str] = "serve"
 
-    rest_api_port: int = Field(
-        8501,
-        ge=0,
-        lt=65536,
-        description="HTTP port (0 = any free port)",
-        json_schema_extra=_flag("rest_api_port"),
+    rest_api_port: int = listen_port(8501, "HTTP port (0 = any free port)", "--rest_api_port")
+    rest_api_host: str = listen_host(
+        "address to bind (0.0.0.0 for every interface)", "--rest_api_host", "--bind"
     )
-    rest_api_host: str = Field(
-        "127.0.0.1",
-        description="address to bind (0.0.0.0 for every interface)",
-        json_schema_extra={"flag": "--rest_api_host", "aliases": ["--bind"]},
-    )
-    grpc_port: int | None = Field(
+    grpc_port: int | None = listen_port(
         None,
-        ge=0,
-        lt=65536,
-        description="gRPC port (TF Serving's PredictionService/ModelService; 0 = any free "
+        "gRPC port (TF Serving's PredictionService/ModelService; 0 = any free "
         "port; default: no gRPC). Binds --rest_api_host too. Needs the [grpc] extra",
-        json_schema_extra={"flag": "--port", "metavar": "PORT"},
+        "--port",
     )
     rest_api_num_threads: int | None = Field(
         None,
@@ -99,7 +89,7 @@ class ServeSettings(KvaSettings):
     serve_max_request_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1024,
-        description="largest request body; beyond: 413",
+        description="largest request body, as sent and once decompressed; beyond: 413",
         json_schema_extra=_flag("max_request_bytes"),
     )
     serve_max_image_pixels: int = Field(

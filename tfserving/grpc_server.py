@@ -1,6 +1,8 @@
 """TF Serving's gRPC API for ``kva serve --port``: PredictionService and ModelService.
 
-``Predict`` and ``GetModelMetadata`` of ``tensorflow.serving.PredictionService``
+``Predict``, ``GetModelMetadata``, ``Classify``, ``Regress`` and ``MultiInference``
+of ``tensorflow.serving.PredictionService`` (the last three for the models whose
+REST ``:classify``/``:regress`` work, through :mod:`kva.tfserving.examples`)
 and ``GetModelStatus`` of ``tensorflow.serving.ModelService``, over the same
 :class:`~kva.tfserving.runtime.Runtime` as REST: the same loaded models, admission
 control (``UNAVAILABLE`` beyond ``--max_inflight``) and Prometheus metrics
@@ -38,9 +40,10 @@ from kva.grpc_api import (
 )
 from kva.tfserving.config import ServeSettings
 from kva.tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
+from kva.tfserving.examples import Classes, classify, regress
 from kva.tfserving.runtime import Runtime
 from kva.tfserving.servable import Servable
-from kva.tfserving.signatures import DEFAULT_SIGNATURE, signature_defs
+from kva.tfserving.signatures import DEFAULT_SIGNATURE, METHODS, signature_defs
 from kva.tfserving.tensors import ImageDecoder, check_image_batch
 
 logger = logging.getLogger(__name__)
@@ -140,7 +143,7 @@ class _Handlers:
     def call(self, name: str, handler: Callable[[Any], Any], request: Any, context: Any) -> Any:
         """Run ``handler`` with metrics; map errors to gRPC status codes."""
         started = time.perf_counter()
-        model = request.model_spec.name
+        model = _model_name(request)
         model = model if model in self.rt.manager.models else ""
         status = 200
         try:
@@ -255,24 +258,59 @@ class _Handlers:
             response.metadata[LABELS_FIELD].Pack(make_tensor_proto(self.api, labels))
         return response
 
+    def classify(self, request: Any) -> Any:
+        servable = self._resolve(request.model_spec)
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        results = classify(self.rt, servable, signature, _examples(request.input))
+        response = self.api.classification_pb2.ClassificationResponse()
+        self._spec(response.model_spec, servable, signature)
+        _fill_classes(response.result, results)
+        return response
+
+    def regress(self, request: Any) -> Any:
+        servable = self._resolve(request.model_spec)
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        values = regress(self.rt, servable, signature, _examples(request.input))
+        response = self.api.regression_pb2.RegressionResponse()
+        self._spec(response.model_spec, servable, signature)
+        response.result.regressions.extend(
+            self.api.regression_pb2.Regression(value=v) for v in values
+        )
+        return response
+
+    def multi_inference(self, request: Any) -> Any:
+        """Each task (classify or regress, one model) on the same examples, as TF Serving."""
+        if not request.tasks:
+            raise InvalidArgument("Tasks is empty")
+        if len({task.model_spec.name for task in request.tasks}) != 1:
+            raise InvalidArgument("All tasks should have the same model name")
+        examples = _examples(request.input)
+        methods = {path: method for method, path in METHODS.items()}
+        response = self.api.inference_pb2.MultiInferenceResponse()
+        for task in request.tasks:
+            method = methods.get(task.method_name)
+            if method not in ("classify", "regress"):
+                raise InvalidArgument(f"Unsupported signature method_name: {task.method_name}")
+            servable = self._resolve(task.model_spec)
+            signature = task.model_spec.signature_name or DEFAULT_SIGNATURE
+            result = response.results.add()
+            self._spec(result.model_spec, servable, signature)
+            if method == "classify":
+                found = classify(self.rt, servable, signature, examples)
+                _fill_classes(result.classification_result, found)
+            else:
+                values = regress(self.rt, servable, signature, examples)
+                regression = self.api.regression_pb2.Regression
+                result.regression_result.regressions.extend(regression(value=v) for v in values)
+        return response
+
     # -- ModelService ----------------------------------------------------------------------
     def status(self, request: Any) -> Any:
         spec = request.model_spec
-        manager = self.rt.manager
-        name = spec.name
-        if not name:
+        if not spec.name:
             raise InvalidArgument("Missing model name in request.")
-        version = self._version(spec)
-        if spec.version_label:
-            version = manager.resolve(name, label=spec.version_label).version
-        state = manager.models.get(name)
-        if state is None or not state.versions:
-            raise NotFound(f"Could not find any versions of model {name}")
-        versions = sorted(state.versions, reverse=True)
-        if version is not None:
-            if version not in state.versions:
-                raise NotFound(f"Could not find version {version} of model {name}")
-            versions = [version]
+        label = spec.version_label or None
+        versions = self.rt.manager.status_versions(spec.name, self._version(spec), label)
         response = self.api.get_model_status_pb2.GetModelStatusResponse()
         for number in versions:
             entry = response.model_version_status.add(version=number, state=_AVAILABLE)
@@ -296,6 +334,50 @@ class _Handlers:
         target.name = servable.name
         target.version.value = servable.version
         target.signature_name = signature
+
+
+def _model_name(request: Any) -> str:
+    """The model a request names (a MultiInference request: its first task's)."""
+    if request.DESCRIPTOR.fields_by_name.get("model_spec") is not None:
+        return str(request.model_spec.name)
+    return str(request.tasks[0].model_spec.name) if request.tasks else ""
+
+
+def _examples(proto: Any) -> dict[str, Any]:
+    """A ``tensorflow.serving.Input`` in the REST form: ``{"examples": [...], "context": {}}``."""
+    kind = proto.WhichOneof("kind")
+    if kind == "example_list":
+        examples, context = proto.example_list.examples, None
+    elif kind == "example_list_with_context":
+        examples, context = proto.example_list_with_context.examples, None
+        if proto.example_list_with_context.HasField("context"):
+            context = proto.example_list_with_context.context
+    else:
+        raise InvalidArgument("Input is empty")
+    body: dict[str, Any] = {"examples": [_features(example) for example in examples]}
+    if context is not None:
+        body["context"] = _features(context)
+    return body
+
+
+def _features(example: Any) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind == "float_list":
+            found[name] = list(feature.float_list.value)
+        elif kind == "int64_list":
+            found[name] = [float(v) for v in feature.int64_list.value]
+        else:
+            raise InvalidArgument(f"feature '{name}' must be a float_list or an int64_list")
+    return found
+
+
+def _fill_classes(result: Any, results: list[Classes]) -> None:
+    for row in results:
+        classes = result.classifications.add()
+        for label, score in row:
+            classes.classes.add(label=label, score=score)
 
 
 def _code(api: Api, exc: ServingError) -> Any:
@@ -324,13 +406,13 @@ class _PredictionService:
         return self._h.call("GetModelMetadata", self._h.metadata, request, context)
 
     def Classify(self, request: Any, context: Any) -> Any:  # noqa: N802
-        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "Classify is not served over gRPC")
+        return self._h.call("Classify", self._h.classify, request, context)
 
     def Regress(self, request: Any, context: Any) -> Any:  # noqa: N802
-        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "Regress is not served over gRPC")
+        return self._h.call("Regress", self._h.regress, request, context)
 
     def MultiInference(self, request: Any, context: Any) -> Any:  # noqa: N802
-        context.abort(self._h.api.grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not served")
+        return self._h.call("MultiInference", self._h.multi_inference, request, context)
 
 
 class _ModelService:

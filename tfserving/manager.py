@@ -92,11 +92,17 @@ class ModelManager:
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable a request names (latest when neither version nor label is given).
 
+        Version 0 also means "latest", as in OpenVINO Model Server: its clients
+        (``ovmsclient``) send ``model_version=0`` unless told otherwise, and
+        TF Serving never numbers a version 0 for a client to ask for by mistake.
+
         Raises:
             NotFound: unknown model, or the version is not loaded (404).
             InvalidArgument: unknown version label (400).
         """
         state = self.models.get(name)
+        if version == 0:
+            version = None
         if label is not None:
             if state is None or label not in state.config.version_labels:
                 raise InvalidArgument(f"Unrecognized servable version label: {label}")
@@ -113,6 +119,29 @@ class ModelManager:
         if found is None:
             raise NotFound(f"Servable not found for request: Specific({name}, {version})")
         return found
+
+    def status_versions(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> list[int]:
+        """The loaded versions a status request names, newest first.
+
+        No version, or version 0 (OVMS's "default", which ``ovmsclient`` sends),
+        means every loaded version; a label means the version it points at.
+
+        Raises:
+            NotFound: unknown model, nothing loaded, or the version is not loaded (404).
+            InvalidArgument: unknown version label (400).
+        """
+        if label is not None:
+            version = self.resolve(name, label=label).version
+        state = self.models.get(name)
+        if state is None or not state.versions:
+            raise NotFound(f"Could not find any versions of model {name}")
+        if not version:
+            return sorted(state.versions, reverse=True)
+        if version not in state.versions:
+            raise NotFound(f"Could not find version {version} of model {name}")
+        return [version]
 
     def ready(self) -> bool:
         """Every model loaded at least once and none saturated."""

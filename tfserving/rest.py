@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
+from kva.tfserving.encoding import decode_body
 from kva.tfserving.errors import PayloadTooLarge
 from kva.tfserving.runtime import Runtime
 
@@ -39,11 +40,15 @@ def set_model(name: str, protocol: str) -> None:
 
 
 def request_body() -> bytes:
-    """The request body, 413 beyond ``--max_request_bytes`` (checked before reading)."""
+    """The request body, decompressed per ``Content-Encoding``.
+
+    413 beyond ``--max_request_bytes``: the body as sent (checked before
+    reading) and the body decompressed (checked while inflating) alike.
+    """
     limit = runtime().max_request_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds {limit}")
     data = request.get_data(cache=True)
     if len(data) > limit:
         raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-    return data
+    return decode_body(data, request.headers.get("Content-Encoding"), limit)

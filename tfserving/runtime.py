@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from kva.tfserving.images import decode_image
 from kva.tfserving.manager import ModelManager
 from kva.tfserving.metrics import ServeMetrics
 from kva.tfserving.servable import Servable
+from kva.tfserving.stats import StatsBook
 from kva.tfserving.tensors import ImageDecoder
 
 
@@ -32,6 +34,7 @@ class Runtime:
     max_request_bytes: int
     max_image_pixels: int
     timeout_seconds: float
+    stats: StatsBook = field(default_factory=StatsBook)
 
     def image_decoder(self) -> ImageDecoder:
         """A decoder for the images of one request, all drawn from one request budget.
@@ -53,18 +56,32 @@ class Runtime:
     ) -> dict[str, np.ndarray]:
         """Admit the request (503 beyond ``--max_inflight``), build its tensors and infer."""
         state = self.manager.state(servable.name)
+        begun = time.perf_counter_ns()
         try:
             state.admission.enter(servable.name)
         except ServingError:
             self.metrics.rejected.labels(servable.name).inc()
+            self._record(servable, begun, ok=False)
             raise
+        input_ns = infer_ns = None
+        rows = 0
+        ok = False
         try:
             feeds = build()
-            started = time.perf_counter()
+            started = time.perf_counter_ns()
+            input_ns = started - begun
+            rows = next((len(a) if a.ndim else 1 for a in feeds.values()), 0)
             try:
-                return servable.infer(feeds, self.timeout_seconds)
+                outputs = servable.infer(feeds, self.timeout_seconds)
             finally:
-                elapsed = time.perf_counter() - started
-                self.metrics.inference.labels(servable.name).observe(elapsed)
+                infer_ns = time.perf_counter_ns() - started
+                self.metrics.inference.labels(servable.name).observe(infer_ns / 1e9)
+            ok = True
+            return outputs
         finally:
             state.admission.leave()
+            self._record(servable, begun, ok=ok, input_ns=input_ns, infer_ns=infer_ns, rows=rows)
+
+    def _record(self, servable: Servable, begun: int, ok: bool, **counts: Any) -> None:
+        total = time.perf_counter_ns() - begun
+        self.stats.record(servable.name, servable.version, ok=ok, total_ns=total, **counts)

@@ -36,6 +36,17 @@ class TensorInfo:
     image_hw: tuple[int, int] | None = None  # (H, W) when encoded images are accepted
 
 
+#: Python's JSON error -> the wording of rapidjson, TF Serving's parser, which its tests
+#: and clients match (``...Invalid value``); the others keep Python's wording.
+_RAPIDJSON_WORDING = {
+    "Expecting value": "Invalid value.",
+    "Extra data": "The document root must not be followed by other values.",
+    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
+    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
+    "Unterminated string starting at": "Missing a closing quotation mark in string.",
+}
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a request body (``NaN``/``Infinity`` allowed) with TF Serving's error wording."""
     if not body.strip():
@@ -45,7 +56,8 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidArgument("JSON Parse error: Invalid encoding in string.") from None
     except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"JSON Parse error: {exc.msg} at offset {exc.pos}") from None
+        message = _RAPIDJSON_WORDING.get(exc.msg, exc.msg)
+        raise InvalidArgument(f"JSON Parse error: {message} at offset {exc.pos}") from None
     except RecursionError:
         raise InvalidArgument("JSON Parse error: the document is nested too deeply") from None
 
@@ -183,9 +195,7 @@ def _numbers(value: Any, info: TensorInfo) -> np.ndarray:
     try:
         array = np.array(value)
     except (ValueError, TypeError, RecursionError):
-        raise InvalidArgument(
-            f"Input '{info.name}': expecting a rectangular array (every row of the same shape)"
-        ) from None
+        raise InvalidArgument(f"Input '{info.name}': {_ragged(value)}") from None
     kind, target = array.dtype.kind, info.dtype
     expected = target.name
     ok = (
@@ -203,6 +213,26 @@ def _numbers(value: Any, info: TensorInfo) -> np.ndarray:
         if array.min() < limits.min or array.max() > limits.max:
             raise InvalidArgument(f"Input '{info.name}': a value is out of range for {expected}")
     return np.asarray(array, dtype=target, order="C")
+
+
+def _ragged(value: Any) -> str:
+    """TF Serving's wording for the first depth at which a nested list is not rectangular."""
+    level = [value]
+    for depth in range(1, 64):
+        lists = [isinstance(item, list) for item in level]
+        if not any(lists):
+            break
+        if not all(lists):
+            return f"Expecting shape: a list and a value side by side at depth {depth}"
+        sizes = [len(item) for item in level]
+        other = next((n for n in sizes if n != sizes[0]), None)
+        if other is not None:
+            return (
+                f"Expecting tensor size {sizes[0]} but got {other} at depth {depth} "
+                "(every row of the same shape)"
+            )
+        level = [element for item in level for element in item]
+    return "expecting a rectangular array (every row of the same shape)"
 
 
 def _first_bad(value: Any) -> str:
@@ -229,9 +259,9 @@ def _strings(value: Any, name: str) -> np.ndarray:
     try:
         flat = np.array(nested, dtype=object)
     except ValueError:
-        raise InvalidArgument(f"Input '{name}': expecting a rectangular array") from None
+        raise InvalidArgument(f"Input '{name}': {_ragged(nested)}") from None
     if any(isinstance(item, list) for item in flat.flat):
-        raise InvalidArgument(f"Input '{name}': expecting a rectangular array")
+        raise InvalidArgument(f"Input '{name}': {_ragged(nested)}")
     return flat
 
 

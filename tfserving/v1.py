@@ -14,9 +14,10 @@ import numpy as np
 from flask import Response, request
 
 from kva.tfserving.errors import InvalidArgument, NotFound
+from kva.tfserving.examples import classify, regress
 from kva.tfserving.rest import json_response, request_body, runtime, set_model
 from kva.tfserving.servable import Servable
-from kva.tfserving.signatures import DEFAULT_SIGNATURE, METHODS, signature_defs
+from kva.tfserving.signatures import DEFAULT_SIGNATURE, signature_defs
 from kva.tfserving.tensors import decode_predict_request, encode_predict_response, parse_json
 
 _VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
@@ -69,17 +70,7 @@ def _labels(name: str) -> Response:
 
 
 def _status(name: str, version: int | None, label: str | None) -> Response:
-    manager = runtime().manager
-    state = manager.models.get(name)
-    if label is not None:
-        version = manager.resolve(name, label=label).version
-    if state is None or not state.versions:
-        raise NotFound(f"Could not find any versions of model {name}")
-    versions = sorted(state.versions, reverse=True)
-    if version is not None:
-        if version not in state.versions:
-            raise NotFound(f"Could not find version {version} of model {name}")
-        versions = [version]
+    versions = runtime().manager.status_versions(name, version, label)
     ok = {"error_code": "OK", "error_message": ""}
     return json_response(
         {
@@ -128,57 +119,7 @@ def _post(name: str, version: int | None, label: str | None, method: str) -> Res
 def _classify_regress(
     servable: Servable, body: dict[str, Any], signature: str, method: str
 ) -> Response:
-    found = servable.example_signatures.get(signature)
-    if found is None:
-        if signature == DEFAULT_SIGNATURE:
-            raise InvalidArgument(
-                f"Expected {method} signature method_name to be {METHODS[method]}. "
-                f"Was: {METHODS['predict']}"
-            )
-        raise InvalidArgument(f'Serving signature name: "{signature}" not found in signature def')
-    if found != method:
-        raise InvalidArgument(
-            f"Expected {method} signature method_name to be {METHODS[method]}. "
-            f"Was: {METHODS[found]}"
-        )
-    (info,) = servable.inputs.values()
-    rows = _examples(body, info.name)
-    rt = runtime()
-    outputs = rt.execute(servable, lambda: {info.name: np.asarray(rows, dtype=info.dtype)})
-    (scores,) = outputs.values()
-    scores = scores.reshape(len(rows), -1)
     if method == "regress":
-        if scores.shape[1] != 1:
-            raise InvalidArgument("regression output must hold one value per example")
-        return json_response({"results": [float(v) for v in scores[:, 0]]})
-    labels = servable.labels or []
-    results = [
-        [[labels[i] if i < len(labels) else "", float(s)] for i, s in enumerate(row)]
-        for row in scores
-    ]
-    return json_response({"results": results})
-
-
-def _examples(body: dict[str, Any], feature: str) -> list[list[float]]:
-    examples, context = body.get("examples"), body.get("context", {})
-    if not isinstance(examples, list) or not examples:
-        raise InvalidArgument("'examples' must be a non-empty list of objects")
-    if not isinstance(context, dict):
-        raise InvalidArgument("'context' must be an object")
-    rows: list[list[float]] = []
-    for example in examples:
-        if not isinstance(example, dict):
-            raise InvalidArgument("each example must be an object of feature values")
-        merged = {**context, **example}
-        if set(merged) != {feature}:
-            raise InvalidArgument(f"examples must hold exactly the feature '{feature}'")
-        value = merged[feature]
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values
-        ):
-            raise InvalidArgument(f"feature '{feature}' must be a number or a list of numbers")
-        rows.append([float(v) for v in values])
-    if len({len(row) for row in rows}) != 1:
-        raise InvalidArgument(f"feature '{feature}' must have the same length in every example")
-    return rows
+        return json_response({"results": regress(runtime(), servable, signature, body)})
+    results = classify(runtime(), servable, signature, body)
+    return json_response({"results": [[list(pair) for pair in row] for row in results]})

@@ -64,7 +64,7 @@ def server_metadata() -> Response:
 @blueprint.get("/models/<name>")
 @blueprint.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    servable = _resolve(name, version)
+    servable = resolve_model(name, version)
     state = runtime().manager.state(name)
     return json_response(
         {
@@ -80,14 +80,14 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @blueprint.get("/models/<name>/ready")
 @blueprint.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> Response:
-    _resolve(name, version)
+    resolve_model(name, version)
     ok = runtime().manager.model_ready(name)
     return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
 
 @blueprint.get("/models/<name>/labels")
 def labels(name: str) -> Response:
-    servable = _resolve(name, None)
+    servable = resolve_model(name, None)
     if servable.labels is None:
         raise NotFound(f"model {name} has no class labels")
     return json_response(servable.labels)
@@ -99,7 +99,7 @@ def infer(name: str, version: str | None = None) -> Response:
     rt = runtime()
     body = request_body()
     header, binary = _split(body, request.headers.get(HEADER))
-    servable = _resolve(name, version)
+    servable = resolve_model(name, version)
     if not isinstance(header, dict):
         raise InvalidArgument("Request body must be a JSON object")
     wanted = _requested_outputs(header, servable)
@@ -107,7 +107,8 @@ def infer(name: str, version: str | None = None) -> Response:
     return _response(header, servable, outputs, wanted)
 
 
-def _resolve(name: str, version: str | None) -> Servable:
+def resolve_model(name: str, version: str | None) -> Servable:
+    """The servable a ``/v2`` URL names (its version as written in the path); labels metrics."""
     set_model(name, "v2")
     number = None
     if version is not None:

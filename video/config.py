@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
-from kva.settings import KafkaSettings
+from kva.settings import KafkaSettings, listen_host, listen_port
 
 
 class VideoSettings(KafkaSettings):
@@ -26,18 +26,8 @@ class VideoSettings(KafkaSettings):
         description="topic of the per-frame prediction JSON documents ('' = none)",
         json_schema_extra={"flag": "--metadata-topic", "metavar": "TOPIC"},
     )
-    video_host: str = Field(
-        "127.0.0.1",
-        description="address to listen on",
-        json_schema_extra={"flag": "--host", "metavar": "HOST"},
-    )
-    video_port: int = Field(
-        8080,
-        ge=0,
-        le=65535,
-        description="port to listen on (0 = any free port)",
-        json_schema_extra={"flag": "--port", "metavar": "PORT"},
-    )
+    video_host: str = listen_host("address to listen on", "--host")
+    video_port: int = listen_port(8080, "port to listen on (0 = any free port)", "--port")
     video_max_fps: float = Field(
         30.0,
         gt=0,

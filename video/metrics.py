@@ -44,6 +44,13 @@ class ViewerMetrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        self.record_errors = Counter(
+            "kva_video_record_errors",
+            "exceptions while handling one consumed record, by exception type "
+            "(each also counted as a rejection, reason internal_error)",
+            ["type"],
+            registry=self.registry,
+        )
         self.registry.register(_StreamCollector(store))
 
 
@@ -69,7 +76,7 @@ class _StreamCollector(Collector):
             fps.add_metric([slot.stream_id], slot.fps(now))
             current = slot.current
             if current is not None:
-                age.add_metric([slot.stream_id], current.frame.age_seconds(now_ns))
+                age.add_metric([slot.stream_id], max(0.0, current.frame.age_seconds(now_ns)))
         streams.add_metric([], len(slots))
         yield from (fps, age, streams)
 

@@ -37,14 +37,15 @@ def parse_metadata(value: bytes | None, max_bytes: int) -> tuple[str, Prediction
 
 
 def header_predictions(frame: Frame, max_bytes: int = MAX_HEADER_BYTES) -> Predictions | None:
-    """The ``kva-predictions`` header of an annotated frame, if present and valid."""
+    """The ``kva-predictions`` header of an annotated frame, or None without one.
+
+    Raises:
+        PredictionsError: the header is not a valid predictions document.
+    """
     raw = frame.attributes.get(PREDICTIONS_HEADER)
     if raw is None:
         return None
-    try:
-        document = FramePredictions.from_json(raw, max_bytes)
-    except PredictionsError:
-        return None
+    document = FramePredictions.from_json(raw, max_bytes)
     return Predictions(frame.sequence, frame.capture_ns, document, "header")
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import traceback
 import uuid
 
 from kva.frame import FrameDecodeError
@@ -26,6 +27,9 @@ from kva.video.store import FrameStore
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+#: A capture time further ahead of this host's clock than this is refused (``future``):
+#: it would show a negative age and never look stale.
+MAX_FUTURE_SECONDS = 10.0
 
 
 def image_problem(content_type: str, data: bytes) -> tuple[str, str] | None:
@@ -66,6 +70,19 @@ class RecordHandler:
         except FrameDecodeError as exc:
             self._reject(record, exc.reason, str(exc))
             return
+        ahead = -frame.age_seconds()
+        if ahead > MAX_FUTURE_SECONDS:
+            self._reject(
+                record, "future", f"future: stream {frame.stream_id!r} captured {ahead:.0f}s ahead"
+            )
+            return
+        if self._store.is_older(frame):
+            self._reject(
+                record,
+                "older",
+                f"older: stream {frame.stream_id!r} #{frame.sequence} is older than the newest",
+            )
+            return
         problem = image_problem(frame.content_type, frame.data)
         if problem is not None:
             reason, message = problem
@@ -75,7 +92,11 @@ class RecordHandler:
             self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")
             return
         self._metrics.frames_received.labels(frame.stream_id).inc()
-        predictions = header_predictions(frame, self._settings.video_max_metadata_bytes)
+        try:
+            predictions = header_predictions(frame, self._settings.video_max_metadata_bytes)
+        except PredictionsError as exc:  # the frame is shown, its predictions are not
+            self._reject(record, "bad_predictions_header", f"bad_predictions_header: {exc}")
+            return
         if predictions is not None:
             self._store.put_predictions(frame.stream_id, predictions)
 
@@ -89,6 +110,22 @@ class RecordHandler:
             return
         if not self._store.put_predictions(stream_id, predictions):
             logger.debug("older predictions for %s ignored", stream_id)
+
+    def failed(self, record: Record, exc: Exception) -> None:
+        """The reader's safety net: handling ``record`` raised ``exc`` (a bug); count, go on."""
+        kind = type(exc).__name__
+        self._metrics.record_errors.labels(kind).inc()
+        self._metrics.messages_rejected.labels(record.topic, "internal_error").inc()
+        self._log.log(
+            ("internal_error", kind),
+            logging.ERROR,
+            "handling %s[%d]@%d raised %s (record skipped):\n%s",
+            record.topic,
+            record.partition,
+            record.offset,
+            kind,
+            "".join(traceback.format_exception(exc)).rstrip(),
+        )
 
     def _reject(self, record: Record, reason: str, message: str) -> None:
         self._metrics.messages_rejected.labels(record.topic, reason).inc()
@@ -150,8 +187,12 @@ class KafkaReader:
         try:
             while not self._stop.is_set():
                 record = consumer.poll(POLL_SECONDS)
-                if record is not None:
+                if record is None:
+                    continue
+                try:
                     self._handler.handle(record)
+                except Exception as exc:  # noqa: BLE001 - one record never stops the reader
+                    self._handler.failed(record, exc)
         except Exception as exc:  # noqa: BLE001 - reported by /healthz and the CLI
             logger.exception("the Kafka reader stopped")
             self.failed = exc

@@ -182,6 +182,20 @@ class FrameStore:
         slot = self._slot(frame.stream_id)
         return None if slot is None else slot.put(frame, self._clock())
 
+    def is_older(self, frame: Frame) -> bool:
+        """Whether ``frame`` is older than (or the same as) its stream's newest frame.
+
+        Older means a lower or equal sequence *and* an earlier or equal capture time: a
+        producer that restarts counts from 0 again, with a later capture time, and is
+        shown (the same rule as the consumer's publication order).
+        """
+        slot = self._slots.get(frame.stream_id)
+        current = None if slot is None else slot.current
+        if current is None:
+            return False
+        newest = current.frame
+        return frame.sequence <= newest.sequence and frame.capture_ns <= newest.capture_ns
+
     def put_predictions(self, stream_id: str, predictions: Predictions) -> bool:
         """Attach predictions to a stream (a stream seen only in metadata is created too)."""
         slot = self._slot(stream_id)

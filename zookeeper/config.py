@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from kva.settings import KvaSettings
+from kva.settings import KvaSettings, listen_host, listen_port
 
 
 class BrokerSettings(KvaSettings):
@@ -20,18 +20,8 @@ class BrokerSettings(KvaSettings):
         json_schema_extra={"flag": "--mode"},
         description="kraft: one process per broker (fastest); zookeeper: ZooKeeper + Kafka",
     )
-    broker_host: str = Field(
-        "127.0.0.1",
-        json_schema_extra={"flag": "--host"},
-        description="address to listen on (only this machine by default)",
-    )
-    broker_port: int = Field(
-        9092,
-        json_schema_extra={"flag": "--port"},
-        ge=0,
-        lt=65536,
-        description="port of the first broker (0 = any free port)",
-    )
+    broker_host: str = listen_host("address to listen on (only this machine by default)", "--host")
+    broker_port: int = listen_port(9092, "port of the first broker (0 = any free port)", "--port")
     zookeeper_port: int = Field(2181, ge=0, lt=65536, description="ZooKeeper port (zookeeper mode)")
     brokers: int = Field(1, ge=1, le=9, description="number of brokers (ports PORT, PORT+1, ...)")
     broker_data_dir: Path | None = Field(

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from kva.settings import KvaSettings, split_list
+from kva.settings import KvaSettings, listen_host, listen_port, split_list
 
 
 class UpSettings(KvaSettings):
@@ -32,23 +32,15 @@ class UpSettings(KvaSettings):
     bootstrap_server: str | None = Field(
         None, description="use this existing Kafka instead of starting one"
     )
-    kafka_port: int = Field(9092, ge=0, lt=65536, description="port of the local broker")
+    kafka_port: int = listen_port(9092, "port of the local broker", "--kafka-port")
     serve_replicas: int = Field(2, ge=1, le=8, description="kva serve replicas")
-    serve_port: int = Field(
-        8501, ge=0, lt=65536, description="REST port of the first replica (others +1)"
+    serve_port: int = listen_port(
+        8501, "REST port of the first replica (others +1)", "--serve-port"
     )
-    up_host: str = Field(
-        "127.0.0.1", json_schema_extra={"flag": "--host"}, description="viewer address"
-    )
-    up_port: int = Field(
-        8080, ge=0, lt=65536, json_schema_extra={"flag": "--port"}, description="viewer port"
-    )
-    up_metrics_port: int = Field(
-        9101,
-        ge=0,
-        lt=65536,
-        json_schema_extra={"flag": "--metrics-port"},
-        description="producer metrics port (consumer: +1)",
+    up_host: str = listen_host("viewer address", "--host")
+    up_port: int = listen_port(8080, "viewer port", "--port")
+    up_metrics_port: int = listen_port(
+        9101, "producer metrics port (consumer: +1)", "--metrics-port"
     )
     models_dir: Path | None = Field(
         None, description="model repository (default: ~/.cache/kva/models)"

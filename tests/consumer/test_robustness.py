@@ -268,6 +268,8 @@ def test_stream_count_is_bounded(kafka_settings, topics, unique_name, reader) ->
             send_frames(kafka_settings, topics.input, make_frame(stream, 1, GOOD))
         wait_for(lambda: out.count() == 3, 10, "frames of the known streams published")
         wait_for(
-            lambda: _dropped(service, "overload", "_unknown") == 1, 10, "the third stream dropped"
+            lambda: _dropped(service, "too_many_streams", "_unknown") == 1,
+            10,
+            "the third stream dropped",
         )
     assert sorted(r.frame().stream_id for r in out.snapshot()) == ["a", "a", "b"]

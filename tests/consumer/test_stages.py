@@ -9,9 +9,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
-from kva.consumer.metrics import DROP_REASONS
+from kva.consumer.metrics import DROP_REASONS, ConsumerMetrics
 from kva.consumer.ordering import StreamOrder
+from kva.consumer.roster import PROBATION_FRAMES, PROBATION_SECONDS, StreamRoster
 from kva.consumer.scheduling import Scheduler
 from kva.consumer.work import Annotated, Dropped, FrameWork, build_output, judge
 from kva.frame import Frame
@@ -64,9 +66,8 @@ def test_frames_past_the_models_are_bounded_too() -> None:
     assert scheduler.next_frame() is not None
 
 
-def test_streams_are_bounded_and_old_frames_are_stale() -> None:
-    scheduler = _scheduler(max_streams=2)
-    assert [scheduler.known_stream(s) for s in ("a", "b", "c", "a")] == [True, True, False, True]
+def test_old_frames_are_stale() -> None:
+    scheduler = _scheduler()
     assert scheduler.stale(_frame("a", 1, age=1.5))
     assert not scheduler.stale(_frame("a", 1))
 
@@ -199,3 +200,54 @@ def test_a_model_input_that_does_not_encode_is_an_encode_error(monkeypatch) -> N
         work.close()
     assert isinstance(outcome, Dropped) and outcome.reason == "encode_error"
     assert "model input" in outcome.detail
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_streams_are_bounded_and_a_quiet_stream_is_forgotten() -> None:
+    clock, forgotten = _Clock(), []
+    roster = StreamRoster(2, forget_after=60, on_forget=forgotten.append, clock=clock)
+    for _ in range(PROBATION_FRAMES):
+        assert roster.admit("a") and roster.admit("b")
+    assert not roster.admit("c")  # both live: a newcomer takes no one's place
+    clock.now += 30
+    assert roster.admit("a")
+    assert roster.expire() == [] and forgotten == []
+    clock.now += 31  # b silent 61 s, a 31 s
+    assert roster.expire() == ["b"] and forgotten == ["b"]
+    assert roster.admit("c") and "c" in roster and "b" not in roster
+
+
+def test_a_flood_of_new_ids_cannot_displace_a_live_camera() -> None:
+    clock, forgotten = _Clock(), []
+    roster = StreamRoster(3, forget_after=60, on_forget=forgotten.append, clock=clock)
+    for _ in range(PROBATION_FRAMES):
+        assert roster.admit("cam")
+    clock.now += 0.1
+    flood = [roster.admit(f"flood{i}") for i in range(1000)]
+    assert flood[:2] == [True, True] and not any(flood[2:])  # refused while the flood is fresh
+    clock.now += PROBATION_SECONDS  # the camera keeps sending; the flood ids went quiet
+    assert roster.admit("cam")
+    assert roster.admit("newcam")  # takes a quiet flood id's place, not the camera's
+    assert forgotten == ["flood0"]
+    assert "cam" in roster and len(roster) == 3
+
+
+def test_known_series_start_at_zero_and_a_forgotten_stream_leaves_none() -> None:
+    metrics = ConsumerMetrics()
+    get = metrics.registry.get_sample_value
+    dropped = "kva_consume_frames_dropped_total"
+    assert all(get(dropped, {"stream": "_unknown", "reason": r}) == 0.0 for r in DROP_REASONS)
+    metrics.frames_in.labels("cam9").inc()
+    metrics.dropped.labels("cam9", "stale").inc()
+    metrics.fps.labels("cam9", "in").set(3)
+    metrics.frame_age.labels("cam9").observe(0.1)
+    metrics.forget("cam9")
+    text = generate_latest(metrics.registry).decode()
+    assert 'stream="cam9"' not in text

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kva.frame import (
     H_CAPTURE_NS,
@@ -75,6 +79,12 @@ def test_unknown_non_kva_headers_are_ignored() -> None:
         (lambda k, v, h: (k, v, [*h, ("kva-x", b"y" * 300_000)]), "bad_header"),
         (lambda k, v, h: (k, v, [*h, *[("kva-n", b"1")] * 70]), "bad_header"),
         (lambda k, v, h: (k, v + b"extra", h), "size_mismatch"),
+        # issue 15, defect 1: digits str.isdigit() accepts but int() refuses or misreads
+        (lambda k, v, h: (k, v, _replace_header(h, H_SEQUENCE, "²".encode())), "bad_header"),
+        (lambda k, v, h: (k, v, _replace_header(h, H_SEQUENCE, "٣".encode())), "bad_header"),
+        (lambda k, v, h: (k, v, _replace_header(h, H_WIDTH, "６４０".encode())), "bad_header"),
+        (lambda k, v, h: (k, v, _replace_header(h, H_SIZE, "1²".encode())), "bad_header"),
+        (lambda k, v, h: (k, v, _replace_header(h, H_SEQUENCE, b"9" * 10_000)), "bad_header"),
     ],
 )
 def test_malformed_messages_raise_a_typed_error(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
@@ -114,3 +124,29 @@ def test_stream_id_rules(stream_id: str, valid: bool) -> None:
 
 def test_age_is_measured_from_capture_time() -> None:
     assert FRAME.age_seconds(now_ns=FRAME.capture_ns + 1_500_000_000) == pytest.approx(1.5)
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(
+    key=st.none() | st.binary(max_size=200),
+    value=st.none() | st.binary(max_size=64),
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [H_SEQUENCE, H_CAPTURE_NS, H_WIDTH, H_SIZE, H_CONTENT_TYPE, "kva-height", "kva-x"]
+            )
+            | st.text(max_size=20),
+            st.none()
+            | st.binary(max_size=40)
+            | st.text(alphabet=st.characters(categories=["Nd", "No"]), max_size=30).map(str.encode)
+            | st.integers().map(lambda n: str(n).encode()),
+        ),
+        max_size=12,
+    ),
+)
+def test_decoding_anything_raises_only_the_typed_error(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]
+) -> None:
+    """Whatever a record holds (any bytes, any Unicode digits, huge numbers)."""
+    with contextlib.suppress(FrameDecodeError):
+        decode_frame(key, value, headers)

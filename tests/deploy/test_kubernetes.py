@@ -12,6 +12,7 @@ import yaml
 from tests.deploy.test_compose import _parse_error, _require_commands
 from tests.deploy.validate import (
     ROOT,
+    consistency_errors,
     kubernetes_errors,
     kubernetes_kva_commands,
     kustomizations,
@@ -27,7 +28,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-@starts_processes  # kubectl kustomize
+@starts_processes  # kustomize build
 def rendered() -> dict[Path, list[dict]]:
     return {path: kustomize_build(path) for path in KUSTOMIZATIONS}
 
@@ -144,3 +145,55 @@ def test_a_broken_kustomization_fails_to_render(tmp_path: Path) -> None:
     kustomization.write_text(yaml.safe_dump(data))
     with pytest.raises(RuntimeError, match="missing.yaml"):
         kustomize_build(tmp_path / "k8s/base")
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=_ids(KUSTOMIZATIONS))
+def test_objects_are_in_kva_with_matching_selectors_and_existing_targets(
+    path: Path, rendered: dict[Path, list[dict]]
+) -> None:
+    assert consistency_errors(rendered[path]) == []
+
+
+def _without_namespace(o: dict) -> None:
+    del o["metadata"]["namespace"]
+
+
+@pytest.mark.parametrize(
+    ("overlay", "kind", "name", "mutate", "expected"),
+    [
+        (
+            "overlays/hpa",
+            "HorizontalPodAutoscaler",
+            "consumer",
+            _without_namespace,
+            "HorizontalPodAutoscaler/consumer: namespace None",
+        ),
+        (
+            "overlays/zookeeper",
+            "StatefulSet",
+            "zookeeper",
+            _without_namespace,
+            "StatefulSet/zookeeper: namespace None",
+        ),
+        (
+            "base",
+            "Deployment",
+            "viewer",
+            lambda o: o["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/name": "x"}),
+            "Deployment/viewer: selector",
+        ),
+        (
+            "overlays/keda",
+            "ScaledObject",
+            "model-server",
+            lambda o: o["spec"]["scaleTargetRef"].update(name="model-servers"),
+            "targets Deployment/model-servers in 'kva', which is not there",
+        ),
+    ],
+)
+def test_consistency_checks_catch_a_broken_copy(  # type: ignore[no-untyped-def]
+    rendered, overlay, kind, name, mutate, expected
+) -> None:
+    broken = _break(rendered[ROOT / "k8s" / overlay], kind, name, mutate)
+    errors = consistency_errors(broken)
+    assert any(expected in e for e in errors), errors

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -170,13 +169,13 @@ def compose_kva_commands(project: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
-    """Render a kustomization with ``kubectl kustomize`` (or ``kustomize build``)."""
-    if shutil.which("kubectl"):
-        argv = ["kubectl", "kustomize", str(directory)]
-    elif shutil.which("kustomize"):
-        argv = ["kustomize", "build", str(directory)]
-    else:
-        raise RuntimeError("neither kubectl nor kustomize is installed")
+    """Render a kustomization with the venv's ``kustomize build`` (scripts/setup.sh installs it)."""
+    kustomize = Path(sys.executable).parent / "kustomize"
+    if not kustomize.is_file():
+        raise RuntimeError(
+            f"kustomize is not installed next to {sys.executable} (scripts/setup.sh)"
+        )
+    argv = [str(kustomize), "build", str(directory)]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"kustomize failed for {directory}: {result.stderr.strip()}")
@@ -218,3 +217,47 @@ def kubernetes_kva_commands(objects: list[dict[str, Any]]) -> Iterator[tuple[str
 def kustomizations() -> list[Path]:
     """Every folder under k8s/ that holds a kustomization."""
     return sorted(p.parent for p in (ROOT / "k8s").rglob("kustomization.yaml"))
+
+
+NAMESPACE = "kva"
+CLUSTER_SCOPED = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
+                  "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass"}  # fmt: skip
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+
+
+def consistency_errors(objects: list[dict[str, Any]]) -> list[str]:
+    """What an API server would reveal and a schema cannot.
+
+    Every namespaced object in ``kva``; every workload's selector matches its pod
+    template's labels; every HPA and ScaledObject targets a workload rendered with it.
+    """
+    errors = []
+    workloads = {
+        (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))
+        for o in objects
+        if o.get("kind") in WORKLOADS
+    }
+    for obj in objects:
+        kind, meta = obj.get("kind"), obj.get("metadata") or {}
+        name = f"{kind}/{meta.get('name')}"
+        if kind not in CLUSTER_SCOPED and meta.get("namespace") != NAMESPACE:
+            errors.append(f"{name}: namespace {meta.get('namespace')!r}, not {NAMESPACE!r}")
+        if kind in WORKLOADS:
+            errors += _selector_errors(name, obj)
+        target = (obj.get("spec") or {}).get("scaleTargetRef")
+        if kind in {"HorizontalPodAutoscaler", "ScaledObject"} and target:
+            key = (target.get("kind", "Deployment"), target.get("name"), meta.get("namespace"))
+            if key not in workloads:
+                errors.append(
+                    f"{name}: targets {key[0]}/{key[1]} in {key[2]!r}, which is not there"
+                )
+    return errors
+
+
+def _selector_errors(name: str, obj: dict[str, Any]) -> list[str]:
+    spec = obj.get("spec") or {}
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not selector or any(labels.get(k) != v for k, v in selector.items()):
+        return [f"{name}: selector {selector} does not match the pod labels {labels}"]
+    return []

@@ -68,9 +68,16 @@ def _status(s: GrpcServe, model: str, version: int | None = None, label: str = "
     return s.models.GetModelStatus(request, timeout=30)
 
 
-def _metadata(s: GrpcServe, model: str, fields: tuple[str, ...] = ("signature_def",)) -> Any:
+def _metadata(
+    s: GrpcServe,
+    model: str,
+    fields: tuple[str, ...] = ("signature_def",),
+    version: int | None = None,
+) -> Any:
     request = s.api.get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=list(fields))
     request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
     return s.predictions.GetModelMetadata(request, timeout=30)
 
 
@@ -83,8 +90,20 @@ def _error(s: GrpcServe, call: Any) -> tuple[str, str]:
 # -- the conformance cases -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("model", "version", "label"),
-    [(TWO, None, ""), (TWO, 123, ""), (THREE, None, ""), (TWO, None, "Version_Label")],
-    ids=["status-all-versions", "status-specific-version", "status-doc-example", "status-label"],
+    [
+        (TWO, None, ""),
+        (TWO, 123, ""),
+        (THREE, None, ""),
+        (TWO, None, "Version_Label"),
+        (TWO, 0, ""),
+    ],
+    ids=[
+        "status-all-versions",
+        "status-specific-version",
+        "status-doc-example",
+        "status-label",
+        "status-version-0-all",
+    ],
 )
 def test_status(grpc_server: GrpcServe, model: str, version: int | None, label: str) -> None:
     response = _status(grpc_server, model, version, label)
@@ -110,6 +129,7 @@ def test_metadata_is_the_rest_signature_as_protobuf(grpc_server: GrpcServe) -> N
     rest = s.rest.get(f"/v1/models/{TWO}/metadata").json()["metadata"]["signature_def"]
     assert signatures == json_format.ParseDict(rest, s.api.get_model_metadata_pb2.SignatureDefMap())
     assert "kva_labels" not in _metadata(s, TWO, ("signature_def", "kva_labels")).metadata
+    assert _metadata(s, TWO, version=0).model_spec.version.value == 123  # 0: latest, as in OVMS
 
 
 @pytest.mark.parametrize(
@@ -120,8 +140,9 @@ def test_metadata_is_the_rest_signature_as_protobuf(grpc_server: GrpcServe) -> N
         (TWO, 123, "serving_default", [3.0, 4.0], [3.5, 4.0]),  # predict-columnar
         (THREE, None, "", [1.0, 2.0, 5.0], [3.5, 4.0, 5.5]),  # predict-doc-example
         (TWO, None, "", [[1.0], [-3.0]], [[2.5], [0.5]]),  # the model's own shape [-1, 1]
+        (TWO, 0, "", [1.0], [2.5]),  # version 0 is "latest", as ovmsclient sends it
     ],
-    ids=["row-latest", "row-version", "columnar", "doc-example", "batch-column"],
+    ids=["row-latest", "row-version", "columnar", "doc-example", "batch-column", "version-0"],
 )
 def test_predict(grpc_server: GrpcServe, model, version, signature, x, y) -> None:
     response = _predict(
@@ -315,3 +336,80 @@ def test_image_limits_are_per_request(start_grpc, built_models: Path, tmp_path: 
     many = {"image": np.array([tiny.tobytes()] * 400, dtype=object)}
     code, details = _error(s, lambda: _predict(s, "mobilenet_v2", many))
     assert code == "INVALID_ARGUMENT" and "too many images in one request: 400 x 224x224" in details
+
+
+# -- Classify, Regress, MultiInference: the REST conformance cases over gRPC ----------------------
+def _input(s: GrpcServe, *xs: float, context: float | None = None) -> Any:
+    """A ``tensorflow.serving.Input`` of examples with the float feature ``x``."""
+    proto = s.api.classification_pb2.ClassificationRequest().input
+    target = proto.example_list_with_context if context is not None else proto.example_list
+    for x in xs:
+        target.examples.add().features.feature["x"].float_list.value.append(x)
+    if context is not None:
+        del target.examples[0].features.feature["x"]
+        target.context.features.feature["x"].float_list.value.append(context)
+    return proto
+
+
+def test_regress(grpc_server: GrpcServe) -> None:
+    s = grpc_server
+    request = s.api.regression_pb2.RegressionRequest(input=_input(s, 80.0, 2.0))
+    request.model_spec.name = TWO
+    request.model_spec.signature_name = "regress_x_to_y"
+    response = s.predictions.Regress(request, timeout=30)
+    assert [r.value for r in response.result.regressions] == [42.0, 3.0]
+    assert response.model_spec.version.value == 123
+    assert response.model_spec.signature_name == "regress_x_to_y"
+
+
+def test_classify_with_label_and_context(grpc_server: GrpcServe) -> None:
+    s = grpc_server
+    request = s.api.classification_pb2.ClassificationRequest(input=_input(s, 20.0))
+    request.model_spec.name = TWO
+    request.model_spec.version_label = "Version_Label"
+    request.model_spec.signature_name = "classify_x_to_y"
+    response = s.predictions.Classify(request, timeout=30)
+    (classes,) = response.result.classifications
+    assert [(c.label, c.score) for c in classes.classes] == [("", 12.0)]
+    request.input.CopyFrom(_input(s, 0.0, context=10.0))  # the feature from the context
+    (classes,) = s.predictions.Classify(request, timeout=30).result.classifications
+    assert [c.score for c in classes.classes] == [7.0]
+
+
+def test_multi_inference(grpc_server: GrpcServe) -> None:
+    s = grpc_server
+    request = s.api.inference_pb2.MultiInferenceRequest(input=_input(s, 10.0))
+    for signature, method in (("classify_x_to_y", "classify"), ("regress_x_to_y", "regress")):
+        task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
+        task.model_spec.name = TWO
+        task.model_spec.signature_name = signature
+    classified, regressed = s.predictions.MultiInference(request, timeout=30).results
+    assert classified.classification_result.classifications[0].classes[0].score == 7.0
+    assert regressed.regression_result.regressions[0].value == 7.0
+    assert regressed.model_spec.signature_name == "regress_x_to_y"
+
+
+@pytest.mark.parametrize(
+    ("method", "signature", "code", "message"),
+    [
+        ("Regress", "classify_x_to_y", "INVALID_ARGUMENT", "Was: tensorflow/serving/classify"),
+        ("Classify", "", "INVALID_ARGUMENT", "Was: tensorflow/serving/predict"),
+        ("Classify", "nope", "INVALID_ARGUMENT", 'signature name: "nope" not found'),
+        ("Regress", "regress_x_to_y/no-input", "INVALID_ARGUMENT", "Input is empty"),
+        ("MultiInference", "", "INVALID_ARGUMENT", "Tasks is empty"),
+    ],
+)
+def test_example_errors(grpc_server: GrpcServe, method: str, signature: str, code, message) -> None:
+    s = grpc_server
+    if method == "MultiInference":
+        request: Any = s.api.inference_pb2.MultiInferenceRequest(input=_input(s, 1.0))
+    else:
+        pb2 = s.api.classification_pb2 if method == "Classify" else s.api.regression_pb2
+        request = (pb2.ClassificationRequest if method == "Classify" else pb2.RegressionRequest)()
+        if not signature.endswith("/no-input"):
+            request.input.CopyFrom(_input(s, 1.0))
+        request.model_spec.name = TWO
+        request.model_spec.signature_name = signature.removesuffix("/no-input")
+    call = getattr(s.predictions, method)
+    got, details = _error(s, lambda: call(request, timeout=30))
+    assert (got, message in details) == (code, True), details

@@ -253,3 +253,16 @@ def test_a_bad_camera_file_stops_the_start_before_kafka(tmp_path, caplog):
     )
     assert run_service(ProducerService(settings), threading.Event(), (CameraConfigError,)) == 2
     assert "camera id 'a' is used twice" in caplog.text
+
+
+def test_drop_series_of_a_camera_start_at_zero():
+    """Issue 15, defect 11: a healthy run shows kva_producer_frames_dropped_total at 0."""
+    from kva.producer.metrics import DROP_REASONS, ProducerMetrics
+
+    metrics = ProducerMetrics(process=False)
+    metrics.camera_up.labels("cam0").set(0)  # what building a camera does
+    get = metrics.registry.get_sample_value
+    assert [
+        get("kva_producer_frames_dropped_total", {"stream": "cam0", "reason": r})
+        for r in DROP_REASONS
+    ] == [0.0] * len(DROP_REASONS)

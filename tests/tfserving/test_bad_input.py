@@ -27,14 +27,17 @@ def still_serving(server: ServeProcess) -> Iterator[None]:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        (b"{", 400, "JSON Parse error: Expecting property name"),
-        (b'{"instances": [1.0,]}', 400, "JSON Parse error"),
+        (b"{", 400, "JSON Parse error: Missing a name for object member."),
+        (b'{"instances": [1.0,]}', 400, "JSON Parse error: Invalid value."),  # rapidjson's words
+        (b"foobar", 400, "JSON Parse error: Invalid value."),
+        (b"{} {}", 400, "JSON Parse error: The document root must not be followed"),
         (b"\xff\xfe", 400, "JSON Parse error"),
         (b"[" * 100_000 + b"]" * 100_000, 400, "JSON Parse error"),
         (b'"text"', 400, "Request body must be a JSON object"),
         (b'{"instances": 5}', 400, "Expecting 'instances' to be a list"),
         (b'{"instances": []}', 400, "'instances' is an empty list"),
-        (b'{"instances": [[1.0], [2.0, 3.0]]}', 400, "rectangular array"),
+        (b'{"instances": [[1.0], [2.0, 3.0]]}', 400, "Expecting tensor size 1 but got 2"),
+        (b'{"instances": [[1.0], [[2.0]]]}', 400, "Expecting shape"),
         (b'{"instances": ["a", "b"]}', 400, 'JSON Value: "a" is not of expected type: float32'),
         (b'{"instances": [[true]]}', 400, "JSON Value: true is not of expected type"),
         (b'{"instances": [null]}', 400, "is not of expected type"),

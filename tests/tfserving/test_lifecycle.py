@@ -242,6 +242,33 @@ def test_version_policy_all_serves_every_version(
     assert v1.json()["model_version"] == "1" and v1.json()["outputs"][0]["data"] == [3.0]
 
 
+def test_version_zero_means_latest_as_in_ovms(
+    tmp_path: Path, start_server: Callable[..., ServeProcess]
+) -> None:
+    """ovmsclient sends version 0 unless told otherwise; OVMS reads it as "latest"."""
+    build(tmp_path, version=1)
+    build(tmp_path, version=2, offset=3.0)
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "hp" base_path: "half_plus_two"\n'
+        "  model_version_policy { all {} } } }\n"
+    )
+    server = start_server("--model_config_file", str(config))
+    latest = server.post("/v1/models/hp/versions/0:predict", json={"instances": [[2.0]]})
+    assert latest.json() == {"predictions": [[4.0]]}  # version 2: 0.5x + 3
+    metadata = server.get("/v1/models/hp/versions/0/metadata").json()
+    assert metadata["model_spec"]["version"] == "2"
+    status = server.get("/v1/models/hp/versions/0").json()["model_version_status"]
+    assert [v["version"] for v in status] == ["2", "1"]  # 0 in a status request: every version
+    assert server.get("/v2/models/hp/versions/0").json()["name"] == "hp"
+    assert server.get("/v2/models/hp/versions/0/ready").status_code == 200
+    v2 = server.post("/v2/models/hp/versions/0/infer", json={
+        "inputs": [{"name": "x", "shape": [1, 1], "datatype": "FP32", "data": [2.0]}]})  # fmt: skip
+    assert v2.json()["model_version"] == "2" and v2.json()["outputs"][0]["data"] == [4.0]
+    missing = server.post("/v1/models/nope/versions/0:predict", json={"instances": [[2.0]]})
+    assert missing.status_code == 404 and "Latest(nope)" in missing.json()["error"]
+
+
 @pytest.mark.subprocess
 def test_rest_port_in_use_fails_clearly(conformance_repo: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:

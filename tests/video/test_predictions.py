@@ -81,8 +81,13 @@ def test_header_predictions() -> None:
     predictions = header_predictions(frame)
     assert predictions is not None and predictions.source == "header" and predictions.sequence == 4
     assert header_predictions(make_frame("cam0", 4, b"x", 1, 1)) is None
-    assert header_predictions(make_frame("c", 1, b"x", 1, 1, {"kva-predictions": "{"})) is None
-    assert header_predictions(frame, max_bytes=10) is None
+    with pytest.raises(PredictionsError, match="bad_json"):
+        header_predictions(make_frame("c", 1, b"x", 1, 1, {"kva-predictions": "{"}))
+    with pytest.raises(PredictionsError, match="oversized"):
+        header_predictions(frame, max_bytes=10)
+    deep = '{"stream":"cam0","x":' + "[" * 100_000 + "]" * 100_000 + "}"  # issue 15, defect 2
+    with pytest.raises(PredictionsError, match="bad_json"):
+        header_predictions(make_frame("c", 1, b"x", 1, 1, {"kva-predictions": deep}))
 
 
 def test_what_kva_consume_publishes_is_summarized() -> None:

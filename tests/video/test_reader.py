@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -104,3 +105,50 @@ def test_too_many_streams_are_counted(handler_state) -> None:
 def test_group_ids_are_unique_per_viewer() -> None:
     first, second = unique_group_id(), unique_group_id()
     assert first != second and first.startswith("kva-video-")
+
+
+def test_a_frame_from_the_future_is_refused(handler_state) -> None:
+    """Issue 15, defect 11: it showed an age of -999999993 s and never looked stale."""
+    handler, state = handler_state
+    ahead = make_frame("cam0", 1, b"\xff\xd8x").replace(capture_ns=time.time_ns() + 10**18)
+    handler.handle(_frame_record(ahead))
+    assert state.store.get("cam0") is None
+    assert _rejected(state, "frames", "future") == 1
+
+
+def test_an_older_frame_is_not_the_newest_but_a_restarted_producer_is(handler_state) -> None:
+    """Issue 15, defect 11: the same producer's older seq is refused; seq 0 again, captured
+    later (the producer restarted), is shown."""
+    handler, state = handler_state
+    now = time.time_ns()
+    newest = make_frame("cam0", 7, b"\xff\xd8x").replace(capture_ns=now)
+    handler.handle(_frame_record(newest))
+    for seq, capture in ((6, now - 10**8), (7, now)):
+        handler.handle(_frame_record(newest.replace(sequence=seq, capture_ns=capture)))
+    assert state.store.get("cam0").current.frame == newest
+    assert _rejected(state, "frames", "older") == 2
+    restarted = newest.replace(sequence=0, capture_ns=now + 10**6)
+    handler.handle(_frame_record(restarted))
+    assert state.store.get("cam0").current.frame == restarted
+
+
+def test_an_exception_while_handling_a_record_is_counted_and_the_reader_goes_on(
+    handler_state, monkeypatch, caplog
+) -> None:
+    handler, state = handler_state
+
+    def boom(_frame):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(state.store, "is_older", boom)
+    record = _frame_record(make_frame("cam0", 1, b"\xff\xd8x"))
+    for _ in range(3):
+        try:
+            handler.handle(record)
+        except Exception as exc:  # noqa: BLE001 - what KafkaReader._run does
+            handler.failed(record, exc)
+    value = state.metrics.registry.get_sample_value
+    assert value("kva_video_record_errors_total", {"type": "ZeroDivisionError"}) == 3
+    assert _rejected(state, "frames", "internal_error") == 3
+    logged = [r for r in caplog.records if "ZeroDivisionError" in r.getMessage()]
+    assert len(logged) == 1 and "a bug" in logged[0].getMessage()  # rate-limited, traceback

@@ -51,7 +51,7 @@ def describe(slot: StreamSlot, now: float, now_ns: int, stale_after: float) -> d
             width=frame.width,
             height=frame.height,
             sequence=frame.sequence,
-            age_seconds=round(frame.age_seconds(now_ns), 3),
+            age_seconds=round(max(0.0, frame.age_seconds(now_ns)), 3),
             silent_seconds=round(silent, 3),
             stale=silent > stale_after,
         )
@@ -62,7 +62,7 @@ def describe(slot: StreamSlot, now: float, now_ns: int, stale_after: float) -> d
         item["predictions"] = {
             "sequence": predictions.sequence,
             "source": predictions.source,
-            "age_seconds": round((now_ns - predictions.capture_ns) / 1e9, 3)
+            "age_seconds": round(max(0.0, (now_ns - predictions.capture_ns) / 1e9), 3)
             if predictions.capture_ns
             else None,
             "models": summarize(predictions.document),
