@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from kva.consumer.config import ConsumerSettings
@@ -120,16 +119,7 @@ class Pipeline:
         kind = type(exc).__name__
         self.metrics.record_errors.labels(kind).inc()
         self.metrics.dropped.labels(NO_STREAM, "internal_error").inc()
-        self._errors_log.log(
-            kind,
-            logging.ERROR,
-            "handling %s[%d]@%d raised %s (record skipped):\n%s",
-            record.topic,
-            record.partition,
-            record.offset,
-            kind,
-            "".join(traceback.format_exception(exc)).rstrip(),
-        )
+        self._errors_log.failure(kind, record.where, exc)
 
     def expire(self) -> list[str]:
         """Forget the streams that went quiet (with their metric series)."""

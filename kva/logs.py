@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Hashable
 
 from kva.redact import redact_text
@@ -96,3 +97,12 @@ class RateLimitedLog:
             msg = f"{msg} (and {suppressed} more like it since the last report)"
         self._logger.log(level, msg, *args)
         return True
+
+    def failure(self, key: Hashable, what: str, exc: BaseException) -> bool:
+        """A bug met while handling one item (``what``, e.g. a Kafka record): logged at
+        ERROR with its traceback, at most once per interval per key; the caller goes on."""
+        trace = "".join(traceback.format_exception(exc)).rstrip()
+        kind = type(exc).__name__
+        return self.log(
+            key, logging.ERROR, "handling %s raised %s (skipped):\n%s", what, kind, trace
+        )

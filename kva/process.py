@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -33,32 +33,25 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signum)
 
 
-def group_pids(pgid: int) -> set[int]:
-    """Every live (not zombie) process of process group ``pgid`` (from /proc)."""
-    found: set[int] = set()
+def _process_stats() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields of /proc/<pid>/stat after the command name)`` of every process."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                found.add(int(entry.name))
-    return found
+            yield int(entry.name), stat[stat.rindex(")") + 2 :].split()
+
+
+def group_pids(pgid: int) -> set[int]:
+    """Every live (not zombie) process of process group ``pgid`` (from /proc)."""
+    return {pid for pid, fields in _process_stats() if int(fields[2]) == pgid and fields[0] != "Z"}
 
 
 def parent_pids() -> dict[int, int]:
     """``pid -> parent pid`` of every process on this machine (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    return parents
+    return {pid: int(fields[1]) for pid, fields in _process_stats()}
 
 
 def descendant_pids(root: int) -> set[int]:

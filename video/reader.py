@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-import traceback
 import uuid
 
 from kva.frame import FrameDecodeError
@@ -116,16 +115,7 @@ class RecordHandler:
         kind = type(exc).__name__
         self._metrics.record_errors.labels(kind).inc()
         self._metrics.messages_rejected.labels(record.topic, "internal_error").inc()
-        self._log.log(
-            ("internal_error", kind),
-            logging.ERROR,
-            "handling %s[%d]@%d raised %s (record skipped):\n%s",
-            record.topic,
-            record.partition,
-            record.offset,
-            kind,
-            "".join(traceback.format_exception(exc)).rstrip(),
-        )
+        self._log.failure(("internal_error", kind), record.where, exc)
 
     def _reject(self, record: Record, reason: str, message: str) -> None:
         self._metrics.messages_rejected.labels(record.topic, reason).inc()

@@ -24,6 +24,11 @@ class Record:
     #: Why the headers could not be read (e.g. a header name that is not UTF-8), else None.
     header_error: str | None = None
 
+    @property
+    def where(self) -> str:
+        """``topic[partition]@offset``, for log lines."""
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
     def frame(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Frame:
         """Decode as a :class:`Frame`; raises :class:`~kva.frame.FrameDecodeError`."""
         if self.header_error is not None:
