@@ -54,6 +54,15 @@ class CameraFileWatcher:
         if stamp is None:
             logger.warning("camera file %s disappeared: keeping the current cameras", self.path)
             return None
+        if stamp[1] == 0:
+            # An editor that saves in place truncates the file first: an empty file is a save
+            # in progress, not "no cameras". ``[]`` stops every camera.
+            logger.warning(
+                "camera file %s is empty (a save in progress?): keeping the current cameras;"
+                " write [] to stop every camera",
+                self.path,
+            )
+            return None
         try:
             cameras = load_camera_file(self.path, self._settings)
         except CameraConfigError as exc:

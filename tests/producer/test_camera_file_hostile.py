@@ -152,3 +152,34 @@ def test_generated_edits_never_stop_the_producer_and_the_cameras_stay(
         sent = len(collector.of("a"))
         collector.count("a", sent + 3, timeout=15)  # the camera still sends
     assert tried["refused"] >= 20
+
+
+@pytest.mark.integration
+def test_an_empty_file_is_a_save_in_progress_and_keeps_the_cameras(
+    kafka_settings, make_topic, collector_factory, tmp_path, caplog
+):
+    """An editor that saves in place truncates the file first: the producer must not read
+    that moment as "no cameras". An explicit ``[]`` still stops every camera."""
+    path = tmp_path / "cameras.yaml"
+    path.write_text(GOOD)
+    topic = make_topic()
+    collector = collector_factory(topic)
+    config = producer_settings(
+        kafka_settings, topic, camera_file=path, camera_fps=10, camera_file_poll=0.05
+    )
+    with running(config) as service, caplog.at_level(logging.WARNING, logger="producer"):
+        fleet, watcher = service.fleet, service._watcher
+        assert fleet is not None and watcher is not None
+        collector.count("a", 3, timeout=15)
+        runner = fleet.runners["a"]
+
+        def write(text: str) -> None:
+            path.write_text(text)  # in place, as editors do
+            stamp = CameraFileWatcher(path, config)._current_stamp()
+            wait_for(lambda: watcher._stamp == stamp, 10, "the producer to look at the edit")
+
+        write("")
+        assert fleet.runners == {"a": runner} and runner.is_alive()
+        assert "is empty (a save in progress?): keeping the current cameras" in caplog.text
+        write("[]\n")
+        wait_for(lambda: not fleet.runners, 10, "[] to stop every camera")
