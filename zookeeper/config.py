@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from kva.settings import KvaSettings, listen_host, listen_port
+from kva.settings import KafkaSettings, KvaSettings, listen_host, listen_port
 
 
 class BrokerSettings(KvaSettings):
@@ -35,3 +35,9 @@ class BrokerSettings(KvaSettings):
         pattern=r"^\d+[kKmMgG]$",
         description="JVM heap per broker, e.g. 512m",
     )
+
+
+class KafkaToolSettings(KafkaSettings):
+    """``kva kafka TOOL``: which Kafka to point Kafka's own tools at, and how to log in."""
+
+    command: ClassVar[str] = "kafka"

@@ -18,6 +18,7 @@ from kva.logs import setup_logging
 #: Modules that register a sub-command, in the order ``kva --help`` lists them.
 COMMAND_MODULES = (
     "kva.zookeeper.cli",
+    "kva.zookeeper.tools_cli",
     "kva.tfserving.cli",
     "kva.tfserving.models_cli",
     "kva.producer.cli",
