@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint soak
+.PHONY: setup run test test-fast lint soak test-deploy
 
 setup:
 	./scripts/setup.sh
@@ -32,3 +32,8 @@ lint:
 # die, leak fds or threads, or let frame age drift; RSS growth is printed.
 soak: setup
 	$(VENV)/bin/python bench/soak.py --duration 240 --warmup 60 --check --max-rss-growth 15
+
+# The deployment files run for real (a real Kubernetes control plane with kwok nodes):
+# builds what it needs once into ~/.cache/kva, then tests/deploy/real/.
+test-deploy: setup
+	./scripts/test-deploy.sh

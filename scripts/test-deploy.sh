@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test-deploy`: the deployment files run for real. Sets up what it needs,
+# idempotently (Debian packages, Go builds cached under ~/.cache/kva), then runs
+# tests/deploy/real/ (a real kube-apiserver, controller manager, scheduler and kwok
+# nodes; see tests/deploy/real/cluster.py). Prints the time of each stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+DEPLOY_APT_PACKAGES=(etcd-server openssl)
+
+stage_started=$(date +%s)
+stage() { local now; now=$(date +%s); echo "==> [$1] $(( now - stage_started ))s"; stage_started=$now; }
+
+missing=()
+for pkg in "${DEPLOY_APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+stage "apt packages"
+./scripts/build-k8s-tools.sh
+stage "kubernetes binaries (go build, cached)"
+KVA_TEST_DEPLOY=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests/deploy/real "$@"
+stage "kubernetes for real"
