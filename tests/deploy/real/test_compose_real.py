@@ -187,8 +187,13 @@ def check_viewer(viewer: str, shot: Path) -> None:
         lambda: json.loads(_get(viewer + "/api/streams")).get("streams"), 60, "a stream"
     )
     assert any(s["id"] == "cam0" for s in streams), streams
-    dom = dump_dom(viewer + "/", wait_ms=4000)
-    assert any(r in dom.lower() for r in RECOGNISED), f"no recognised label on the page: {dom}"
+    # The demo scene cycles through its photos: wait for one the classifier names.
+    wait_for(
+        lambda: any(r in dump_dom(viewer + "/", wait_ms=4000).lower() for r in RECOGNISED),
+        90,
+        f"the rendered page to show one of {RECOGNISED}",
+        step=0,
+    )
     first = screenshot(viewer + "/", shot.with_name("first.png"), wait_ms=4000)
     second = screenshot(viewer + "/", shot, wait_ms=4000)
     changed = np.count_nonzero(cv2.absdiff(first, second).max(axis=2) > 30)
