@@ -41,8 +41,16 @@ stage_done() {
   echo "    $STAGE: $((SECONDS - STAGE_STARTED)) s${1:+ ($1)}"
 }
 
-image_exists() {
-  [ "$FORCE" != 1 ] && podman image exists "$1"
+# A stand-in is rebuilt when its folder under tests/deploy/real/images changed: the
+# image carries the digest of that folder as a label.
+digest() {  # digest "DIR [DIR...]": of the stand-in's folder and those of its base images
+  (cd "$IMAGES" && find $1 -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+}
+
+image_exists() {  # image_exists TAG ["DIRS"]
+  [ "$FORCE" != 1 ] && podman image exists "$1" || return 1
+  [ -z "${2:-}" ] && return 0
+  [ "$(podman image inspect --format '{{index .Labels "io.github.kva.standin"}}' "$1")" = "$(digest "$2")" ]
 }
 
 # --- host packages ------------------------------------------------------------------
@@ -77,22 +85,23 @@ else
   stage_done "imported"
 fi
 
-build() {  # build TAG DIR [context files...]: a stand-in from tests/deploy/real/images/DIR
-  local tag=$1 dir=$2
+build() {  # build TAG "DIRS" [context files...]: a stand-in from images/<last of DIRS>
+  local tag=$1 dirs=$2 dir=${2##* }
   shift 2
   local context
   context=$(mktemp -d)
   cp -r "$IMAGES/$dir/." "$context/"
   for extra in "$@"; do cp -r "$extra" "$context/"; done
   # Docker format keeps HEALTHCHECK (OCI drops it); --pull=never: no registry here.
-  podman build --format docker --pull=never --layers -t "$tag" "$context" >"$context.log" 2>&1 \
+  podman build --format docker --pull=never --layers --label "io.github.kva.standin=$(digest "$dirs")" \
+    -t "$tag" "$context" >"$context.log" 2>&1 \
     || { tail -40 "$context.log" >&2; rm -rf "$context" "$context.log"; false; }
   rm -rf "$context" "$context.log"
 }
 
 # --- python:3.11-slim stand-in ------------------------------------------------------
 stage "image docker.io/library/python:3.11-slim (stand-in)"
-if image_exists docker.io/library/python:3.11-slim; then
+if image_exists docker.io/library/python:3.11-slim python; then
   stage_done "cached"
 else
   pipdir=$(mktemp -d)
@@ -116,7 +125,7 @@ fi
 
 # --- apache/kafka and zookeeper stand-ins (the jars kva already resolves) ---------
 stage "image docker.io/apache/kafka:3.9.1 (stand-in)"
-if image_exists docker.io/apache/kafka:3.9.1; then
+if image_exists docker.io/apache/kafka:3.9.1 kafka; then
   stage_done "cached"
 else
   [ -x "$VENV/bin/python" ] || { echo "setup-containers: run scripts/setup.sh first (no $VENV)" >&2; false; }
@@ -129,16 +138,16 @@ else
 fi
 
 stage "image docker.io/library/zookeeper:3.8.4 (stand-in)"
-if image_exists docker.io/library/zookeeper:3.8.4; then
+if image_exists docker.io/library/zookeeper:3.8.4 "kafka zookeeper"; then
   stage_done "cached"
 else
-  build docker.io/library/zookeeper:3.8.4 zookeeper
+  build docker.io/library/zookeeper:3.8.4 "kafka zookeeper"
   stage_done "built"
 fi
 
 # --- prom/prometheus stand-in (Debian's prometheus) ---------------------------------
 stage "image docker.io/prom/prometheus:v3.7.3 (stand-in)"
-if image_exists docker.io/prom/prometheus:v3.7.3; then
+if image_exists docker.io/prom/prometheus:v3.7.3 prometheus; then
   stage_done "cached"
 else
   build docker.io/prom/prometheus:v3.7.3 prometheus

@@ -261,4 +261,5 @@ def test_a_wrong_command_in_a_copy_fails_the_check(api: PodmanApi, tmp_path: Pat
     with pytest.raises(AssertionError) as failed:
         run_stack(stack, tmp_path / "viewer.png")
     assert "naming one of" in str(failed.value) or "up --wait failed" in str(failed.value)
+    assert project_leftovers(stack.project) == {"containers": [], "networks": [], "volumes": []}
     print(f"the broken copy failed as it should: {str(failed.value).splitlines()[0]}")
