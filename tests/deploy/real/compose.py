@@ -12,7 +12,6 @@ pull ``moby/buildkit``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -194,8 +193,3 @@ class PodmanApi:
                 f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
             )
         return done
-
-    def inspect(self, container: str) -> dict[str, object]:
-        """``podman inspect`` of one container."""
-        documents = json.loads(podman("inspect", container))
-        return dict(documents[0])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -47,6 +48,7 @@ from tests.deploy.real.compose import (
     podman,
     project_leftovers,
 )
+from tests.support.process import starts_processes
 from tests.support.wait import eventually, wait_for
 from tests.up.test_up import RECOGNISED
 
@@ -80,7 +82,9 @@ class Stack:
         }
     )
 
-    def compose(self, *args: str, timeout: float = 600, check: bool = True):  # noqa: ANN201
+    def compose(
+        self, *args: str, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         files = [arg for path in self.files for arg in ("-f", str(path))]
         env = {name: str(port) for name, port in self.ports.items()}
         return self.api.compose(
@@ -119,6 +123,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def api() -> Iterator[PodmanApi]:
     if not (compose_bin_dir() / "docker-compose").is_file():
         pytest.fail(f"no docker-compose in {compose_bin_dir()}: run scripts/setup-containers.sh")
@@ -161,13 +166,14 @@ def recognised_frames(bootstrap: str, timeout: float) -> list[str]:
     )
     seen: list[int] = [0]
 
-    def one_recognised() -> list[str] | None:
+    def one_recognised() -> list[str]:
+        """The labels of the next frame if they name a demo photo, else [] (not yet)."""
         record = consumer.poll(0.5)
         if record is None:
-            return None
+            return []
         seen[0] += 1
         labels = _classifier_labels(record.frame())
-        return labels if any(r in " ".join(labels) for r in RECOGNISED) else None
+        return labels if any(r in " ".join(labels) for r in RECOGNISED) else []
 
     try:
         return wait_for(
