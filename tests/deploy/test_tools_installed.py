@@ -5,9 +5,12 @@ tool the tests find only because someone installed it by hand on this machine ma
 CI green here and red on a fresh one (it happened with ``check-jsonschema``). So every
 tool the tests, the testbed and the benchmarks start must be either next to
 ``sys.executable`` or owned by a Debian package that ``scripts/setup.sh`` installs (its
-``APT_PACKAGES``; ``DEPLOY_APT_PACKAGES`` of ``scripts/test-deploy.sh`` for what only
+``APT_PACKAGES``; ``DEPLOY_APT_PACKAGES`` of ``scripts/test-deploy.sh`` and
+``CONTAINERS_APT_PACKAGES`` of ``scripts/setup-containers.sh`` for what only
 ``make test-deploy`` runs) or an essential one (``dpkg``, ``coreutils``: on every Debian machine),
-or be the interpreter setup.sh builds the venv from (``$PYTHON``).
+or be the interpreter setup.sh builds the venv from (``$PYTHON``), or be a program a set-up
+script builds into ``~/.cache/kva/bin`` itself (its ``CACHE_BIN_TOOLS``, e.g. Docker
+Compose: the tests put that folder first on the PATH of what they start).
 
 The tools are read from the code itself: ``shutil.which("x")`` and the first element of
 a literal argv list given to ``subprocess.run``/``Popen``/``check_output``/``check_call``
@@ -29,7 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What the make targets run to set up: ``make test`` (setup.sh), ``make test-deploy``.
 SETUP_SCRIPTS = tuple(
     path
-    for path in (ROOT / "scripts" / "setup.sh", ROOT / "scripts" / "test-deploy.sh")
+    for path in (
+        ROOT / "scripts" / "setup.sh",
+        ROOT / "scripts" / "test-deploy.sh",
+        ROOT / "scripts" / "setup-containers.sh",
+    )
     if path.is_file()
 )
 SCANNED = ("tests", "testbed", "bench")
@@ -79,6 +86,12 @@ def setup_installs(script: str) -> tuple[set[str], set[str]]:
     packages = {name for array in arrays for name in array.split()}
     python = re.search(r"^PYTHON=\$\{PYTHON:-([^}]+)\}", script, re.MULTILINE)
     return packages, {python.group(1)} if python else set()
+
+
+def setup_builds(script: str) -> set[str]:
+    """Programs a set-up script builds into ``~/.cache/kva/bin`` (its ``*CACHE_BIN_TOOLS``)."""
+    arrays = re.findall(r"^[A-Z0-9_]*CACHE_BIN_TOOLS=\(([^)]*)\)", script, re.MULTILINE)
+    return {name for array in arrays for name in array.split()}
 
 
 def owning_package(path: str) -> str | None:
@@ -156,6 +169,8 @@ def test_the_allow_list_comes_from_the_setup_scripts() -> None:
     assert prerequisites == {"python3"}
     script = "PYTHON=${PYTHON:-python3.12}\nDEPLOY_APT_PACKAGES=(etcd-server\n  openssl)\nX=(no)\n"
     assert setup_installs(script) == ({"etcd-server", "openssl"}, {"python3.12"})
+    assert setup_builds("\n".join(p.read_text() for p in SETUP_SCRIPTS)) >= {"docker-compose"}
+    assert setup_builds("CACHE_BIN_TOOLS=(a\n  b)\nK8S_CACHE_BIN_TOOLS=(c)\n") == {"a", "b", "c"}
 
 
 @pytest.mark.subprocess
@@ -178,16 +193,19 @@ def test_a_tool_found_only_elsewhere_on_path_is_reported(tmp_path: Path) -> None
 
 def test_the_scan_sees_the_tools_the_suite_is_known_to_call() -> None:
     tools = scanned_tools()
-    assert {"kcat", "chromium"} <= set(tools), tools
+    assert {"kcat", "chromium", "podman", "docker-compose"} <= set(tools), tools
 
 
 @pytest.mark.subprocess
 def test_every_tool_the_suite_calls_is_installed_by_setup() -> None:
-    packages, prerequisites = setup_installs("\n".join(p.read_text() for p in SETUP_SCRIPTS))
+    scripts = "\n".join(p.read_text() for p in SETUP_SCRIPTS)
+    packages, prerequisites = setup_installs(scripts)
+    built = setup_builds(scripts)
     venv_bin = Path(sys.executable).parent
     problems = [
         f"{message} (called in {', '.join(files)})"
         for tool, files in sorted(scanned_tools().items())
-        if (message := where_not_installed(tool, venv_bin, packages, prerequisites))
+        if tool not in built
+        and (message := where_not_installed(tool, venv_bin, packages, prerequisites))
     ]
     assert not problems, "\n".join(problems)
