@@ -7,10 +7,12 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.34.2}
 KWOK_VERSION=${KWOK_VERSION:-v0.7.0}
 GO=${GO:-/usr/local/go/bin/go}
-CACHE=${KVA_CACHE:-$HOME/.cache/kva}
+CACHE=${KVA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kva}
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 
+# Built into $BIN (tests/deploy/test_tools_installed.py reads this list).
+K8S_CACHE_BIN_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 missing=()
 for cmd in "${COMMANDS[@]}"; do [ -x "$BIN/$cmd" ] || missing+=("$cmd"); done

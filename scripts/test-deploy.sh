@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make test-deploy`: the deployment files run for real. Sets up what it needs,
-# idempotently (Debian packages, Go builds cached under ~/.cache/kva), then runs
-# tests/deploy/real/ (a real kube-apiserver, controller manager, scheduler and kwok
-# nodes; see tests/deploy/real/cluster.py). Prints the time of each stage.
+# idempotently (Debian packages; Go builds cached under ~/.cache/kva; base images in
+# Podman's storage), then runs tests/deploy/real/: docker compose up under Podman
+# (tests/deploy/real/compose.py) and kubectl apply on a real kube-apiserver, controller
+# manager, scheduler and kwok nodes (tests/deploy/real/cluster.py). Prints the time of
+# each stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,5 +26,7 @@ fi
 stage "apt packages"
 ./scripts/build-k8s-tools.sh
 stage "kubernetes binaries (go build, cached)"
-KVA_TEST_DEPLOY=1 "$VENV/bin/python" -m pytest -p no:cacheprovider tests/deploy/real "$@"
-stage "kubernetes for real"
+VENV=$VENV ./scripts/setup-containers.sh
+stage "podman, docker compose and base images (cached)"
+KVA_TEST_DEPLOY=1 "$VENV/bin/python" -m pytest -p no:cacheprovider --durations=0 tests/deploy/real "$@"
+stage "compose and kubernetes for real"

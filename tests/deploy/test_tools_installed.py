@@ -36,6 +36,7 @@ SETUP_SCRIPTS = tuple(
         ROOT / "scripts" / "setup.sh",
         ROOT / "scripts" / "test-deploy.sh",
         ROOT / "scripts" / "setup-containers.sh",
+        ROOT / "scripts" / "build-k8s-tools.sh",
     )
     if path.is_file()
 )

@@ -13,18 +13,17 @@ land, whether controllers roll them out and where the scheduler puts them.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kva.paths import cache_root
 from kva.process import ChildProcess
 from tests.support.wait import wait_for
 
-CACHE = Path(os.environ.get("KVA_CACHE", Path.home() / ".cache" / "kva"))
-BIN = CACHE / "bin"
+BIN = cache_root() / "bin"  # what scripts/build-k8s-tools.sh builds
 ETCD = Path("/usr/bin/etcd")
 TOKEN = "kva-test-token"  # noqa: S105 - a throwaway token of a cluster on 127.0.0.1
 GPU_LABEL = "intel.feature.node.kubernetes.io/gpu"
