@@ -1,5 +1,7 @@
 """TF Serving's gRPC API for ``kva serve --port``: PredictionService and ModelService.
 
+The same server also serves KServe v2 gRPC (:mod:`kva.tfserving.kserve_grpc`).
+
 ``Predict``, ``GetModelMetadata``, ``Classify``, ``Regress`` and ``MultiInference``
 of ``tensorflow.serving.PredictionService`` (the last three for the models whose
 REST ``:classify``/``:regress`` work, through :mod:`kva.tfserving.examples`)
@@ -20,13 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from kva import kserve_grpc_api as kserve_api
 from kva.cliargs import SettingsError
 from kva.dtypes import tf_name
 from kva.grpc_api import (
@@ -39,8 +41,10 @@ from kva.grpc_api import (
     shape_of,
 )
 from kva.tfserving.config import ServeSettings
-from kva.tfserving.errors import Internal, InvalidArgument, NotFound, ServingError, Unavailable
+from kva.tfserving.errors import InvalidArgument
 from kva.tfserving.examples import Classes, classify, regress
+from kva.tfserving.grpc_calls import RpcRunner
+from kva.tfserving.kserve_grpc import generic_handler
 from kva.tfserving.runtime import Runtime
 from kva.tfserving.servable import Servable
 from kva.tfserving.signatures import DEFAULT_SIGNATURE, METHODS, signature_defs
@@ -58,6 +62,7 @@ def check_grpc() -> None:
     """Fail at start (exit 2) when ``--port`` is given without the ``[grpc]`` extra."""
     try:
         load()
+        kserve_api.load()
     except GrpcNotInstalled as exc:
         raise SettingsError(f"--port: {exc}") from None
 
@@ -76,7 +81,12 @@ def start_grpc(runtime: Runtime, settings: ServeSettings) -> GrpcServer:
     except OSError as exc:
         raise SettingsError(f"--port {settings.grpc_port}: {exc}") from None
     server.start()
-    logger.info("serving gRPC on %s:%d (PredictionService, ModelService)", server.host, server.port)
+    logger.info(
+        "serving gRPC on %s:%d (TF Serving's PredictionService and ModelService, "
+        "KServe v2 GRPCInferenceService)",
+        server.host,
+        server.port,
+    )
     return server
 
 
@@ -105,6 +115,8 @@ class GrpcServer:
         self.api.model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             _ModelService(handlers), self.server
         )
+        # KServe v2 gRPC on the same port, as OVMS serves it
+        self.server.add_generic_rpc_handlers((generic_handler(kserve_api.load(), runtime),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = int(self.server.add_insecure_port(address))
@@ -139,26 +151,11 @@ class _Handlers:
     def __init__(self, api: Api, runtime: Runtime) -> None:
         self.api = api
         self.rt = runtime
+        self.runner = RpcRunner(api.grpc, runtime, PROTOCOL)
 
     def call(self, name: str, handler: Callable[[Any], Any], request: Any, context: Any) -> Any:
         """Run ``handler`` with metrics; map errors to gRPC status codes."""
-        started = time.perf_counter()
-        model = _model_name(request)
-        model = model if model in self.rt.manager.models else ""
-        status = 200
-        try:
-            return handler(request)
-        except ServingError as exc:
-            status = exc.status
-            context.abort(_code(self.api, exc), exc.message)
-        except Exception as exc:  # noqa: BLE001 - answered as INTERNAL, never a crash
-            status = 500
-            logger.exception("unexpected error in gRPC %s", name)
-            context.abort(self.api.grpc.StatusCode.INTERNAL, f"Internal: {type(exc).__name__}")
-        finally:
-            metrics = self.rt.metrics
-            metrics.requests.labels(model, PROTOCOL, str(status)).inc()
-            metrics.latency.labels(model, PROTOCOL).observe(time.perf_counter() - started)
+        return self.runner.call(name, handler, request, context, _model_name(request))
 
     # -- PredictionService -----------------------------------------------------------------
     def predict(self, request: Any) -> Any:
@@ -378,21 +375,6 @@ def _fill_classes(result: Any, results: list[Classes]) -> None:
         classes = result.classifications.add()
         for label, score in row:
             classes.classes.add(label=label, score=score)
-
-
-def _code(api: Api, exc: ServingError) -> Any:
-    codes = api.grpc.StatusCode
-    if isinstance(exc, InvalidArgument):
-        return codes.INVALID_ARGUMENT
-    if isinstance(exc, NotFound):
-        return codes.NOT_FOUND
-    if isinstance(exc, Unavailable):
-        return codes.UNAVAILABLE
-    if isinstance(exc, Internal):
-        return codes.INTERNAL
-    if exc.status == 413:
-        return codes.RESOURCE_EXHAUSTED
-    return codes.UNKNOWN
 
 
 class _PredictionService:

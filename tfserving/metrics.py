@@ -20,7 +20,7 @@ class ServeMetrics:
         self.registry = registry or CollectorRegistry()
         self.requests = Counter(
             "kva_serve_requests_total",
-            "HTTP requests answered, by model, protocol (v1, v2, other) and status code",
+            "requests answered, by model, protocol (v1, v2, grpc, kserve_grpc, other) and status",
             ["model", "protocol", "code"],
             registry=self.registry,
         )

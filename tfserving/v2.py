@@ -14,26 +14,34 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, request
 
 from kva import __version__
-from kva.dtypes import from_v2, v2_name
+from kva.dtypes import v2_name
 from kva.tfserving.errors import InvalidArgument, NotFound
 from kva.tfserving.rest import json_response, request_body, runtime, set_model
 from kva.tfserving.servable import Servable
 from kva.tfserving.tensors import (
     ImageDecoder,
     TensorInfo,
-    check_image_batch,
     decode_b64,
     is_b64,
     parse_json,
     to_json,
     to_tensor,
+)
+from kva.tfserving.v2_codec import (
+    check_shape,
+    decode_images,
+    from_raw,
+    model_dtype,
+    raw_elements,
+    takes_images,
+    tensor_meta,
+    to_raw,
 )
 
 HEADER = "Inference-Header-Content-Length"
@@ -71,8 +79,8 @@ def model_metadata(name: str, version: str | None = None) -> Response:
             "name": name,
             "versions": [str(v) for v in sorted(state.versions)],
             "platform": "openvino",
-            "inputs": [_meta(info) for info in servable.inputs.values()],
-            "outputs": [_meta(info) for info in servable.outputs.values()],
+            "inputs": [tensor_meta(info) for info in servable.inputs.values()],
+            "outputs": [tensor_meta(info) for info in servable.outputs.values()],
         }
     )
 
@@ -116,11 +124,6 @@ def resolve_model(name: str, version: str | None) -> Servable:
             raise InvalidArgument(f"version must be a positive integer, got {version!r}")
         number = int(version)
     return runtime().manager.resolve(name, number)
-
-
-def _meta(info: TensorInfo) -> dict[str, Any]:
-    shape = list(info.shape) if info.shape is not None else [-1]
-    return {"name": info.name, "datatype": v2_name(info.dtype), "shape": shape}
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
@@ -204,34 +207,18 @@ def _inputs(
 def _tensor(
     item: dict[str, Any], info: TensorInfo, chunk: bytes | None, decode: ImageDecoder
 ) -> np.ndarray:
-    name, datatype, shape = info.name, item.get("datatype"), item.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31 for d in shape
-    ):
-        raise InvalidArgument(f"input '{name}': 'shape' must be a list of non-negative integers")
+    name, datatype = info.name, item.get("datatype")
+    shape = check_shape(name, item.get("shape"))
     count = math.prod(shape)
-    if datatype == "BYTES" and info.image_hw is not None:
-        elements = _bytes_elements(item, chunk, count, name)
-        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-            raise InvalidArgument(f"input '{name}': encoded images need shape [N] (or [N, 1])")
-        if not elements:  # np.stack of nothing raises ValueError (a 500)
-            raise InvalidArgument(f"input '{name}': no images (shape {shape})")
-        height, width = info.image_hw
-        check_image_batch(len(elements), height, width)
-        return np.stack([decode(data, height, width) for data in elements])
-    dtype = from_v2(datatype) if isinstance(datatype, str) else None
-    if dtype is None or dtype != info.dtype:
-        raise InvalidArgument(
-            f"input '{name}': datatype {datatype!r} does not match the model "
-            f"({v2_name(info.dtype)})" + (" or BYTES with encoded images" if info.image_hw else "")
-        )
+    if takes_images(datatype, info):
+        if chunk is not None:
+            elements = raw_elements(name, chunk, count)
+        else:
+            elements = _b64_elements(item, count, name)
+        return decode_images(name, shape, elements, info, decode)
+    dtype = model_dtype(name, datatype, info)
     if chunk is not None:
-        if len(chunk) != count * dtype.itemsize:
-            raise InvalidArgument(
-                f"input '{name}': {len(chunk)} bytes for shape {shape} of {datatype} "
-                f"(expected {count * dtype.itemsize})"
-            )
-        return np.frombuffer(chunk, dtype=dtype).reshape(shape)
+        return from_raw(name, chunk, shape, dtype)
     data = item.get("data")
     if data is None:
         raise InvalidArgument(f"input '{name}': no 'data' and no binary_data_size")
@@ -241,22 +228,15 @@ def _tensor(
     return array.reshape(shape)
 
 
-def _bytes_elements(
-    item: dict[str, Any], chunk: bytes | None, count: int, name: str
-) -> list[bytes]:
-    if chunk is not None:
-        elements = _unpack_bytes(chunk)
-        if elements is None and count == 1:
-            elements = [chunk]  # one image sent without a length prefix
-    else:
-        data = item.get("data")
-        data = data if isinstance(data, list) else [data]
-        elements = []
-        for value in _flatten(data):
-            if not (is_b64(value) or isinstance(value, str)):
-                raise InvalidArgument(f"input '{name}': BYTES data must be base64 strings")
-            elements.append(decode_b64(value if is_b64(value) else {"b64": value}))
-    if elements is None or len(elements) != count:
+def _b64_elements(item: dict[str, Any], count: int, name: str) -> list[bytes]:
+    data = item.get("data")
+    data = data if isinstance(data, list) else [data]
+    elements = []
+    for value in _flatten(data):
+        if not (is_b64(value) or isinstance(value, str)):
+            raise InvalidArgument(f"input '{name}': BYTES data must be base64 strings")
+        elements.append(decode_b64(value if is_b64(value) else {"b64": value}))
+    if len(elements) != count:
         raise InvalidArgument(f"input '{name}': expected {count} BYTES elements")
     return elements
 
@@ -266,19 +246,6 @@ def _flatten(data: list[Any]) -> list[Any]:
     for value in data:
         flat.extend(_flatten(value) if isinstance(value, list) else [value])
     return flat
-
-
-def _unpack_bytes(chunk: bytes) -> list[bytes] | None:
-    elements, pos = [], 0
-    while pos < len(chunk):
-        if pos + 4 > len(chunk):
-            return None
-        (size,) = struct.unpack_from("<I", chunk, pos)
-        if pos + 4 + size > len(chunk):
-            return None
-        elements.append(chunk[pos + 4 : pos + 4 + size])
-        pos += 4 + size
-    return elements
 
 
 def _response(
@@ -297,7 +264,7 @@ def _response(
             "shape": list(array.shape),
         }
         if binary:
-            blob = np.ascontiguousarray(array).tobytes()
+            blob = to_raw(array)
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
