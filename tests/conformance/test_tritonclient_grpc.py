@@ -203,6 +203,8 @@ def test_metadata_errors(client: Any) -> None:
     image.set_data_from_numpy(np.array([b"not an image"], dtype=object))
     code, message = _error(lambda: client.infer("mobilenet_v2", [image]))
     assert code == "StatusCode.INVALID_ARGUMENT" and "image" in message
+    code, _ = _error(lambda: client.get_system_shared_memory_status())
+    assert code == "StatusCode.UNIMPLEMENTED"
 
 
 def test_triton_extensions(client: Any) -> None:
