@@ -1,4 +1,4 @@
-"""The same 224x224 frame over /v1 b64 JSON, /v2 binary and gRPC: requests/s and bytes.
+"""The same 224x224 frame over /v1 b64 JSON, /v2 binary, gRPC and KServe gRPC: req/s, bytes.
 
 mobilenet_v2 on one ``kva serve --rest_api_port R --port G`` at concurrency 1
 and 4, the three transports interleaved over several rounds (median):
@@ -7,7 +7,11 @@ and 4, the three transports interleaved over several rounds (median):
   as urllib3 sets it; the answer is parsed);
 - ``/v2 binary``: KServe binary extension, the JPEG as one BYTES element, JSON answer;
 - ``gRPC``: ``PredictionService.Predict`` with a DT_STRING tensor, one channel
-  shared by the workers (as ``kva consume`` does).
+  shared by the workers (as ``kva consume`` does);
+- ``KServe gRPC``: ``inference.GRPCInferenceService/ModelInfer`` (KServe v2 gRPC,
+  kva's own messages), the JPEG as one length-prefixed BYTES element in
+  ``raw_input_contents``, the outputs read from ``raw_output_contents``, one
+  channel shared by the workers.
 
 Bytes per request are counted on the wire (both directions, HTTP/1.1 or
 HTTP/2 framing included) by a counting TCP relay in a separate pass, so the
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.serve_overhead import Run, Worker, run_workers, start_server  # noqa: E402
+from kva import kserve_grpc_api  # noqa: E402
 from kva.grpc_api import load, make_ndarray, make_tensor_proto  # noqa: E402
 from kva.paths import models_dir  # noqa: E402
 from kva.ports import free_port  # noqa: E402
@@ -144,6 +150,37 @@ def grpc_factory(jpeg: bytes) -> Callable[[int], Callable[[], Worker]]:
     return factory  # type: ignore[return-value]
 
 
+def kserve_factory(jpeg: bytes) -> Callable[[int], Worker]:
+    """KServe v2 gRPC ModelInfer: one channel per port (shared by the workers)."""
+    api = kserve_grpc_api.load()
+    channels: dict[int, Any] = {}
+    request = api.message("ModelInferRequest")(model_name=MODEL)
+    request.inputs.add(name="image", datatype="BYTES", shape=[1])
+    request.raw_input_contents.append(len(jpeg).to_bytes(4, "little") + jpeg)
+    for name in ("classes", "scores"):
+        request.outputs.add(name=name)
+    reply_type = api.message("ModelInferResponse")
+
+    def factory(port: int) -> Worker:
+        if port not in channels:
+            channels[port] = api.grpc.insecure_channel(f"127.0.0.1:{port}")
+        infer = channels[port].unary_unary(
+            f"/{kserve_grpc_api.SERVICE}/ModelInfer",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=reply_type.FromString,
+        )
+
+        def work() -> None:
+            response = infer(request, timeout=30)
+            for output, raw in zip(response.outputs, response.raw_output_contents, strict=True):
+                dtype = "<i4" if output.datatype == "INT32" else "<f4"
+                np.frombuffer(raw, dtype).reshape(tuple(output.shape))
+
+        return work
+
+    return factory
+
+
 def transports(jpeg: bytes) -> dict[str, tuple[str, Callable[[int], Worker]]]:
     """name -> (which port: rest|grpc, worker factory)."""
     v1 = json.dumps({"instances": [{"b64": base64.b64encode(jpeg).decode()}]}).encode()
@@ -161,6 +198,7 @@ def transports(jpeg: bytes) -> dict[str, tuple[str, Callable[[int], Worker]]]:
                                             {HEADER: str(len(head)),
                                              "Content-Type": "application/octet-stream"})),
         "gRPC": ("grpc", grpc_factory(jpeg)),  # type: ignore[dict-item]
+        "KServe gRPC": ("grpc", kserve_factory(jpeg)),
     }  # fmt: skip
 
 
