@@ -26,8 +26,9 @@ class ServeSettings(KvaSettings):
     )
     grpc_port: int | None = listen_port(
         None,
-        "gRPC port (TF Serving's PredictionService/ModelService; 0 = any free "
-        "port; default: no gRPC). Binds --rest_api_host too. Needs the [grpc] extra",
+        "gRPC port (TF Serving's PredictionService/ModelService and KServe v2's "
+        "GRPCInferenceService; 0 = any free port; default: no gRPC). Binds "
+        "--rest_api_host too. Needs the [grpc] extra",
         "--port",
     )
     rest_api_num_threads: int | None = Field(

@@ -162,6 +162,47 @@ def test_typed_contents_through_the_clients_stub(kva_serve_models: ServeProcess)
         assert caught.value.details() == "input 'x': 1 values for shape [2, 1]"
 
 
+def _request(model: str = HALF, raw: int = 0, names: tuple[str, ...] = ("x",)) -> Any:
+    """A ModelInferRequest of the client's own protos: FP32 [1, 1] inputs, ``raw`` raw blobs."""
+    request = service_pb2.ModelInferRequest(model_name=model)
+    for name in names:
+        request.inputs.add(name=name, datatype="FP32", shape=[1, 1])
+    request.raw_input_contents.extend([np.float32(1).tobytes()] * raw)
+    return request
+
+
+def _with_contents() -> Any:
+    request = _request(raw=1)
+    request.inputs[0].contents.fp32_contents.append(1.0)
+    return request
+
+
+RAW_ERRORS = [
+    (_request(model=""), "Missing model name in request."),
+    (_request(raw=2), "expected 1 raw_input_contents (one per input), got 2"),
+    (_with_contents(), "input 'x': give contents or raw_input_contents, not both"),
+    (_request(raw=2, names=("x", "x")), "input 'x' given twice"),
+    (_request(names=()), "missing inputs: x"),
+]
+
+
+@pytest.mark.parametrize(("request_", "message"), RAW_ERRORS)
+def test_malformed_requests_are_invalid_argument(
+    kva_serve_models: ServeProcess, request_: Any, message: str
+) -> None:
+    """What tritonclient never sends but a hand-made client can: REST /v2's 400s."""
+    import grpc
+
+    with grpc.insecure_channel(kva_serve_models.grpc_target) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ModelInfer(request_, timeout=30)
+    assert (caught.value.code(), caught.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        message,
+    )
+
+
 ERRORS = [
     # (model, version, input name, dtype, array) -> code, message
     ("nope", "", "x", "FP32", np.zeros((1, 1), np.float32),
