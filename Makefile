@@ -2,12 +2,17 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint soak test-deploy
+.PHONY: setup setup-run run test test-fast lint soak test-deploy
 
+# Everything `make test` needs (and `make run`).
 setup:
-	./scripts/setup.sh
+	./scripts/setup.sh test
 
-run: setup
+# Only what `kva up` needs: no TensorFlow (the gRPC extra), no test tools.
+setup-run:
+	./scripts/setup.sh run
+
+run: setup-run
 	$(VENV)/bin/kva up
 
 test: setup

