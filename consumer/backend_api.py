@@ -11,6 +11,7 @@ the consumer cannot use.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +55,26 @@ def image_size(shape: list[int]) -> tuple[int, int]:
     if len(shape) != 4 or shape[3] != 3 or shape[1] <= 0 or shape[2] <= 0:
         raise MetadataError(f"input shape {shape} is not [N, H, W, 3] with fixed H and W")
     return int(shape[1]), int(shape[2])
+
+
+def model_info(
+    model: str, where: str, inputs: Sequence[tuple[str, Sequence[int]]], outputs: Iterable[str]
+) -> ModelInfo:
+    """The :class:`ModelInfo` of a model with ``inputs`` (name, shape) and ``outputs`` (names).
+
+    Every protocol's metadata ends here, so replicas speaking different protocols of one
+    model give equal infos.
+
+    Raises:
+        MetadataError: not one NHWC image input, or outputs of neither kind.
+    """
+    if len(inputs) != 1:
+        got = sorted(name for name, _shape in inputs)
+        raise MetadataError(f"{where}: expected one image input, got {got}")
+    input_name, shape = inputs[0]
+    height, width = image_size([int(d) for d in shape])
+    names = set(outputs)
+    return ModelInfo(model, model_kind(names), input_name, height, width, tuple(sorted(names)))
 
 
 class Backend(ABC):

@@ -4,14 +4,14 @@ A REST backend talks to **one replica** (one URL) through its own pooled
 ``requests.Session`` with explicit connect/read timeouts and a cap on the
 response size. Failures raise :class:`~kva.consumer.errors.InferenceError` with a
 ``retriable`` flag. :func:`backend_for_url` picks the protocol from the URL
-(REST here, or gRPC from :mod:`~kva.consumer.grpc_backend`).
+(REST here, TF Serving gRPC from :mod:`~kva.consumer.grpc_backend`, KServe v2 gRPC
+from :mod:`~kva.consumer.kserve_grpc_backend`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,10 +21,10 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from kva import dtypes
-from kva.consumer.backend_api import Backend, ModelInfo, Outputs, image_size, model_kind
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, model_info
 from kva.consumer.config import check_replica_url
-from kva.consumer.errors import InferenceError, MetadataError
+from kva.consumer.errors import InferenceError, MetadataError, shorten
+from kva.consumer.v2_tensors import V2Tensor, bytes_element, decode_outputs
 
 #: Largest answer read from a model server (a classifier answer is < 1 kB).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -97,7 +97,7 @@ class RestBackend(Backend):
             raise InferenceError("timeout", f"{url}: read timed out", retriable=True) from exc
         except requests.exceptions.RequestException as exc:
             reason = "timeout" if "timed out" in str(exc) else "connect"
-            raise InferenceError(reason, f"{url}: {_short(exc)}", retriable=True) from exc
+            raise InferenceError(reason, f"{url}: {shorten(exc)}", retriable=True) from exc
         if status not in ok:
             detail = _error_text(content)
             if status >= 500 or status == 429:
@@ -132,16 +132,14 @@ class TfServingBackend(RestBackend):
             inputs, outputs = signature["inputs"], signature["outputs"]
         except (KeyError, TypeError, AttributeError, StopIteration) as exc:
             raise MetadataError(f"{url}: no signature_def with inputs and outputs") from exc
-        if len(inputs) != 1:
-            raise MetadataError(f"{url}: expected one image input, got {sorted(inputs)}")
-        input_name, tensor = next(iter(inputs.items()))
-        dims = tensor.get("tensor_shape", {}).get("dim", [])
-        shape = [int(d.get("size", -1)) for d in dims]
-        height, width = image_size(shape)
-        names = set(outputs)
-        return ModelInfo(
-            self.model_name, model_kind(names), input_name, height, width, tuple(sorted(names))
-        )
+        try:
+            shapes = [
+                (name, [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])])
+                for name, t in inputs.items()
+            ]
+        except (TypeError, AttributeError, ValueError) as exc:
+            raise MetadataError(f"{url}: input shapes are not TF Serving's") from exc
+        return model_info(self.model_name, url, shapes, outputs)
 
     def infer(self, info: ModelInfo, image: bytes) -> Outputs:
         url = f"{self.url}:predict"
@@ -168,7 +166,7 @@ def _v1_outputs(document: Any, info: ModelInfo, url: str) -> Outputs:
         return {name: np.asarray(outputs[name])[0] for name in info.outputs}
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise InferenceError(
-            "bad_response", f"{url}: unexpected predict answer ({_short(exc)})", retriable=True
+            "bad_response", f"{url}: unexpected predict answer ({shorten(exc)})", retriable=True
         ) from exc
 
 
@@ -188,22 +186,15 @@ class KServeBackend(RestBackend):
         _status, body, _headers = self._request("GET", self.url)
         document = _json(body, self.url)
         try:
-            inputs = document["inputs"]
-            names = {str(o["name"]) for o in document["outputs"]}
-            if len(inputs) != 1:
-                raise MetadataError(f"{self.url}: expected one image input, got {len(inputs)}")
-            shape = [int(d) for d in inputs[0]["shape"]]
-            input_name = str(inputs[0]["name"])
+            inputs = [(str(i["name"]), [int(d) for d in i["shape"]]) for i in document["inputs"]]
+            names = [str(o["name"]) for o in document["outputs"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
-        height, width = image_size(shape)
-        return ModelInfo(
-            self.model_name, model_kind(names), input_name, height, width, tuple(sorted(names))
-        )
+        return model_info(self.model_name, self.url, inputs, names)
 
     def infer(self, info: ModelInfo, image: bytes) -> Outputs:
         url = f"{self.url}/infer"
-        element = struct.pack("<I", len(image)) + image
+        element = bytes_element(image)
         header = {
             "inputs": [
                 {
@@ -235,33 +226,40 @@ def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str)
         split = int(json_length) if json_length else len(body)
         document = _json(body[:split], url)
         binary = body[split:]
-        outputs: Outputs = {}
+        tensors: list[V2Tensor] = []
         for output in document["outputs"]:
-            name, shape = str(output["name"]), [int(d) for d in output["shape"]]
-            dtype = _numeric_v2_dtype(str(output["datatype"]))
+            name, datatype, shape = str(output["name"]), str(output["datatype"]), output["shape"]
             size = (output.get("parameters") or {}).get("binary_data_size")
-            if size is not None:
-                array = np.frombuffer(binary[: int(size)], dtype=dtype)
-                binary = binary[int(size) :]
-            else:
-                array = np.asarray(output["data"], dtype=dtype)
-            outputs[name] = array.reshape(shape)[0]
-        return {name: outputs[name] for name in info.outputs}
-    except InferenceError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+            if size is None:
+                tensors.append(V2Tensor(name, datatype, shape, values=output["data"]))
+                continue
+            tensors.append(V2Tensor(name, datatype, shape, raw=binary[: int(size)]))
+            binary = binary[int(size) :]
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise InferenceError(
-            "bad_response", f"{url}: unexpected infer answer ({_short(exc)})", retriable=True
+            "bad_response", f"{url}: unexpected infer answer ({shorten(exc)})", retriable=True
         ) from exc
+    return decode_outputs(tensors, info, url)
 
 
 def backend_for_url(url: str, **kwargs: Any) -> Backend:
-    """The backend speaking the protocol of ``url`` (``/v1/...``, ``/v2/...``, ``grpc://``)."""
+    """The backend speaking the protocol of ``url``: the table
+    :data:`~kva.consumer.config.REPLICA_PROTOCOLS` (``/v1/...``, ``/v2/...``, ``grpc://``,
+    ``kserve+grpc://``).
+
+    Raises:
+        ValueError: ``url`` is none of them (:func:`~kva.consumer.config.check_replica_url`).
+    """
     check_replica_url(url)
-    if urlsplit(url).scheme == "grpc":
+    scheme = urlsplit(url).scheme
+    if scheme == "grpc":
         from kva.consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
 
         return GrpcBackend(url, **kwargs)
+    if scheme == "kserve+grpc":
+        from kva.consumer.kserve_grpc_backend import KServeGrpcBackend  # grpcio, protobuf
+
+        return KServeGrpcBackend(url, **kwargs)
     segments = [s for s in urlsplit(url).path.split("/") if s]
     return TfServingBackend(url, **kwargs) if segments[0] == "v1" else KServeBackend(url, **kwargs)
 
@@ -289,7 +287,7 @@ def _json(body: bytes, url: str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InferenceError(
-            "bad_response", f"{url}: answer is not JSON ({_short(exc)})", retriable=True
+            "bad_response", f"{url}: answer is not JSON ({shorten(exc)})", retriable=True
         ) from exc
 
 
@@ -299,16 +297,3 @@ def _error_text(body: bytes) -> str:
     except (ValueError, UnicodeDecodeError, AttributeError):
         message = body[:200].decode("utf-8", "replace")
     return str(message)[:200]
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _numeric_v2_dtype(datatype: str) -> np.dtype:
-    """The numpy dtype of a numeric v2 output (model outputs here are never strings)."""
-    dtype = dtypes.from_v2(datatype)
-    if dtype is None or dtype == np.dtype(object):
-        raise KeyError(f"unsupported output datatype {datatype}")
-    return dtype

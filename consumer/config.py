@@ -42,18 +42,64 @@ def parse_model_spec(text: str) -> ModelSpec:
     return ModelSpec(name, urls)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaProtocol:
+    """One form of replica URL: the protocol it selects and the servers that speak it."""
+
+    scheme: str
+    form: str
+    protocol: str
+    servers: str
+
+
+#: Every replica URL ``--model NAME=URL`` takes; the README's consumer section shows this table.
+REPLICA_PROTOCOLS: tuple[ReplicaProtocol, ...] = (
+    ReplicaProtocol(
+        "http(s)",
+        "http(s)://host:port/v1/models/<m>[/versions/<n>]",
+        'TF Serving REST: `:predict` with `{"b64": jpeg}`',
+        "kva serve, TF Serving, OVMS",
+    ),
+    ReplicaProtocol(
+        "http(s)",
+        "http(s)://host:port/v2/models/<m>[/versions/<n>]",
+        "KServe v2 REST: `/infer`, the JPEG as one BYTES element (binary extension)",
+        "kva serve, OVMS, Triton (a model taking encoded images)",
+    ),
+    ReplicaProtocol(
+        "grpc",
+        "grpc://host:port/<m>[/versions/<n>]",
+        "TF Serving gRPC: `PredictionService/Predict`, a DT_STRING tensor",
+        "kva serve, TF Serving, OVMS",
+    ),
+    ReplicaProtocol(
+        "kserve+grpc",
+        "kserve+grpc://host:port/<m>[/versions/<n>]",
+        "KServe v2 gRPC: `GRPCInferenceService/ModelInfer`, the JPEG as one BYTES element",
+        "kva serve, OVMS, Triton (a model taking encoded images)",
+    ),
+)
+_SCHEMES = ", ".join(f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS))
+
+
 def check_replica_url(url: str) -> None:
-    """A replica URL is ``http(s)://host:port/v1/models/<m>``, ``.../v2/models/<m>`` or
-    ``grpc://host:port/<m>``."""
+    """Check a replica URL against :data:`REPLICA_PROTOCOLS`.
+
+    Raises:
+        ValueError: the URL fits none of them, or its protocol's client is not installed.
+    """
     parts = urlsplit(url)
     if parts.scheme == "grpc":
         from kva.grpc_api import check_grpc_url
 
         check_grpc_url(url)
         return
+    if parts.scheme == "kserve+grpc":
+        _check_kserve_grpc_url(url)
+        return
     segments = [s for s in parts.path.split("/") if s]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r}: replica URL must start with http://, https:// or grpc://")
+        raise ValueError(f"{url!r}: replica URL must start with {_SCHEMES}")
     if len(segments) not in (3, 5) or segments[0] not in ("v1", "v2") or segments[1] != "models":
         raise ValueError(
             f"{url!r}: replica URL must end in /v1/models/<model> or /v2/models/<model>"
@@ -61,6 +107,15 @@ def check_replica_url(url: str) -> None:
         )
     if len(segments) == 5 and (segments[3] != "versions" or not segments[4].isdigit()):
         raise ValueError(f"{url!r}: expected .../versions/<positive integer>")
+
+
+def _check_kserve_grpc_url(url: str) -> None:
+    from kva import kserve_grpc_api
+    from kva.grpc_api import INSTALL_HINT, parse_grpc_url
+
+    parse_grpc_url(url, scheme="kserve+grpc")
+    if not kserve_grpc_api.available():
+        raise ValueError(f"{url!r}: KServe gRPC replicas need grpcio and protobuf: {INSTALL_HINT}")
 
 
 def parse_labels_spec(text: str) -> tuple[str, str]:
@@ -98,8 +153,10 @@ class ConsumerSettings(KafkaSettings):
     )
     consume_models: ListSetting = Field(
         default_factory=list,
-        description="NAME=URL[,URL...]: a model and its replicas (TF Serving /v1/models/<m> or "
-        "KServe /v2/models/<m> URLs); repeatable",
+        description="NAME=URL[,URL...]: a model and its replicas, one protocol per URL: "
+        "http(s)://host:port/v1/models/<m> (TF Serving REST), .../v2/models/<m> (KServe v2 "
+        "REST), grpc://host:port/<m> (TF Serving gRPC), kserve+grpc://host:port/<m> (KServe "
+        "v2 gRPC); repeatable",
         json_schema_extra={"flag": "--model", "metavar": "NAME=URL[,URL...]"},
     )
     consume_labels: ListSetting = Field(

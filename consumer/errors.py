@@ -27,3 +27,9 @@ class ModelUnavailable(InferenceError):
 
 class MetadataError(Exception):
     """A model's metadata cannot be used (unknown outputs, no image input, ...)."""
+
+
+def shorten(exc: BaseException | str, limit: int = 200) -> str:
+    """An exception's text cut to ``limit`` characters (for messages and logs)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."

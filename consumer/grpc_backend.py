@@ -7,19 +7,23 @@ them: client errors (``NOT_FOUND``, ``INVALID_ARGUMENT``, ...) are
 ``http_4xx`` and not retried, ``DEADLINE_EXCEEDED`` is ``timeout``, an
 unreachable server is ``connect``, the rest (``UNAVAILABLE`` when saturated,
 ``INTERNAL``) are ``http_5xx``. The health probe is ``GetModelStatus``.
-Needs the ``[grpc]`` extra; this module is imported only for ``grpc://`` URLs.
+Needs the ``[grpc]`` extra; this module is imported only for ``grpc://`` and
+``kserve+grpc://`` URLs (:class:`ChannelBackend` is the base of both gRPC backends;
+importing this module imports no TF Serving proto).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from kva.consumer.backend_api import Backend, ModelInfo, Outputs, image_size, model_kind
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, model_info
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.grpc_api import (
     MAX_CLIENT_MESSAGE_BYTES,
+    GrpcTarget,
     TensorError,
     load,
     make_ndarray,
@@ -43,7 +47,61 @@ _AVAILABLE = 30  # tensorflow.serving.ModelVersionStatus.State.AVAILABLE
 _LABELS_FIELD = "kva_labels"
 
 
-class GrpcBackend(Backend):
+class ChannelBackend(Backend):
+    """One gRPC replica: its channel, the deadline of a call, and gRPC errors made typed.
+
+    The base of both gRPC backends (TF Serving's API here, KServe v2's in
+    :mod:`~kva.consumer.kserve_grpc_backend`), so they time out, classify failures
+    and close alike.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        target: GrpcTarget,
+        grpc: Any,
+        *,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 2.0,
+    ) -> None:
+        self.grpc = grpc
+        self.url = url.rstrip("/")
+        self.model_name = target.model
+        self.version = target.version
+        self.server = f"{urlsplit(url).scheme}://{target.target}"
+        self.timeout = (connect_timeout, read_timeout)
+        self.deadline = connect_timeout + read_timeout
+        self.channel = grpc.insecure_channel(
+            target.target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_CLIENT_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_CLIENT_MESSAGE_BYTES),
+                ("grpc.primary_user_agent", "kva-consume"),
+                ("grpc.enable_retries", 0),
+            ],
+        )
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _call(self, method: Any, request: Any, what: str) -> Any:
+        """``method(request)`` within the deadline; a failure as :class:`InferenceError`."""
+        grpc = self.grpc
+        try:
+            return method(request, timeout=self.deadline)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            detail = f"{self.url}: {what}: {code.name} {str(exc.details())[:200]}"
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise InferenceError("timeout", detail, retriable=True) from None
+            if code.name in _CLIENT_ERRORS:
+                raise InferenceError("http_4xx", detail, retriable=False) from None
+            if code == grpc.StatusCode.UNAVAILABLE and _unreachable(str(exc.details())):
+                raise InferenceError("connect", detail, retriable=True) from None
+            raise InferenceError("http_5xx", detail, retriable=True) from None
+
+
+class GrpcBackend(ChannelBackend):
     """One TF Serving-compatible gRPC replica of one model."""
 
     protocol = "grpc"
@@ -58,46 +116,20 @@ class GrpcBackend(Backend):
     ) -> None:
         target = parse_grpc_url(url)
         self.api = load()
-        self.url = url.rstrip("/")
-        self.model_name = target.model
-        self.version = target.version
-        self.server = f"grpc://{target.target}"
-        self.timeout = (connect_timeout, read_timeout)
-        self.deadline = connect_timeout + read_timeout
-        self.channel = self.api.grpc.insecure_channel(
-            target.target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_CLIENT_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_CLIENT_MESSAGE_BYTES),
-                ("grpc.primary_user_agent", "kva-consume"),
-                ("grpc.enable_retries", 0),
-            ],
+        super().__init__(
+            url,
+            target,
+            self.api.grpc,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         self.predictions = self.api.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = self.api.model_service_pb2_grpc.ModelServiceStub(self.channel)
-
-    def close(self) -> None:
-        self.channel.close()
 
     def _model_spec(self, spec: Any) -> None:
         spec.name = self.model_name
         if self.version is not None:
             spec.version.value = self.version
-
-    def _call(self, method: Any, request: Any, what: str) -> Any:
-        grpc = self.api.grpc
-        try:
-            return method(request, timeout=self.deadline)
-        except grpc.RpcError as exc:
-            code = exc.code()
-            detail = f"{self.url}: {what}: {code.name} {str(exc.details())[:200]}"
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise InferenceError("timeout", detail, retriable=True) from None
-            if code.name in _CLIENT_ERRORS:
-                raise InferenceError("http_4xx", detail, retriable=False) from None
-            if code == grpc.StatusCode.UNAVAILABLE and _unreachable(str(exc.details())):
-                raise InferenceError("connect", detail, retriable=True) from None
-            raise InferenceError("http_5xx", detail, retriable=True) from None
 
     def ready(self) -> bool:
         request = self.api.get_model_status_pb2.GetModelStatusRequest()
@@ -126,17 +158,11 @@ class GrpcBackend(Backend):
         signature = (
             found["serving_default"] if "serving_default" in found else next(iter(found.values()))
         )
-        if len(signature.inputs) != 1:
-            raise MetadataError(
-                f"{self.url}: expected one image input, got {sorted(signature.inputs)}"
-            )
-        input_name, tensor = next(iter(signature.inputs.items()))
-        shape = [int(d.size) for d in tensor.tensor_shape.dim]
-        height, width = image_size(shape)
-        names = set(signature.outputs)
-        return ModelInfo(
-            self.model_name, model_kind(names), input_name, height, width, tuple(sorted(names))
-        )
+        shapes = [
+            (name, [int(d.size) for d in tensor.tensor_shape.dim])
+            for name, tensor in signature.inputs.items()
+        ]
+        return model_info(self.model_name, self.url, shapes, signature.outputs)
 
     def labels(self) -> list[str] | None:
         """kva's ``kva_labels`` metadata field; None when absent or not supported."""

@@ -112,7 +112,7 @@ def build_model(
     for backend in backends:
         if backend not in answered:
             pool.eject(backend.url, "did not answer at start")
-    labels = _labels(spec, info, answered[0], labels_source, settings)
+    labels = _labels(spec, info, answered, labels_source, settings)
     logger.info(
         "model %s: %s, input %s %dx%d, %d replica(s), %s",
         spec.name,
@@ -168,10 +168,12 @@ def _first_metadata(
 def _labels(
     spec: ModelSpec,
     info: ModelInfo,
-    backend: Backend,
+    backends: list[Backend],
     source: str | None,
     settings: ConsumerSettings,
 ) -> list[str] | None:
+    """``--labels``, else the first replica that has class names (a KServe v2 gRPC or a
+    real TF Serving replica has none), else None (numeric class ids)."""
     if info.kind != "classifier":
         return None
     if source:
@@ -179,10 +181,12 @@ def _labels(
             return load_labels(source, timeout=settings.consume_read_timeout)
         except LabelsError as exc:
             raise ModelSetupError(f"model {spec.name}: {exc}") from None
-    try:
-        return backend.labels()
-    except InferenceError as exc:
-        logger.warning(
-            "model %s: no labels from %s (%s); using class ids", spec.name, backend.url, exc
-        )
-        return None
+    for backend in backends:
+        try:
+            labels = backend.labels()
+        except InferenceError as exc:
+            logger.warning("model %s: no labels from %s (%s)", spec.name, backend.url, exc)
+            continue
+        if labels is not None:
+            return labels
+    return None  # the start-up log line says "numeric class ids"

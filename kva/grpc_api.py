@@ -229,29 +229,40 @@ class GrpcTarget:
     version: int | None
 
 
-def parse_grpc_url(url: str) -> GrpcTarget:
-    """Parse and check a ``grpc://`` replica URL (does not need the ``[grpc]`` extra).
+def parse_grpc_url(url: str, scheme: str = "grpc") -> GrpcTarget:
+    """Parse and check a gRPC replica URL (does not need the ``[grpc]`` extra).
+
+    Args:
+        url: ``<scheme>://host:port/<model>[/versions/<n>]``.
+        scheme: ``grpc`` (TF Serving's API) or ``kserve+grpc`` (KServe v2's).
 
     Raises:
         ValueError: with the reason.
     """
+    form = f"{scheme}://host:port/<model>"
     parts = urlsplit(url)
-    if parts.scheme != "grpc" or not parts.hostname:
-        raise ValueError(f"{url!r}: a gRPC replica URL is grpc://host:port/<model>")
+    if parts.scheme != scheme or not parts.hostname:
+        raise ValueError(f"{url!r}: a gRPC replica URL is {form}")
     try:
         port = parts.port
     except ValueError:
         raise ValueError(f"{url!r}: bad port") from None
     if port is None:
-        raise ValueError(f"{url!r}: give the gRPC port (TF Serving's is 8500): grpc://host:8500/m")
-    segments = [s for s in parts.path.split("/") if s]
-    if len(segments) not in (1, 3) or parts.query or parts.fragment:
         raise ValueError(
-            f"{url!r}: a gRPC replica URL is grpc://host:port/<model> (optionally /versions/<n>)"
+            f"{url!r}: give the gRPC port ({scheme}://host:8500/m: TF Serving's and kva's usual "
+            "port is 8500, Triton's 8001)"
         )
+    segments = [s for s in parts.path.split("/") if s]
+    if (
+        len(segments) not in (1, 3)
+        or (len(segments) == 3 and segments[1] != "versions")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{url!r}: a gRPC replica URL is {form} (optionally /versions/<n>)")
     version = None
     if len(segments) == 3:
-        if segments[1] != "versions" or not segments[2].isdigit() or int(segments[2]) <= 0:
+        if not segments[2].isdigit() or int(segments[2]) <= 0:
             raise ValueError(f"{url!r}: expected .../versions/<positive integer>")
         version = int(segments[2])
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname

@@ -15,6 +15,7 @@ The ``[grpc]`` extra (grpcio, protobuf) is needed; nothing else of it.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,20 @@ class KServeApi:
     def message(self, name: str) -> Any:
         """The class of message ``name`` (nested ones as ``Outer.Inner``)."""
         return self.messages[name]
+
+
+def available() -> bool:
+    """True when grpcio and protobuf are installed (checked without importing them).
+
+    Unlike TF Serving's API (:func:`kva.grpc_api.available`), no ``tensorflow-serving-api``.
+    """
+    for name in ("grpc", "google.protobuf"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
+            return False
+    return True
 
 
 def load() -> KServeApi:
