@@ -51,7 +51,8 @@ class ServeProcess:
         args: the flags after the ports (models, limits).
         log: the file its output is appended to (across restarts).
         rest_port: the REST port (default: a free one, kept across restarts).
-        grpc: also serve TF Serving's gRPC API (on ``grpc_port``, a free one by default).
+        grpc: also serve gRPC, TF Serving's and KServe v2's APIs (on ``grpc_port``, a
+            free one by default).
         grpc_port: the gRPC port.
     """
 
@@ -110,6 +111,10 @@ class ServeProcess:
     def grpc_url(self, model: str) -> str:
         """``grpc://127.0.0.1:G/<model>``, as ``kva consume --model`` takes it."""
         return f"grpc://{self.grpc_target}/{model}"
+
+    def kserve_grpc_url(self, model: str) -> str:
+        """``kserve+grpc://127.0.0.1:G/<model>`` (KServe v2 gRPC on the same port)."""
+        return f"kserve+grpc://{self.grpc_target}/{model}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
