@@ -98,10 +98,10 @@ class KServeGrpcBackend(ChannelBackend):
             request.outputs.add(name=name)
         request.raw_input_contents.append(bytes_element(image))
         response = self._rpc("ModelInfer", request)
-        return decode_outputs(_tensors(response), info, self.url)
+        return decode_outputs(response_tensors(response), info, self.url)
 
 
-def _tensors(response: Any) -> list[V2Tensor]:
+def response_tensors(response: Any) -> list[V2Tensor]:
     """The outputs of a ``ModelInferResponse``: raw when it has ``raw_output_contents``
     (one entry per output, in order), else typed ``contents``."""
     raw = list(response.raw_output_contents)

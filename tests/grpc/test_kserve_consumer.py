@@ -21,10 +21,12 @@ import numpy as np
 import pytest
 
 from kva import kserve_grpc_api
+from kva.consumer.backend_api import ModelInfo
 from kva.consumer.backends import KServeBackend, backend_for_url
 from kva.consumer.errors import InferenceError
 from kva.consumer.grpc_backend import GrpcBackend
-from kva.consumer.kserve_grpc_backend import KServeGrpcBackend
+from kva.consumer.kserve_grpc_backend import KServeGrpcBackend, response_tensors
+from kva.consumer.v2_tensors import decode_outputs
 from kva.frame import Frame
 from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
 from tests.models.expectations import CLASSIFICATION_CASES, photo
@@ -76,6 +78,32 @@ def _pool_urls(replicas: list[ServeProcess]) -> list[str]:
         replicas[2].model_url(MODEL, "v2"),
         replicas[3].grpc_url(MODEL),
     ]
+
+
+def test_infer_answers_raw_or_typed_decode_alike() -> None:
+    """Triton and kva answer in ``raw_output_contents``; a server may use typed contents."""
+    api = kserve_grpc_api.load()
+    info = ModelInfo(MODEL, "classifier", "image", 224, 224, ("classes", "scores"))
+    scores, classes = np.array([[0.75, 0.25]], np.float32), np.array([[3, 1]], np.int64)
+    raw = api.message("ModelInferResponse")(model_name=MODEL)
+    raw.outputs.add(name="scores", datatype="FP32", shape=[1, 2])
+    raw.outputs.add(name="classes", datatype="INT64", shape=[1, 2])
+    raw.raw_output_contents.extend(
+        [scores.astype("<f4").tobytes(), classes.astype("<i8").tobytes()]
+    )
+    typed = api.message("ModelInferResponse")(model_name=MODEL)
+    out = typed.outputs.add(name="classes", datatype="INT64", shape=[1, 2])
+    out.contents.int64_contents.extend([3, 1])
+    out = typed.outputs.add(name="scores", datatype="FP32", shape=[1, 2])
+    out.contents.fp32_contents.extend([0.75, 0.25])
+    for response in (raw, typed):
+        outputs = decode_outputs(response_tensors(response), info, "u")
+        np.testing.assert_array_equal(outputs["scores"], scores[0])
+        np.testing.assert_array_equal(outputs["classes"], classes[0])
+    del raw.raw_output_contents[1]  # one raw entry short
+    with pytest.raises(InferenceError, match="unexpected infer answer") as caught:
+        decode_outputs(response_tensors(raw), info, "u")
+    assert (caught.value.reason, caught.value.retriable) == ("bad_response", True)
 
 
 @pytest.mark.slow
