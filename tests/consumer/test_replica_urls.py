@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import struct
-from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,8 +16,9 @@ from kva.consumer.config import REPLICA_PROTOCOLS, parse_model_spec
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.v2_tensors import V2Tensor, bytes_element, decode_outputs
 from kva.grpc_api import parse_grpc_url
+from tests.support.process import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 INFO = ModelInfo("m", "classifier", "image", 224, 224, ("classes", "scores"))
 
 
@@ -124,3 +126,20 @@ def test_bad_outputs_are_retriable_bad_responses(tensors, message) -> None:
     with pytest.raises(InferenceError, match=message) as caught:
         decode_outputs(tensors, INFO, "u")
     assert (caught.value.reason, caught.value.retriable) == ("bad_response", True)
+
+
+@pytest.mark.subprocess
+def test_kserve_grpc_url_without_grpcio_fails_clearly() -> None:
+    code = (
+        "import sys; sys.modules['grpc'] = None\n"
+        "from kva.consumer.config import ConsumerSettings\n"
+        "try:\n"
+        "    ConsumerSettings(consume_models=['m=kserve+grpc://127.0.0.1:8500/m'])\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "KServe gRPC replicas need grpcio and protobuf" in done.stdout, done.stdout + done.stderr
+    assert "install kafka-video-analytics[grpc]" in done.stdout
