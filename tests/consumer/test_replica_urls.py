@@ -104,15 +104,24 @@ def test_raw_and_listed_outputs_decode_alike() -> None:
     [
         ([V2Tensor("scores", "FP32", [1, 1], values=[1.0])], r"lacks outputs \['classes'\]"),
         (
-            [V2Tensor("scores", "FP32", [1, 2], raw=b"\0" * 7), V2Tensor("classes", "INT64", [1])],
-            "unexpected infer answer",
+            [
+                V2Tensor("scores", "FP32", [1, 2], raw=b"\0" * 7),
+                V2Tensor("classes", "INT64", [1], values=[1]),
+            ],
+            "unexpected infer answer .*multiple of element size",
         ),
         (
-            [V2Tensor("scores", "FP32", [1, 3], values=[1.0]), V2Tensor("classes", "INT64", [1])],
-            "unexpected infer answer",
+            [
+                V2Tensor("scores", "FP32", [1, 3], values=[1.0]),
+                V2Tensor("classes", "INT64", [1], values=[1]),
+            ],
+            "unexpected infer answer .*cannot reshape",
         ),
         (
-            [V2Tensor("scores", "BYTES", [1], values=[b"x"]), V2Tensor("classes", "INT64", [1])],
+            [
+                V2Tensor("scores", "BYTES", [1], values=[b"x"]),
+                V2Tensor("classes", "INT64", [1], values=[1]),
+            ],
             "unsupported output datatype BYTES",
         ),
         (
