@@ -262,9 +262,9 @@ def test_kserve_grpc_replica_killed_mid_run_is_routed_around(
                 "every replica to serve a frame before the kill",
             )
             dead.kill()
-            killed_at = meta.count()
+            killed, killed_at = time.monotonic(), meta.count()
             wait_for(lambda: _replica_up(service, kserve_url) == 0, 20, "the dead one ejected")
-            ejected_at = meta.count()
+            ejected, ejected_at = time.monotonic(), meta.count()
             wait_for(lambda: meta.count() >= ejected_at + 24, 30, "frames after the ejection")
             after_kill = _served_since(meta, killed_at)
             after_ejection = _served_since(meta, ejected_at)
@@ -290,7 +290,9 @@ def test_kserve_grpc_replica_killed_mid_run_is_routed_around(
                 for s in feeder.streams
             )
             dead.start()  # the same ports: the ModelReady probe brings it back
+            restarted = time.monotonic()
             wait_for(lambda: _replica_up(service, kserve_url) == 1, 60, "the probe to restore it")
+            restored = time.monotonic()
             back_at = meta.count()
             wait_for(
                 lambda: any(r["replica"] == kserve_url for r in _served_since(meta, back_at)),
@@ -301,6 +303,11 @@ def test_kserve_grpc_replica_killed_mid_run_is_routed_around(
         feeder.stop()
         if not dead.alive():
             dead.start()
+    print(
+        f"KServe gRPC replica killed: ejected after {ejected - killed:.2f}s and {errors:.0f} "
+        f"failed requests, {len(after_kill)} frames annotated since the kill; restarted: back "
+        f"in rotation {restored - restarted:.2f}s after it was ready"
+    )
     assert all(r["status"] == "ok" for r in after_kill), [
         r for r in after_kill if r["status"] != "ok"
     ]
