@@ -1,7 +1,10 @@
 """A servable's signatures as TF Serving prints its ``SignatureDefMap``.
 
 Shared by REST ``/v1/models/<m>/metadata`` (as JSON) and gRPC
-``GetModelMetadata`` (the same document parsed into protobuf).
+``GetModelMetadata`` (the same document parsed into protobuf). TF Serving's REST
+prints the proto field names (``tensor_shape``); OVMS prints protobuf's JSON names
+(``tensorShape``), which is what ``ovmsclient``'s HTTP client reads:
+:func:`json_names` gives that spelling.
 """
 
 from __future__ import annotations
@@ -50,3 +53,26 @@ def _tensor_info(info: TensorInfo) -> dict[str, Any]:
         dims = [{"size": str(size), "name": ""} for size in info.shape]
         shape = {"dim": dims, "unknown_rank": False}
     return {"dtype": tf_name(info.dtype), "tensor_shape": shape, "name": f"{info.name}:0"}
+
+
+def json_names(defs: dict[str, Any]) -> dict[str, Any]:
+    """``defs`` (from :func:`signature_defs`) with protobuf's JSON field names, as OVMS prints
+    them: ``tensorShape``, ``unknownRank``, ``methodName``. Signature and tensor names stay."""
+
+    def tensor(info: dict[str, Any]) -> dict[str, Any]:
+        shape = info["tensor_shape"]
+        return {
+            "dtype": info["dtype"],
+            "tensorShape": {"dim": shape["dim"], "unknownRank": shape["unknown_rank"]},
+            "name": info["name"],
+        }
+
+    return {
+        name: {
+            "inputs": {key: tensor(info) for key, info in signature["inputs"].items()},
+            "outputs": {key: tensor(info) for key, info in signature["outputs"].items()},
+            "methodName": signature["method_name"],
+            "defaults": signature["defaults"],
+        }
+        for name, signature in defs.items()
+    }

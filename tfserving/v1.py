@@ -17,7 +17,7 @@ from kva.tfserving.errors import InvalidArgument, NotFound
 from kva.tfserving.examples import classify, regress
 from kva.tfserving.rest import json_response, request_body, runtime, set_model
 from kva.tfserving.servable import Servable
-from kva.tfserving.signatures import DEFAULT_SIGNATURE, signature_defs
+from kva.tfserving.signatures import DEFAULT_SIGNATURE, json_names, signature_defs
 from kva.tfserving.tensors import decode_predict_request, encode_predict_response, parse_json
 
 _VERSION_OR_LABEL = r"(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
@@ -83,10 +83,19 @@ def _status(name: str, version: int | None, label: str | None) -> Response:
 
 def _metadata(name: str, version: int | None, label: str | None) -> Response:
     servable = runtime().manager.resolve(name, version, label)
+    defs = signature_defs(servable)
+    # TF Serving's spelling for its clients, and OVMS's (protobuf's JSON names) next to it
+    # for ovmsclient's HTTP client: each reads its own keys and ignores the others.
     return json_response(
         {
             "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
-            "metadata": {"signature_def": {"signature_def": signature_defs(servable)}},
+            "modelSpec": {"name": name, "signatureName": "", "version": str(servable.version)},
+            "metadata": {
+                "signature_def": {
+                    "signature_def": defs,
+                    "signatureDef": json_names(defs),
+                }
+            },
         }
     )
 

@@ -34,8 +34,9 @@ def test_status_and_predict_without_a_version(client: Any) -> None:
     )
 
 
-def test_grpc_metadata_without_a_version(kva_serve: ServeProcess) -> None:
-    client = ovmsclient.make_grpc_client(kva_serve.grpc_target)
+def test_metadata_without_a_version(client: Any) -> None:
+    """Over HTTP too: ovmsclient reads OVMS's spelling (``modelSpec``, ``signatureDef``,
+    ``tensorShape``), which kva's /v1 metadata carries next to TF Serving's."""
     assert client.get_model_metadata(model_name=MODEL) == {
         "model_version": 123,
         "inputs": {"x": {"shape": [-1, 1], "dtype": "DT_FLOAT"}},
