@@ -11,6 +11,7 @@ Broken copies of ``k8s/`` (a missing namespace, a selector that does not match) 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,27 +76,33 @@ def _extra_kinds(objects: list[dict[str, Any]]) -> str:
     return ",scaledobjects.keda.sh" if any(o["kind"] == "ScaledObject" for o in objects) else ""
 
 
-def roll_out(cluster: Cluster, objects: list[dict[str, Any]]) -> None:
+def roll_out(cluster: Cluster, objects: list[dict[str, Any]], timeout: float = 90) -> None:
+    """Wait until every Deployment and StatefulSet of ``objects`` has rolled out.
+
+    No container runs on a kwok node, so a pod being deleted would wait out its whole grace
+    period (30 s for Kafka, once per StatefulSet update); like a kubelet whose containers
+    have stopped, :meth:`Cluster.finish_terminating` ends such pods while we wait.
+    """
     for obj in objects:
-        if obj["kind"] in {"Deployment", "StatefulSet"}:
-            name = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+        if obj["kind"] not in {"Deployment", "StatefulSet"}:
+            continue
+        name = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+        deadline = time.monotonic() + timeout
+        while True:
             done = cluster.kubectl(
-                "rollout",
-                "status",
-                "-n",
-                NAMESPACE,
-                name,
-                "--timeout=90s",
-                check=False,
-                timeout=120,
+                "rollout", "status", "-n", NAMESPACE, name, "--timeout=3s", check=False
             )
-            if done.returncode != 0:
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
                 state = cluster.kubectl(
                     "get", "pods,replicasets,hpa", "-n", NAMESPACE, "-o", "wide"
                 )
                 raise AssertionError(
-                    f"{name} did not roll out:\n{done.stdout}{done.stderr}\n{state.stdout}"
+                    f"{name} did not roll out in {timeout:.0f} s:\n"
+                    f"{done.stdout}{done.stderr}\n{state.stdout}"
                 )
+            cluster.finish_terminating(NAMESPACE)
 
 
 def dangling_targets(cluster: Cluster, objects: list[dict[str, Any]]) -> list[str]:
