@@ -301,7 +301,7 @@ def test_a_request_of_decompression_bombs_is_refused_cheaply(image_server: Serve
     assert after - before < 100
 
 
-@starts_processes
+@pytest.mark.subprocess
 def test_memory_of_a_large_accepted_decode_is_given_back(
     built_models: Path, tmp_path: Path
 ) -> None:
