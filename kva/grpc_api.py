@@ -63,15 +63,20 @@ class Api:
     model_service_pb2_grpc: Any
 
 
-def available() -> bool:
-    """True when the ``[grpc]`` extra is installed (checked without importing it)."""
-    for name in ("grpc", "tensorflow_serving", "google.protobuf"):
+def installed(*modules: str) -> bool:
+    """True when every one of ``modules`` can be imported (checked without importing it)."""
+    for name in modules:
         try:
             if importlib.util.find_spec(name) is None:
                 return False
         except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
             return False
     return True
+
+
+def available() -> bool:
+    """True when the ``[grpc]`` extra is installed (checked without importing it)."""
+    return installed("grpc", "tensorflow_serving", "google.protobuf")
 
 
 def load() -> Api:

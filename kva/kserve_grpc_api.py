@@ -15,12 +15,11 @@ The ``[grpc]`` extra (grpcio, protobuf) is needed; nothing else of it.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from kva.grpc_api import INSTALL_HINT, GrpcNotInstalled
+from kva.grpc_api import INSTALL_HINT, GrpcNotInstalled, installed
 
 PACKAGE = "inference"
 SERVICE = f"{PACKAGE}.GRPCInferenceService"
@@ -145,13 +144,7 @@ def available() -> bool:
 
     Unlike TF Serving's API (:func:`kva.grpc_api.available`), no ``tensorflow-serving-api``.
     """
-    for name in ("grpc", "google.protobuf"):
-        try:
-            if importlib.util.find_spec(name) is None:
-                return False
-        except (ImportError, ValueError):  # a parent missing, or blocked in sys.modules
-            return False
-    return True
+    return installed("grpc", "google.protobuf")
 
 
 def load() -> KServeApi:
