@@ -55,15 +55,11 @@ image_exists() {  # image_exists TAG ["DIRS"]
 
 # --- host packages ------------------------------------------------------------------
 stage "host packages"
-missing=()
-for pkg in "${CONTAINERS_APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  stage_done "installed ${missing[*]}"
+# shellcheck source=scripts/apt-packages.sh
+. "$ROOT/scripts/apt-packages.sh"
+apt_install_missing "${CONTAINERS_APT_PACKAGES[@]}"
+if ((${#APT_INSTALLED[@]})); then
+  stage_done "installed ${APT_INSTALLED[*]}"
 else
   stage_done "already installed"
 fi

