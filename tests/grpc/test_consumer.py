@@ -24,7 +24,7 @@ from kva.consumer.models import ModelRuntime
 from kva.frame import Frame
 from kva.grpc_api import make_ndarray, make_tensor_proto
 from tests.consumer.conftest import consumer_settings, metadata_docs, running_consumer
-from tests.models.expectations import CLASSIFICATION_CASES, photo
+from tests.models.expectations import CLASSIFICATION_CASES, photo, photo_jpeg
 from tests.support.kafka import send_frames
 from tests.support.process import starts_processes
 from tests.support.serve import ServeProcess
@@ -40,12 +40,6 @@ def _config(models: Path, folder: Path) -> list[str]:
         f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{models}/{MODEL}" }} }}\n'
     )
     return ["--model_config_file", str(path)]
-
-
-def _jpeg(name: str) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +73,10 @@ def test_grpc_backend_agrees_with_rest(mobilenet_replicas) -> None:
         labels = grpc_backend.labels()
         assert labels is not None and len(labels) == 1000 and labels == rest_backend.labels()
         for name, expected in CLASSIFICATION_CASES.items():
-            outputs = grpc_backend.infer(info, _jpeg(name))
+            outputs = grpc_backend.infer(info, photo_jpeg(name))
             assert outputs["scores"].shape == (5,) and outputs["classes"].shape == (5,)
             assert labels[int(outputs["classes"][0])] in expected
-            rest = rest_backend.infer(info, _jpeg(name))
+            rest = rest_backend.infer(info, photo_jpeg(name))
             np.testing.assert_array_equal(outputs["classes"], rest["classes"])
             np.testing.assert_allclose(outputs["scores"], rest["scores"], rtol=1e-5)
     finally:
@@ -146,7 +140,7 @@ def test_grpc_replica_is_ejected_and_probed_back(built_models, tmp_path) -> None
             metrics=ConsumerMetrics(),
         )  # fmt: skip
         runtime = ModelRuntime(backends[0].metadata(), None, pool, 1, 1.0, 3, 0.0)
-        image = _jpeg("coffee")
+        image = photo_jpeg("coffee")
         used = {runtime.run(image).replica for _ in range(4)}
         assert used == {b.url for b in backends}
         assert grpc_replica.stop() == 0
@@ -181,7 +175,7 @@ def test_consumer_with_one_grpc_and_one_rest_replica(
         for seq, name in enumerate(names):
             image = photo(name)
             frame = Frame(f"{name}-{seq}", seq, time.time_ns(), image.shape[1], image.shape[0],
-                          _jpeg(name))  # fmt: skip
+                          photo_jpeg(name))  # fmt: skip
             send_frames(kafka_settings, topics.input, frame)
             wait_for(lambda n=seq + 1: meta.count() >= n, 30, f"frame {seq} processed")
     docs = metadata_docs(meta.snapshot())
@@ -211,7 +205,7 @@ def test_image_input_forms(mobilenet_replicas) -> None:
         response = backend._call(backend.predictions.Predict, request, "Predict")
         return {k: make_ndarray(api, v) for k, v in response.outputs.items()}
 
-    cat, cup = _jpeg("chelsea"), _jpeg("coffee")
+    cat, cup = photo_jpeg("chelsea"), photo_jpeg("coffee")
     two = predict(np.array([cat, cup], dtype=object))
     assert two["classes"].shape == (2, 5) and two["scores"].dtype == np.float32
     column = predict(np.array([[cat], [cup]], dtype=object))

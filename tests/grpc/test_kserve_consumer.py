@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
@@ -29,7 +28,7 @@ from kva.consumer.kserve_grpc_backend import KServeGrpcBackend, response_tensors
 from kva.consumer.v2_tensors import decode_outputs
 from kva.frame import Frame
 from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
-from tests.models.expectations import CLASSIFICATION_CASES, photo
+from tests.models.expectations import CLASSIFICATION_CASES, photo, photo_jpeg
 from tests.support.kafka import Feeder, Reader, send_frames
 from tests.support.process import starts_processes
 from tests.support.serve import ServeProcess
@@ -39,12 +38,6 @@ from tests.tfserving.slow_model import build_slow_model
 MODEL = "mobilenet_v2"
 #: Failure reasons a dead gRPC replica can be counted under.
 DEAD_REASONS = ("connect", "http_5xx", "timeout")
-
-
-def _jpeg(name: str) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +121,7 @@ def test_kserve_grpc_backend_agrees_with_rest_v2(replicas) -> None:
         labels = rest.labels()
         assert labels is not None and len(labels) == 1000
         for name, expected in CLASSIFICATION_CASES.items():
-            image = _jpeg(name)
+            image = photo_jpeg(name)
             outputs = kserve.infer(info, image)
             assert outputs["scores"].shape == (5,) and outputs["classes"].shape == (5,)
             assert labels[int(outputs["classes"][0])] in expected
@@ -205,7 +198,7 @@ def test_one_model_on_a_pool_of_every_protocol(
     by_image: dict[str, list[dict[str, Any]]] = {}
     with running_consumer(settings):
         for name in ("chelsea", "coffee"):
-            image, data = photo(name), _jpeg(name)
+            image, data = photo(name), photo_jpeg(name)
             served: set[str] = set()
             for _ in range(12):  # round robin over 4 replicas: 4 frames are enough
                 frame = Frame(f"{name}-{seq}", seq, time.time_ns(), image.shape[1],
@@ -249,7 +242,7 @@ def test_kserve_grpc_replica_killed_mid_run_is_routed_around(
         kafka_settings, topics, unique_name, consume_models=[f"{MODEL}={','.join(urls)}"]
     )
     meta = reader(topics.metadata)
-    coffee = _jpeg("coffee")
+    coffee = photo_jpeg("coffee")
     feeder = Feeder(
         kafka_settings, topics.input, fps=5, streams=("cam0", "cam1"), make_data=lambda _s: coffee
     )

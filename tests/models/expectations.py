@@ -33,9 +33,11 @@ def photo(name: str) -> np.ndarray:
     return image
 
 
-def photo_jpeg(name: str, width: int, height: int) -> bytes:
-    """A bundled photo resized to ``width`` x ``height``, as JPEG bytes."""
-    image = cv2.resize(photo(name), (width, height), interpolation=cv2.INTER_LINEAR)
+def photo_jpeg(name: str, width: int | None = None, height: int | None = None) -> bytes:
+    """A bundled photo as JPEG bytes: at its own size, or resized to ``width`` x ``height``."""
+    image = photo(name)
+    if width is not None and height is not None:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert ok
     return bytes(data.tobytes())

@@ -60,12 +60,6 @@ def labels(image_server: ServeProcess) -> list[str]:
     return names
 
 
-def jpeg(name: str) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR))
-    assert ok
-    return data.tobytes()
-
-
 def b64(data: bytes) -> dict[str, str]:
     return {"b64": base64.b64encode(data).decode()}
 
@@ -98,7 +92,7 @@ def v2_outputs(reply: object) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", sorted(CLASSIFICATION_CASES))
 def test_classify_v1_b64(image_server: ServeProcess, labels: list[str], name: str) -> None:
     reply = image_server.post(
-        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(jpeg(name))]}
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(photo_jpeg(name))]}
     )
     assert reply.status_code == 200, reply.text
     (row,) = reply.json()["predictions"]
@@ -118,7 +112,7 @@ def test_classify_a_large_jpeg(image_server: ServeProcess, labels: list[str]) ->
 
 
 def test_classify_v2_binary_batch(image_server: ServeProcess, labels: list[str]) -> None:
-    body, headers = v2_binary([jpeg("chelsea"), jpeg("coffee")])
+    body, headers = v2_binary([photo_jpeg("chelsea"), photo_jpeg("coffee")])
     reply = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
     assert reply.status_code == 200, reply.text
     out = v2_outputs(reply)
@@ -159,7 +153,7 @@ def _faces(boxes: list[list[float]], scores: list[float]) -> list[list[float]]:
 
 def test_detect_astronaut_v1_b64(image_server: ServeProcess) -> None:
     reply = image_server.post(
-        "/v1/models/blazeface:predict", json={"instances": [b64(jpeg("astronaut"))]}
+        "/v1/models/blazeface:predict", json={"instances": [b64(photo_jpeg("astronaut"))]}
     )
     assert reply.status_code == 200, reply.text
     (row,) = reply.json()["predictions"]
@@ -168,7 +162,7 @@ def test_detect_astronaut_v1_b64(image_server: ServeProcess) -> None:
 
 
 def test_detect_v2_binary_batch_on_a_batch_one_model(image_server: ServeProcess) -> None:
-    body, headers = v2_binary([jpeg("astronaut"), jpeg("coffee")])
+    body, headers = v2_binary([photo_jpeg("astronaut"), photo_jpeg("coffee")])
     reply = image_server.post("/v2/models/blazeface/infer", data=body, headers=headers)
     assert reply.status_code == 200, reply.text
     out = v2_outputs(reply)
@@ -189,7 +183,7 @@ def _png_header(width: int, height: int) -> bytes:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (jpeg("coffee")[:600], "JPEG is truncated"),
+        (photo_jpeg("coffee")[:600], "JPEG is truncated"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt JPEG"),
         (b"GIF89a" + b"\x00" * 20, "only JPEG and PNG"),
         (_png_header(5000, 5000), "claims 5000x5000 pixels (limit 3000000)"),
@@ -204,7 +198,7 @@ def test_bad_images_are_400(image_server: ServeProcess, data: bytes, message: st
     reply = image_server.post("/v2/models/mobilenet_v2/infer", data=body, headers=headers)
     assert reply.status_code == 400 and message in reply.json()["error"]
     still = image_server.post(
-        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(jpeg("coffee"))]}
+        "/v1/models/mobilenet_v2:predict", json={"instances": [b64(photo_jpeg("coffee"))]}
     )
     assert still.status_code == 200
 
