@@ -8,9 +8,9 @@ SIGTERM, a bounded wait, then SIGKILL.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
+import shutil
 import signal
 import subprocess
 import threading
@@ -20,17 +20,34 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 
+def dying_with_parent(argv: Sequence[str], signum: int = signal.SIGTERM) -> list[str]:
+    """``argv`` run under ``setpriv --pdeathsig``: ``signum`` to it when its parent dies.
 
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """``preexec_fn`` for :class:`subprocess.Popen`: ``signum`` to the child when its parent dies.
+    Linux only (util-linux's ``setpriv``, part of every Debian install). The signal
+    follows the *thread* that started the child, so start long-lived children from
+    the main thread. Without ``setpriv`` (logged once), ``argv`` is returned as it is.
 
-    Linux only. The signal follows the *thread* that started the child, so start
-    long-lived children from the main thread.
+    Why not a ``preexec_fn`` calling ``prctl``: a ``preexec_fn`` makes
+    :mod:`subprocess` use ``fork()`` instead of ``vfork()``, and ``fork()`` runs the
+    ``pthread_atfork`` handlers of every library loaded. gRPC's handlers, in a process
+    that has used gRPC (the consumer, the tests), now and then left the child dead
+    before its ``exec`` with "epoll_wait error: Bad file descriptor".
     """
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signum)
+    setpriv = _setpriv()
+    if setpriv is None:
+        return list(argv)
+    return [setpriv, f"--pdeathsig={signal.Signals(signum).name}", "--", *argv]
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    found = shutil.which("setpriv")
+    if found is None:
+        logger.warning(
+            "setpriv (util-linux) not found: child processes will not stop when kva dies"
+        )
+    return found
 
 
 def _process_stats() -> Iterator[tuple[int, list[str]]]:
@@ -109,7 +126,7 @@ class ChildProcess:
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self._on_line = on_line
         self.popen = subprocess.Popen(  # noqa: S603 - argv built by kva, no shell
-            list(argv),
+            dying_with_parent(argv, death_signal),
             cwd=cwd,
             env=None if env is None else dict(env),
             stdout=subprocess.PIPE,
@@ -117,7 +134,6 @@ class ChildProcess:
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
-            preexec_fn=functools.partial(die_with_parent, death_signal),  # noqa: PLW1509 - prctl only
             process_group=process_group,
         )
         self._pump = threading.Thread(target=self._read_output, name=f"{name}-output", daemon=True)

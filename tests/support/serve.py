@@ -87,9 +87,12 @@ class ServeProcess:
         if wait is not None:
             try:
                 self.process.wait_http(f"{self.url}/v2/health/{wait}", timeout)
-            except AssertionError:
+            except AssertionError as error:
                 self.stop()
-                raise AssertionError(f"kva serve did not get {wait}:\n{self.log()}") from None
+                why = str(error).splitlines()[0]
+                raise AssertionError(
+                    f"kva serve did not get {wait} ({why}):\n{self.log()}"
+                ) from None
             except BaseException:
                 # Any other failure of the wait (a read timeout, Ctrl-C) stops it too: the
                 # old helper left a kva serve running when its health check raised.
