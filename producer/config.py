@@ -11,18 +11,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import NoDecode
 
+from kva.camerafile import CameraFileError, parse_camera_entries, read_camera_entries
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
 from kva.redact import redact_url
+from kva.scene import SCENE_KEYS, SceneError, parse_scene
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
-#: A camera file larger than this is refused (it is a short list of cameras).
-MAX_CAMERA_FILE_BYTES = 1024 * 1024
 DEFAULT_SOURCE = "demo"
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CameraConfigError(ValueError):
@@ -207,53 +205,33 @@ def load_camera_file(path: Path, settings: ProducerSettings) -> list[CameraConfi
         CameraConfigError: missing, too big, unparsable or invalid file.
     """
     try:
-        size = path.stat().st_size
-        if size > MAX_CAMERA_FILE_BYTES:
-            raise CameraConfigError(
-                f"camera file {path}: {size} bytes is more than {MAX_CAMERA_FILE_BYTES}"
-            )
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CameraConfigError(f"camera file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CameraConfigError(f"camera file {path}: cannot read it: {exc}") from None
-    return parse_camera_text(text, settings, str(path))
+        entries = read_camera_entries(path)
+    except CameraFileError as exc:
+        raise CameraConfigError(str(exc)) from None
+    return _cameras_of_entries(entries, settings, str(path))
 
 
 def parse_camera_text(text: str, settings: ProducerSettings, name: str) -> list[CameraConfig]:
     """Parse the text of a camera file (YAML, which includes JSON)."""
-    if len(text) > MAX_CAMERA_FILE_BYTES:
-        raise CameraConfigError(
-            f"camera file {name}: {len(text)} characters is more than {MAX_CAMERA_FILE_BYTES}"
-        )
     try:
-        # JSON is YAML too. libyaml bounds the nesting depth and scans ``[[[[...`` in linear
-        # time; the pure-Python scanner takes seconds for 20,000 ``[`` then overflows the stack.
-        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise CameraConfigError(f"camera file {name}: not valid YAML/JSON: {exc}") from None
-    except RecursionError:
-        # PyYAML's composer recurses once per nesting level: ``[[[[...`` exhausts the stack.
-        raise CameraConfigError(f"camera file {name}: nested too deeply") from None
-    if isinstance(data, dict) and set(data) == {"cameras"}:
-        data = data["cameras"]
-    if data is None:
-        data = []
-    if not isinstance(data, list):
-        raise CameraConfigError(
-            f"camera file {name}: expected a list of cameras or {{cameras: [...]}}"
-        )
+        entries = parse_camera_entries(text, name)
+    except CameraFileError as exc:
+        raise CameraConfigError(str(exc)) from None
+    return _cameras_of_entries(entries, settings, name)
+
+
+def _cameras_of_entries(
+    entries: list[dict[str, Any]], settings: ProducerSettings, name: str
+) -> list[CameraConfig]:
+    """The cameras of a camera file's entries. Zones and lines are the consumer's
+    (:mod:`kva.scene`); they are checked here too, so a bad one is refused at once."""
     cameras = []
-    for index, entry in enumerate(data):
-        if not isinstance(entry, dict):
-            raise CameraConfigError(f"camera file {name}: entry {index} is not a mapping")
-        odd_keys = [key for key in entry if not isinstance(key, str)]
-        if odd_keys:
-            # ``CameraConfig(**entry)`` would raise TypeError: keywords must be strings.
-            raise CameraConfigError(
-                f"camera file {name}, entry {index}: keys must be text, not {odd_keys[0]!r:.40}"
-            )
-        entry = {"id": f"cam{index}", **entry}
-        cameras.append(_build(entry, settings, f"camera file {name}, entry {index}"))
+    for index, entry in enumerate(entries):
+        try:
+            parse_scene(entry, str(entry["id"])[:128])
+        except SceneError as exc:
+            raise CameraConfigError(f"camera file {name}, entry {index}: {exc}") from None
+        source = {key: value for key, value in entry.items() if key not in SCENE_KEYS}
+        cameras.append(_build(source, settings, f"camera file {name}, entry {index}"))
     _check_unique(cameras)
     return cameras

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from kva.camerafile import CameraFileWatch
 from kva.httpd import ServiceHttpServer
 from kva.kafka import FrameProducer, TopicSpec, ensure_topics, wait_for_broker
 from kva.producer.camera import CameraRunner, RunnerTiming
@@ -26,42 +27,21 @@ logger = logging.getLogger(__name__)
 
 
 class CameraFileWatcher:
-    """Re-reads the camera file when its modification time or size changes."""
+    """Re-reads the camera file when it changes (see :class:`kva.camerafile.CameraFileWatch`)."""
 
     def __init__(self, path: Path, settings: ProducerSettings) -> None:
         self.path = path
         self._settings = settings
-        self._stamp: tuple[int, int] | None = None
-
-    def _current_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+        self._watch = CameraFileWatch(path, "cameras")
 
     def load(self) -> list[CameraConfig]:
         """Read the file now (raises :class:`CameraConfigError`)."""
-        self._stamp = self._current_stamp()
+        self._watch.mark()
         return load_camera_file(self.path, self._settings)
 
     def changed(self) -> list[CameraConfig] | None:
         """The new camera list if the file changed and is valid, else None (errors logged)."""
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return None
-        self._stamp = stamp
-        if stamp is None:
-            logger.warning("camera file %s disappeared: keeping the current cameras", self.path)
-            return None
-        if stamp[1] == 0:
-            # An editor that saves in place truncates the file first: an empty file is a save
-            # in progress, not "no cameras". ``[]`` stops every camera.
-            logger.warning(
-                "camera file %s is empty (a save in progress?): keeping the current cameras;"
-                " write [] to stop every camera",
-                self.path,
-            )
+        if not self._watch.changed():
             return None
         try:
             cameras = load_camera_file(self.path, self._settings)

@@ -16,13 +16,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kva.camerafile import MAX_CAMERA_FILE_BYTES, CameraFileWatch
 from kva.producer.config import (
-    MAX_CAMERA_FILE_BYTES,
     CameraConfigError,
     ProducerSettings,
     parse_camera_text,
 )
-from kva.producer.service import CameraFileWatcher
 from testbed.producer import producer_settings, running
 from tests.support.wait import wait_for
 
@@ -126,8 +125,8 @@ def test_generated_edits_never_stop_the_producer_and_the_cameras_stay(
             # which is a valid "no cameras" list.
             (tmp_path / "next.yaml").write_text(text)
             os.replace(tmp_path / "next.yaml", path)
-            stamp = CameraFileWatcher(path, config)._current_stamp()
-            wait_for(lambda: watcher._stamp == stamp, 10, "the producer to read the edit")
+            stamp = CameraFileWatch(path, "cameras")._current_stamp()
+            wait_for(lambda: watcher._watch._stamp == stamp, 10, "the producer to read the edit")
 
         @settings(max_examples=40, derandomize=True, database=None, deadline=None)
         @given(text=_texts)
@@ -175,8 +174,8 @@ def test_an_empty_file_is_a_save_in_progress_and_keeps_the_cameras(
 
         def write(text: str) -> None:
             path.write_text(text)  # in place, as editors do
-            stamp = CameraFileWatcher(path, config)._current_stamp()
-            wait_for(lambda: watcher._stamp == stamp, 10, "the producer to look at the edit")
+            stamp = CameraFileWatch(path, "cameras")._current_stamp()
+            wait_for(lambda: watcher._watch._stamp == stamp, 10, "the producer to look at the edit")
 
         write("")
         assert fleet.runners == {"a": runner} and runner.is_alive()

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from kva.camerafile import MAX_CAMERA_FILE_BYTES
 from kva.cliargs import SettingsError, settings_from_args
 from kva.producer.backoff import Backoff
 from kva.producer.config import (
-    MAX_CAMERA_FILE_BYTES,
     CameraConfigError,
     ProducerSettings,
     cameras_from_sources,
