@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kva.predictions import Classification, Detections, ModelResult
+from kva.predictions import NO_TRACK, Classification, Detections, ModelResult
+from kva.scene import Scene
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE = (255, 255, 255)
@@ -115,12 +116,14 @@ class DetectionAnnotator:
         boxes, scores = detections.boxes, detections.scores
         name = f"{detections.label} " if detections.label else ""
         h, w = image.shape[:2]
-        for box, score in zip(boxes, scores, strict=True):
+        for index, (box, score) in enumerate(zip(boxes, scores, strict=True)):
             p1 = (round(box[0] * (w - 1)), round(box[1] * (h - 1)))
             p2 = (round(box[2] * (w - 1)), round(box[3] * (h - 1)))
             cv2.rectangle(image, p1, p2, self.color, style.thickness + 1)
             label_y = p1[1] - step if p1[1] >= step else p1[1]
-            put_label(image, f"{name}{score:.2f}", (p1[0], label_y), style, _BLACK, self.color)
+            track = detections.track_of(index)
+            tag = f"#{track} " if track != NO_TRACK else ""
+            put_label(image, f"{tag}{name}{score:.2f}", (p1[0], label_y), style, _BLACK, self.color)
         text = f"{result.model}: {len(boxes)} {detections.label or ''} found".replace("  ", " ")
         put_label(image, text, (style.margin, top), style, _BLACK, self.color)
         return image
@@ -149,14 +152,72 @@ class FooterAnnotator:
         return image
 
 
+#: Zone outlines and counting lines (BGR).
+_ZONE = (0, 215, 255)
+_LINE = (255, 0, 255)
+
+
+@dataclass(frozen=True, slots=True)
+class SceneCounts:
+    """What the scene annotator writes: line name -> {in, out}; zone name -> (inside,
+    entered)."""
+
+    lines: dict[str, dict[str, int]]
+    zones: dict[str, tuple[int, int]]
+
+
+class SceneAnnotator:
+    """The camera's zones (outlines) and counting lines (with an arrow towards the ``in``
+    side), each with its running counts."""
+
+    def annotate(self, image: np.ndarray, scene: Scene, counts: SceneCounts) -> np.ndarray:
+        style = Style.for_height(image.shape[0])
+        h, w = image.shape[:2]
+
+        def px(point: tuple[float, float]) -> tuple[int, int]:
+            return round(point[0] * (w - 1)), round(point[1] * (h - 1))
+
+        for zone in scene.zones:
+            polygon = np.array([px(p) for p in zone.points], dtype=np.int32)
+            cv2.polylines(image, [polygon], True, _ZONE, style.thickness + 1, cv2.LINE_AA)
+            inside, entered = counts.zones.get(zone.name, (0, 0))
+            top_left = (int(polygon[:, 0].min()), int(polygon[:, 1].min()))
+            put_label(image, f"{zone.name}: {inside} in, {entered} entered", top_left, style,
+                      _BLACK, _ZONE)  # fmt: skip
+        for line in scene.lines:
+            a, b = px(line.a), px(line.b)
+            cv2.line(image, a, b, _LINE, style.thickness + 2, cv2.LINE_AA)
+            # the "in" side is the right of A->B as the image shows it: normal (-dy, dx)
+            mid = ((a[0] + b[0]) // 2, (a[1] + b[1]) // 2)
+            dx, dy = b[0] - a[0], b[1] - a[1]
+            norm = max(1.0, float(np.hypot(dx, dy)))
+            reach = 2 * style.line
+            tip = (round(mid[0] - dy / norm * reach), round(mid[1] + dx / norm * reach))
+            cv2.arrowedLine(image, mid, tip, _LINE, style.thickness + 1, cv2.LINE_AA)
+            c = counts.lines.get(line.name, {"in": 0, "out": 0})
+            put_label(image, f"{line.name}: in {c['in']} out {c['out']}", a, style, _BLACK, _LINE)
+        return image
+
+
 class FrameAnnotator:
     """Draws every model's result, stacked top-left, and the footer on one frame."""
 
     def __init__(self) -> None:
         self._status = StatusAnnotator()
         self._footer = FooterAnnotator()
+        self._scene = SceneAnnotator()
 
-    def annotate(self, image: np.ndarray, results: list[ModelResult], footer: str) -> np.ndarray:
+    def annotate(
+        self,
+        image: np.ndarray,
+        results: list[ModelResult],
+        footer: str,
+        scene: Scene | None = None,
+        counts: SceneCounts | None = None,
+    ) -> np.ndarray:
+        """Zones and lines (under the boxes), the models' results, the footer."""
+        if scene:
+            self._scene.annotate(image, scene, counts or SceneCounts({}, {}))
         style = Style.for_height(image.shape[0])
         step = label_height(style)
         top = style.margin

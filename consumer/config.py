@@ -8,6 +8,7 @@ apart from the other services' when they share one environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
@@ -276,6 +277,50 @@ class ConsumerSettings(KafkaSettings):
         le=100,
         description="JPEG quality of the resized image sent to the models",
         json_schema_extra={"flag": "--request-quality", "metavar": "Q"},
+    )
+    consume_track: bool = Field(
+        True,
+        description="track the objects of detector models (ByteTrack, per stream): track ids "
+        "in the predictions document and on the frame, and zone/line events",
+        json_schema_extra={"flag": "--track"},
+    )
+    consume_track_models: ListSetting = Field(
+        default_factory=list,
+        description="the detector models to track (repeatable); none given: every detector",
+        json_schema_extra={"flag": "--track-model", "metavar": "NAME"},
+    )
+    consume_track_window: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="seconds a track not seen (missed or dropped frames) is kept, so the "
+        "object keeps its id when it is found again",
+        json_schema_extra={"flag": "--track-window", "metavar": "SECONDS"},
+    )
+    consume_max_tracks: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="tracks kept per stream and model (the least recently seen go first)",
+        json_schema_extra={"flag": "--max-tracks", "metavar": "N"},
+    )
+    consume_events_topic: str = Field(
+        "events",
+        description="topic for zone and line events (JSON, keyed by stream; '' = none)",
+        json_schema_extra={"flag": "--events-topic", "metavar": "TOPIC"},
+    )
+    consume_camera_file: Path | None = Field(
+        None,
+        description="the producer's camera file: the zones and counting lines of each camera "
+        "(stream id = camera id), re-read when it changes",
+        json_schema_extra={"flag": "--camera-file", "metavar": "FILE"},
+    )
+    consume_camera_file_poll: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="seconds between checks of the camera file for changes",
+        json_schema_extra={"flag": "--camera-file-poll", "metavar": "SECONDS"},
     )
     consume_metrics_host: str = listen_host("address for /metrics and /healthz", "--metrics-host")
     consume_metrics_port: int = listen_port(

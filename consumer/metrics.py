@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kva.events import Event
 
 #: Why a frame was dropped: the ``reason`` label of ``kva_consume_frames_dropped_total``.
 #:
@@ -112,8 +115,54 @@ class ConsumerMetrics:
             buckets=_AGE_BUCKETS,
             registry=r,
         )
+        self.events = Counter(
+            "kva_consume_events",
+            "zone and line events published, by type (zone_enter, zone_exit, line_cross, loiter)",
+            ["stream", "type"],
+            registry=r,
+        )
+        self.events_failed = Counter(
+            "kva_consume_events_failed",
+            "events that could not be queued for the events topic (local queue full)",
+            ["stream"],
+            registry=r,
+        )
+        self.line_crossings = Counter(
+            "kva_consume_line_crossings",
+            "tracks that crossed a counting line, by line and direction (in/out)",
+            ["stream", "line", "direction"],
+            registry=r,
+        )
+        self.zone_entries = Counter(
+            "kva_consume_zone_entries", "tracks that entered a zone", ["stream", "zone"], registry=r
+        )
+        self.zone_occupancy = Gauge(
+            "kva_consume_zone_occupancy",
+            "tracks inside a zone (at its last event)",
+            ["stream", "zone"],
+            registry=r,
+        )
+        self._scene_series: dict[str, set[tuple[str, ...]]] = {}
+        self._scene_lock = threading.Lock()
         for reason in DROP_REASONS:  # known label sets start at 0: dashboards draw a line
             self.dropped.labels(NO_STREAM, reason)
+
+    def count_event(self, event: Event) -> None:
+        """Count one published event (and the zone or line count it carries)."""
+        stream = event.stream
+        series: list[tuple[str, ...]] = [("events", stream, event.type)]
+        self.events.labels(stream, event.type).inc()
+        if event.type == "line_cross" and event.line and event.direction:
+            self.line_crossings.labels(stream, event.line, event.direction).inc()
+            series.append(("line_crossings", stream, event.line, event.direction))
+        elif event.zone:
+            if event.type == "zone_enter":
+                self.zone_entries.labels(stream, event.zone).inc()
+                series.append(("zone_entries", stream, event.zone))
+            self.zone_occupancy.labels(stream, event.zone).set(event.counts.get("inside", 0))
+            series.append(("zone_occupancy", stream, event.zone))
+        with self._scene_lock:
+            self._scene_series.setdefault(stream, set()).update(series)
 
     def forget(self, stream: str) -> None:
         """Remove every series of ``stream`` (it went quiet or made room for another)."""
@@ -123,6 +172,11 @@ class ConsumerMetrics:
             _remove(self.dropped, stream, reason)
         for direction in ("in", "out"):
             _remove(self.fps, stream, direction)
+        _remove(self.events_failed, stream)
+        with self._scene_lock:
+            series = self._scene_series.pop(stream, set())
+        for name, *labels in series:
+            _remove(getattr(self, name), *labels)
 
 
 def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:

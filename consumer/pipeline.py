@@ -11,15 +11,21 @@ was published is dropped (``stale``), so a stream never goes backwards.
 :mod:`~kva.consumer.scheduling`, the order of publication in
 :mod:`~kva.consumer.ordering`, the work on one frame in :mod:`~kva.consumer.work`.
 Every drop is counted here, under one :data:`~kva.consumer.metrics.DropReason`.
+The zone and line events a frame raised are published with it, in the same order,
+to the events topic (keyed by stream), each naming the Kafka record the frame was
+read from.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from kva.consumer.analytics import SceneAnalytics
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import NO_STREAM, ConsumerMetrics, DropReason
 from kva.consumer.models import ModelRuntime
@@ -27,7 +33,9 @@ from kva.consumer.ordering import StreamOrder
 from kva.consumer.roster import StreamRoster
 from kva.consumer.scheduling import Scheduler, replica_capacity
 from kva.consumer.streams import StreamBook
+from kva.consumer.tracking import TrackerSettings, Tracking
 from kva.consumer.work import Dropped, FrameWork, build_output
+from kva.events import Event, FrameRef
 from kva.frame import Frame, FrameDecodeError
 from kva.images import JPEG_START
 from kva.kafka import FrameProducer, ProduceDropped, Record
@@ -35,6 +43,9 @@ from kva.logs import RateLimitedLog
 from kva.predictions import ModelResult
 
 logger = logging.getLogger(__name__)
+
+#: Frames waiting or in work whose Kafka record is remembered (for the events' ``frame``).
+MAX_FRAME_REFS = 4096
 
 
 class Pipeline:
@@ -57,6 +68,18 @@ class Pipeline:
         self.metadata_topic = s.consume_metadata_topic
         self.max_frame_bytes = s.consume_max_frame_bytes
         self.passthrough = s.consume_passthrough
+        self.events_topic = s.consume_events_topic
+        self.tracking: Tracking | None = None
+        if s.consume_track and not s.consume_passthrough:
+            self.tracking = Tracking(
+                TrackerSettings(s.consume_track_window, s.consume_max_tracks),
+                set(s.consume_track_models) or None,
+            )
+        self.analytics = SceneAnalytics(
+            window_s=s.consume_track_window, max_tracks=s.consume_max_tracks
+        )
+        self._refs: OrderedDict[tuple[str, int, int], FrameRef] = OrderedDict()
+        self._refs_lock = threading.Lock()
         self.scheduler = Scheduler(
             capacity=functools.partial(replica_capacity, models),
             max_frame_age=s.consume_max_frame_age,
@@ -75,6 +98,8 @@ class Pipeline:
             request_quality=s.consume_request_quality,
             fps_out=self.streams.fps_out,
             max_workers=max_workers,
+            tracking=self.tracking,
+            analytics=self.analytics if self.tracking is not None else None,
         )
         self._log = RateLimitedLog(logger, interval=10.0)
         self._errors_log = RateLimitedLog(logger, interval=10.0)
@@ -106,9 +131,22 @@ class Pipeline:
         if self.scheduler.stale(frame):
             self._drop(stream, "stale", f"{stream}: frame too old")
             return
-        if self.scheduler.admit(frame) is not None:
+        self._remember(frame, FrameRef(record.topic, record.partition, record.offset))
+        older = self.scheduler.admit(frame)
+        if older is not None:
+            self._take_ref(older)
             self._drop(stream, "overload", "")
         self.dispatch()
+
+    def _remember(self, frame: Frame, ref: FrameRef) -> None:
+        with self._refs_lock:
+            self._refs[(frame.stream_id, frame.sequence, frame.capture_ns)] = ref
+            while len(self._refs) > MAX_FRAME_REFS:
+                self._refs.popitem(last=False)
+
+    def _take_ref(self, frame: Frame) -> FrameRef | None:
+        with self._refs_lock:
+            return self._refs.pop((frame.stream_id, frame.sequence, frame.capture_ns), None)
 
     def record_failed(self, record: Record, exc: Exception) -> None:
         """The safety net of the Kafka loop: handling ``record`` raised ``exc`` (a bug).
@@ -129,12 +167,16 @@ class Pipeline:
         self.metrics.forget(stream)
         self.streams.forget(stream)
         self.order.forget(stream)
+        if self.tracking is not None:
+            self.tracking.forget(stream)
+        self.analytics.forget(stream)
 
     def dispatch(self) -> None:
         """Start waiting frames while there is capacity (round robin over streams)."""
         while (frame := self.scheduler.next_frame()) is not None:
             if self.scheduler.stale(frame):
                 stream = frame.stream_id
+                self._take_ref(frame)
                 self._drop(stream, "stale", f"{stream}: frame too old when a replica was free")
                 self.scheduler.models_done()
                 self.scheduler.finished()
@@ -161,11 +203,11 @@ class Pipeline:
                 self.dispatch()
 
         try:
-            outcome = self.work.run(frame, release)
+            outcome = self.work.run(frame, release, self._take_ref(frame))
             if isinstance(outcome, Dropped):
                 self._drop(frame.stream_id, outcome.reason, outcome.detail)
             else:
-                self._publish(frame, outcome.frame, outcome.results)
+                self._publish(frame, outcome.frame, outcome.results, outcome.events)
         except Exception:  # a bug must not kill the worker or leak the slot
             logger.exception("processing %s #%d failed", frame.stream_id, frame.sequence)
             self._drop(frame.stream_id, "internal_error", "")
@@ -175,10 +217,16 @@ class Pipeline:
             self.scheduler.finished()
             self.dispatch()
 
-    def _publish(self, source: Frame, out: Frame, results: list[ModelResult]) -> None:
+    def _publish(
+        self,
+        source: Frame,
+        out: Frame,
+        results: list[ModelResult],
+        events: list[Event] | None = None,
+    ) -> None:
         """Publish ``out`` in its stream's order (see :mod:`~kva.consumer.ordering`)."""
         stream = source.stream_id
-        send = functools.partial(self._send, source, out, results)
+        send = functools.partial(self._send, source, out, results, events or [])
         try:
             published_ns = self.order.publish(source, send)
         except ProduceDropped as exc:
@@ -192,14 +240,34 @@ class Pipeline:
         self.metrics.frame_age.labels(stream).observe(age)
         self.streams.frame_out(stream, source.sequence, age)
 
-    def _send(self, source: Frame, out: Frame, results: list[ModelResult]) -> int:
-        """Send the output frame, and its document to the metadata topic; returns the time."""
+    def _send(
+        self, source: Frame, out: Frame, results: list[ModelResult], events: list[Event]
+    ) -> int:
+        """Send the output frame, its document to the metadata topic and its events to the
+        events topic; returns the time."""
         now_ns = time.time_ns()
         frame, text = build_output(source, out, results, now_ns, passthrough=self.passthrough)
         self.producer.send_frame(self.output_topic, frame)
         if self.metadata_topic and not self.passthrough:
             self.producer.send(self.metadata_topic, source.stream_id.encode(), text.encode())
+        self._send_events(events)
         return now_ns
+
+    def _send_events(self, events: list[Event]) -> None:
+        """Each event to the events topic, keyed by stream (counted; a full local queue
+        loses the event, counted and logged, and never the frame)."""
+        if not self.events_topic:
+            return
+        for event in events:
+            try:
+                self.producer.send(
+                    self.events_topic, event.stream.encode(), event.to_json().encode()
+                )
+            except ProduceDropped as exc:
+                self.metrics.events_failed.labels(event.stream).inc()
+                self._log.log("events", logging.WARNING, "event dropped: %s", exc)
+                continue
+            self.metrics.count_event(event)
 
     def _drop(self, stream: str, reason: DropReason, detail: str) -> None:
         self.metrics.dropped.labels(stream, reason).inc()

@@ -10,6 +10,7 @@ from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import ConsumerMetrics
 from kva.consumer.models import ModelRuntime, build_model
 from kva.consumer.pipeline import Pipeline
+from kva.consumer.scenes import SceneFile
 from kva.httpd import ServiceHttpServer
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics, wait_for_broker
 
@@ -36,6 +37,7 @@ class ConsumerService:
         self._producer: FrameProducer | None = None
         self._last_turn = time.monotonic()
         self._prober: threading.Thread | None = None
+        self._scenes: SceneFile | None = None
 
     def start(self, stop: threading.Event) -> None:
         """Reach Kafka, create topics, load every model (raises on failure)."""
@@ -44,6 +46,8 @@ class ConsumerService:
         topics = [s.consume_input_topic, s.consume_output_topic]
         if s.consume_metadata_topic:
             topics.append(s.consume_metadata_topic)
+        if s.consume_events_topic and not s.consume_passthrough:
+            topics.append(s.consume_events_topic)
         ensure_topics(s, [TopicSpec(t) for t in topics])
         deadline = time.monotonic() + s.consume_start_timeout
         sources = s.label_sources()
@@ -57,6 +61,19 @@ class ConsumerService:
         self.pipeline = Pipeline(
             models=self.models, producer=self._producer, metrics=self.metrics, settings=s
         )
+        if s.consume_camera_file is not None:
+            self._scenes = SceneFile(
+                s.consume_camera_file,
+                s.consume_camera_file_poll,
+                self.pipeline.analytics.set_scenes,
+            )
+            scenes = self._scenes.load()
+            logger.info(
+                "zones and lines from %s for %d camera(s)%s",
+                s.consume_camera_file,
+                len(scenes),
+                "" if self.pipeline.tracking else " (unused: tracking is off, --no-track)",
+            )
         self._consumer = LatestFrameConsumer(
             s,
             [s.consume_input_topic],
@@ -112,6 +129,8 @@ class ConsumerService:
             else:
                 pipeline.dispatch()
             producer.poll(0)
+            if self._scenes is not None:
+                self._scenes.poll()
             if self._last_turn >= next_status:
                 next_status = self._last_turn + self.settings.consume_status_interval
                 self._status()

@@ -2,7 +2,9 @@
 
 Check the JPEG's header (:func:`kva.images.check_image`), decode it, send each
 model the frame resized to its input (one encoding per input size, the models
-in parallel), judge the answers, draw them, encode the result, and build the
+in parallel), judge the answers, give the detectors' boxes their track ids
+(:mod:`~kva.consumer.tracking`) and find the zone and line events
+(:mod:`~kva.consumer.analytics`), draw them, encode the result, and build the
 output: the annotated frame with its headers and the predictions document.
 A frame that cannot go on is returned as :class:`Dropped` with its reason.
 """
@@ -12,17 +14,26 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
-from kva.consumer.annotate import FrameAnnotator
+from kva.consumer.analytics import FrameInfo, SceneAnalytics
+from kva.consumer.annotate import FrameAnnotator, SceneCounts
 from kva.consumer.metrics import DropReason
 from kva.consumer.models import ModelRuntime
+from kva.consumer.tracking import Tracking
+from kva.events import Event, FrameRef
 from kva.frame import JPEG, Frame
 from kva.images import MAX_DECODE_PIXELS, ImageError, check_image
-from kva.predictions import CONSUMED_HEADER, PREDICTIONS_HEADER, FramePredictions, ModelResult
+from kva.predictions import (
+    CONSUMED_HEADER,
+    PREDICTIONS_HEADER,
+    Detections,
+    FramePredictions,
+    ModelResult,
+)
 
 
 class EncodeError(ValueError):
@@ -39,10 +50,12 @@ class Dropped:
 
 @dataclass(frozen=True, slots=True)
 class Annotated:
-    """A processed frame: the annotated JPEG (the source's attributes) and the results."""
+    """A processed frame: the annotated JPEG (the source's attributes), the results (with
+    track ids) and the zone and line events it raised."""
 
     frame: Frame
     results: list[ModelResult]
+    events: list[Event] = field(default_factory=list)
 
 
 class FrameWork:
@@ -56,8 +69,12 @@ class FrameWork:
         request_quality: int,
         fps_out: Callable[[str], float] = lambda _stream: 0.0,
         max_workers: int = 64,
+        tracking: Tracking | None = None,
+        analytics: SceneAnalytics | None = None,
     ) -> None:
         self.models = models
+        self.tracking = tracking
+        self.analytics = analytics
         self.jpeg_quality = jpeg_quality
         self.request_quality = request_quality
         self._fps_out = fps_out
@@ -66,8 +83,13 @@ class FrameWork:
             max(1, max_workers * max(0, len(models) - 1)), thread_name_prefix="kva-model"
         )
 
-    def run(self, frame: Frame, release: Callable[[], None]) -> Annotated | Dropped:
-        """All the work on one frame; ``release()`` as soon as the models are done with it."""
+    def run(
+        self, frame: Frame, release: Callable[[], None], ref: FrameRef | None = None
+    ) -> Annotated | Dropped:
+        """All the work on one frame; ``release()`` as soon as the models are done with it.
+
+        ``ref`` is where the frame was read in Kafka (the events name it).
+        """
         image = self.decode(frame)
         if isinstance(image, Dropped):
             return image
@@ -79,7 +101,30 @@ class FrameWork:
         dropped = judge(frame, results)
         if dropped is not None:
             return dropped
-        return self.render(frame, image, results)
+        results = self.track(frame, results)
+        events: list[Event] = []
+        if self.analytics is not None:
+            info = FrameInfo(frame.stream_id, frame.sequence, frame.capture_ns, ref)
+            events = self.analytics.update(info, results)
+        annotated = self.render(frame, image, results)
+        if isinstance(annotated, Annotated):
+            annotated.events.extend(events)
+        return annotated
+
+    def track(self, frame: Frame, results: list[ModelResult]) -> list[ModelResult]:
+        """``results`` with track ids on the tracked detectors' boxes."""
+        tracking = self.tracking
+        if tracking is None:
+            return results
+        capture_s = frame.capture_ns / 1e9
+        tracked = []
+        for result in results:
+            detections = result.prediction
+            if isinstance(detections, Detections) and tracking.tracks(result.model):
+                detections = tracking.update(frame.stream_id, result.model, capture_s, detections)
+                result = replace(result, prediction=detections)
+            tracked.append(result)
+        return tracked
 
     def decode(self, frame: Frame) -> np.ndarray | Dropped:
         """The frame as a BGR image, after its header was checked."""
@@ -119,7 +164,11 @@ class FrameWork:
             f"{frame.stream_id} #{frame.sequence}  age {frame.age_seconds() * 1000:.0f} ms  "
             f"{self._fps_out(frame.stream_id):.1f} fps"
         )
-        self._annotator.annotate(image, results, footer)
+        scene, counts = None, None
+        if self.analytics is not None:
+            scene = self.analytics.scene(frame.stream_id)
+            counts = SceneCounts(*self.analytics.counts(frame.stream_id))
+        self._annotator.annotate(image, results, footer, scene, counts)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             return Dropped("encode_error", f"{frame.stream_id}: JPEG encode failed")

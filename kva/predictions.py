@@ -12,7 +12,7 @@ module is the one definition of that document, so a reader never guesses names::
         "kind": "classifier", "classes": [{"id": 285, "label": "Egyptian cat", "score": 0.7}]},
        {"model": "blazeface", "status": "ok", "latency_ms": 6.3, "replica": "http://…",
         "kind": "detector", "detections": [{"box": [x0, y0, x1, y1], "score": 0.9,
-                                            "label": "face"}]},
+                                            "label": "face", "track": 7}]},
        {"model": "other", "status": "unavailable", "latency_ms": 0.0, "replica": null,
         "error": "no replica in rotation"}]}
 
@@ -47,6 +47,10 @@ _STATUSES: frozenset[str] = frozenset(get_args(ModelStatus))
 MAX_MODELS = 32
 MAX_ITEMS = 1000
 MAX_TEXT = 200
+#: The track id of a box that no track has claimed (never on the wire).
+NO_TRACK = -1
+#: Largest track id a document may carry.
+MAX_TRACK_ID = 2**53
 
 
 class PredictionsError(ValueError):
@@ -87,22 +91,34 @@ class Classification:
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """Boxes ``[x_min, y_min, x_max, y_max]`` normalised to 0..1, with scores."""
+    """Boxes ``[x_min, y_min, x_max, y_max]`` normalised to 0..1, with scores.
+
+    ``tracks`` is empty when the model is not tracked; otherwise it holds one track id
+    per box (:data:`NO_TRACK` for a box no track has claimed yet). On the wire a tracked
+    box carries ``"track": id``; documents without it still parse (no tracks).
+    """
 
     boxes: tuple[tuple[float, float, float, float], ...]
     scores: tuple[float, ...]
     label: str | None = None  # the class name of a single-class detector (e.g. "face")
+    tracks: tuple[int, ...] = ()
 
     kind: ClassVar[ModelKind] = "detector"
 
+    def track_of(self, index: int) -> int:
+        """The track id of box ``index``, or :data:`NO_TRACK`."""
+        return self.tracks[index] if self.tracks else NO_TRACK
+
     def to_json(self) -> dict[str, Any]:
         named = {"label": self.label} if self.label else {}
-        return {
-            "detections": [
-                {"box": [round(v, 5) for v in box], "score": round(score, 5), **named}
-                for box, score in zip(self.boxes, self.scores, strict=True)
-            ]
-        }
+        items = []
+        for index, (box, score) in enumerate(zip(self.boxes, self.scores, strict=True)):
+            item = {"box": [round(v, 5) for v in box], "score": round(score, 5), **named}
+            track = self.track_of(index)
+            if track != NO_TRACK:
+                item["track"] = track
+            items.append(item)
+        return {"detections": items}
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Detections:
@@ -110,10 +126,12 @@ class Detections:
         labels = {_text(d["label"], "detection label") for d in items if "label" in d}
         if len(labels) > 1:
             raise PredictionsError("bad_schema", "a detector's boxes carry different labels")
+        tracked = any("track" in d for d in items)
         return cls(
             boxes=tuple(_box(d.get("box")) for d in items),
             scores=tuple(_number(d.get("score"), "detection score") for d in items),
             label=labels.pop() if labels else None,
+            tracks=tuple(_track(d.get("track")) for d in items) if tracked else (),
         )
 
 
@@ -272,6 +290,14 @@ def _number(value: Any, what: str) -> float:
     if not math.isfinite(number):
         raise PredictionsError("bad_schema", f"{what} is not finite")
     return number
+
+
+def _track(value: Any) -> int:
+    if value is None:
+        return NO_TRACK
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TRACK_ID:
+        raise PredictionsError("bad_schema", f"a track id is not an integer in 0..{MAX_TRACK_ID}")
+    return value
 
 
 def _text(value: Any, what: str) -> str:

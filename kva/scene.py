@@ -145,7 +145,8 @@ def _zone(item: Any, where: str) -> Zone:
     points = _points(fields.get("points"), where)
     if len(points) < 3:
         raise SceneError(f"{where}: a zone needs at least 3 points, got {len(points)}")
-    if abs(_area(points)) < 1e-9:
+    far = max(points, key=lambda p: math.dist(p, points[0]))
+    if max(abs(_cross(points[0], far, p)) for p in points) < 1e-9:
         raise SceneError(f"{where}: the polygon has no area (its points are on one line)")
     crossing = _self_intersection(points)
     if crossing is not None:
@@ -210,13 +211,6 @@ def _points(value: Any, where: str) -> tuple[Point, ...]:
 
 def _cross(a: Point, b: Point, p: Point) -> float:
     return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-
-
-def _area(points: Sequence[Point]) -> float:
-    return 0.5 * sum(
-        points[i - 1][0] * points[i][1] - points[i][0] * points[i - 1][1]
-        for i in range(len(points))
-    )
 
 
 def _segments_touch(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:

