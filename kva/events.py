@@ -37,6 +37,8 @@ SCHEMA_VERSION = 1
 #: Largest event document accepted (bytes).
 MAX_EVENT_BYTES = 16 * 1024
 MAX_NAME = 64
+#: Longest Kafka topic name (Kafka's own limit): the ``frame`` topic may be that long.
+MAX_TOPIC = 249
 MAX_COUNTS = 16
 
 EventType = Literal["zone_enter", "zone_exit", "line_cross", "loiter"]
@@ -190,9 +192,9 @@ def _number(value: Any, what: str) -> float:
     return number
 
 
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-        raise EventError("bad_schema", f"{what} is not a name of 1..{MAX_NAME} characters")
+def _name(value: Any, what: str, limit: int = MAX_NAME) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise EventError("bad_schema", f"{what} is not a name of 1..{limit} characters")
     return value
 
 
@@ -225,7 +227,7 @@ def _frame(value: Any) -> FrameRef | None:
     if not isinstance(value, dict):
         raise EventError("bad_schema", "frame is not an object")
     return FrameRef(
-        topic=_name(value.get("topic"), "frame topic"),
+        topic=_name(value.get("topic"), "frame topic", MAX_TOPIC),
         partition=_int(value.get("partition"), "frame partition"),
         offset=_int(value.get("offset"), "frame offset"),
     )
