@@ -45,6 +45,7 @@ class _Compiled:
         for _ in range(self.size):
             self.pool.put(compiled.create_infer_request())
         self.output_names = [_port_name(port) for port in compiled.outputs]
+        self.string_outputs = [_is_string(port) for port in compiled.outputs]
 
 
 class Servable:
@@ -117,8 +118,14 @@ class Servable:
         except queue.Empty:
             raise Unavailable(f"{self.name}: timed out waiting for an inference slot") from None
         try:
-            result = request.infer(feeds)
-            return {name: result[i] for i, name in enumerate(target.output_names)}
+            result = request.infer({k: _string_tensor(v) if v.dtype == object else v
+                                    for k, v in feeds.items()})  # fmt: skip
+            return {
+                name: _strings(request.get_output_tensor(i)) if string else result[i]
+                for i, (name, string) in enumerate(
+                    zip(target.output_names, target.string_outputs, strict=True)
+                )
+            }
         except RuntimeError as exc:
             logger.warning("%s v%d: inference failed: %s", self.name, self.version, exc)
             raise Internal(f"inference failed: {str(exc).splitlines()[0]}") from None
@@ -195,7 +202,7 @@ def _info(port: Any) -> TensorInfo:
     shape: tuple[int, ...] | None = None
     if partial.rank.is_static:
         shape = tuple(d.get_length() if d.is_static else -1 for d in partial)
-    dtype = np.dtype(port.get_element_type().to_dtype())
+    dtype = np.dtype(object) if _is_string(port) else np.dtype(port.get_element_type().to_dtype())
     image_hw, nchw = None, False
     if shape and len(shape) == 4 and dtype in IMAGE_DTYPES:
         if shape[3] == 3 and min(shape[1:3]) > 0:
@@ -203,6 +210,31 @@ def _info(port: Any) -> TensorInfo:
         elif shape[1] == 3 and min(shape[2:4]) > 0:
             image_hw, nchw = (shape[2], shape[3]), True
     return TensorInfo(_port_name(port), dtype, shape, image_hw, nchw)
+
+
+def _is_string(port: Any) -> bool:
+    return bool(port.get_element_type().get_type_name() == "string")
+
+
+def _string_tensor(array: np.ndarray) -> Any:
+    """An OpenVINO string tensor of an object array of ``bytes`` (kva's string tensors).
+
+    OpenVINO's binding goes through numpy's ``S`` dtype, which drops trailing NUL
+    bytes of each element.
+    """
+    import openvino as ov
+
+    tensor = ov.Tensor(ov.Type.string, ov.Shape(list(array.shape)))
+    tensor.bytes_data = np.array(
+        [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()], dtype=np.bytes_
+    ).reshape(array.shape)
+    return tensor
+
+
+def _strings(tensor: Any) -> np.ndarray:
+    """An object array of ``bytes`` from an OpenVINO string tensor (not decoded as text)."""
+    data = np.asarray(tensor.bytes_data)
+    return np.array([bytes(v) for v in data.ravel()], dtype=object).reshape(data.shape)
 
 
 def _port_name(port: Any) -> str:

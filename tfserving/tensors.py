@@ -316,10 +316,15 @@ def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
     }
 
 
-def to_json(array: np.ndarray, name: str) -> Any:
-    """A tensor as JSON values: floats in their shortest form, ``*_bytes`` strings as b64."""
+def to_json(array: np.ndarray, name: str, *, b64_bytes_names: bool = True) -> Any:
+    """A tensor as JSON values: floats in their shortest form, strings as text.
+
+    With ``b64_bytes_names`` (TF Serving's rule), the strings of an output named
+    ``*_bytes`` are ``{"b64": ...}``; KServe v2 JSON has no such rule (its clients ask
+    for binary data instead).
+    """
     if array.dtype == np.dtype(object):
-        return _strings_json(array, name.endswith("_bytes"))
+        return _strings_json(array, b64_bytes_names and name.endswith("_bytes"))
     if array.dtype in (np.float32, np.float16):
         return array.astype(str).astype(np.float64).tolist()
     return array.tolist()

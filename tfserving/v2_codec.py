@@ -64,14 +64,23 @@ def model_dtype(name: str, datatype: object, info: TensorInfo) -> np.dtype:
 
 
 def from_raw(name: str, chunk: bytes, shape: list[int], dtype: np.dtype) -> np.ndarray:
-    """A numeric tensor from its raw little-endian bytes."""
+    """A tensor from its raw bytes: little-endian numbers, or length-prefixed ``BYTES``."""
     count = math.prod(shape)
+    if dtype == np.dtype(object):
+        return strings_array(raw_elements(name, chunk, count), shape)
     if len(chunk) != count * dtype.itemsize:
         raise InvalidArgument(
             f"input '{name}': {len(chunk)} bytes for shape {shape} of {v2_name(dtype)} "
             f"(expected {count * dtype.itemsize})"
         )
     return np.frombuffer(chunk, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def strings_array(elements: list[bytes], shape: list[int]) -> np.ndarray:
+    """An object array of ``bytes`` (kva's string tensor) of ``shape``."""
+    strings = np.empty(len(elements), dtype=object)
+    strings[:] = elements
+    return strings.reshape(shape)
 
 
 def raw_elements(name: str, chunk: bytes, count: int) -> list[bytes]:
