@@ -357,6 +357,15 @@ class ConsumerSettings(KafkaSettings):
                 raise ValueError(f"--labels names model {name!r}, which no --model defines")
         return value
 
+    @field_validator("consume_track_models")
+    @classmethod
+    def _check_track_models(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = {parse_model_spec(m).name for m in info.data.get("consume_models", [])}
+        for name in value:
+            if name not in known:
+                raise ValueError(f"--track-model names model {name!r}, which no --model defines")
+        return value
+
     @field_validator("consume_passthrough")
     @classmethod
     def _models_or_passthrough(cls, value: bool, info: ValidationInfo) -> bool:

@@ -70,10 +70,11 @@ class Pipeline:
         self.passthrough = s.consume_passthrough
         self.events_topic = s.consume_events_topic
         self.tracking: Tracking | None = None
-        if s.consume_track and not s.consume_passthrough:
+        detectors = {m.name for m in models if m.info.kind == "detector"}
+        tracked = (set(s.consume_track_models) or detectors) & detectors
+        if s.consume_track and not s.consume_passthrough and tracked:
             self.tracking = Tracking(
-                TrackerSettings(s.consume_track_window, s.consume_max_tracks),
-                set(s.consume_track_models) or None,
+                TrackerSettings(s.consume_track_window, s.consume_max_tracks), tracked
             )
         self.analytics = SceneAnalytics(
             window_s=s.consume_track_window, max_tracks=s.consume_max_tracks

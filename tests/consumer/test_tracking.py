@@ -253,3 +253,16 @@ def test_the_annotated_frame_shows_zones_lines_counts_and_track_ids() -> None:
     assert not np.array_equal(before, image)
     ok, _ = cv2.imencode(".jpg", image)
     assert ok
+
+
+def test_tracking_settings() -> None:
+    from pydantic import ValidationError
+
+    from kva.consumer.config import ConsumerSettings
+
+    url = "http://127.0.0.1:8501/v1/models/"
+    settings = ConsumerSettings(consume_models=[f"face={url}face"], consume_track_models=["face"])
+    assert settings.consume_track and settings.consume_track_window == 3.0
+    assert settings.consume_events_topic == "events"
+    with pytest.raises(ValidationError, match="--track-model names model 'nope'"):
+        ConsumerSettings(consume_models=[f"face={url}face"], consume_track_models=["nope"])
