@@ -90,6 +90,8 @@ class Pipeline:
             on_inflight=metrics.frames_inflight.set,
         )
         self.order = StreamOrder(s.consume_reorder_wait)
+        #: tracking goes in each stream's order too (a tracker takes frames oldest first)
+        self.track_order = StreamOrder(s.consume_reorder_wait)
         self.roster = StreamRoster(
             s.consume_max_streams, s.consume_forget_after, on_forget=self._forget
         )
@@ -101,6 +103,7 @@ class Pipeline:
             max_workers=max_workers,
             tracking=self.tracking,
             analytics=self.analytics if self.tracking is not None else None,
+            track_order=self.track_order,
         )
         self._log = RateLimitedLog(logger, interval=10.0)
         self._errors_log = RateLimitedLog(logger, interval=10.0)
@@ -168,6 +171,7 @@ class Pipeline:
         self.metrics.forget(stream)
         self.streams.forget(stream)
         self.order.forget(stream)
+        self.track_order.forget(stream)
         if self.tracking is not None:
             self.tracking.forget(stream)
         self.analytics.forget(stream)
@@ -183,10 +187,12 @@ class Pipeline:
                 self.scheduler.finished()
                 continue
             self.order.register(frame)
+            self.track_order.register(frame)
             try:
                 self._workers.submit(self._process, frame)
             except RuntimeError:  # shutting down
                 self.order.resolve(frame)
+                self.track_order.resolve(frame)
                 self.scheduler.models_done()
                 self.scheduler.finished()
                 return
@@ -214,6 +220,7 @@ class Pipeline:
             self._drop(frame.stream_id, "internal_error", "")
         finally:
             release()
+            self.track_order.resolve(frame)
             self.order.resolve(frame)
             self.scheduler.finished()
             self.dispatch()

@@ -23,6 +23,7 @@ from kva.consumer.analytics import FrameInfo, SceneAnalytics
 from kva.consumer.annotate import FrameAnnotator, SceneCounts
 from kva.consumer.metrics import DropReason
 from kva.consumer.models import ModelRuntime
+from kva.consumer.ordering import StreamOrder
 from kva.consumer.tracking import Tracking
 from kva.events import Event, FrameRef
 from kva.frame import JPEG, Frame
@@ -71,10 +72,14 @@ class FrameWork:
         max_workers: int = 64,
         tracking: Tracking | None = None,
         analytics: SceneAnalytics | None = None,
+        track_order: StreamOrder | None = None,
     ) -> None:
         self.models = models
         self.tracking = tracking
         self.analytics = analytics
+        #: each stream's frames are tracked oldest first: a newer frame waits (bounded) for
+        #: an older one still at the models; one that comes after a newer is left untracked
+        self.track_order = track_order
         self.jpeg_quality = jpeg_quality
         self.request_quality = request_quality
         self._fps_out = fps_out
@@ -101,15 +106,34 @@ class FrameWork:
         dropped = judge(frame, results)
         if dropped is not None:
             return dropped
-        results = self.track(frame, results)
-        events: list[Event] = []
-        if self.analytics is not None:
-            info = FrameInfo(frame.stream_id, frame.sequence, frame.capture_ns, ref)
-            events = self.analytics.update(info, results)
+        results, events = self.track_in_order(frame, results, ref)
         annotated = self.render(frame, image, results)
         if isinstance(annotated, Annotated):
             annotated.events.extend(events)
         return annotated
+
+    def track_in_order(
+        self, frame: Frame, results: list[ModelResult], ref: FrameRef | None
+    ) -> tuple[list[ModelResult], list[Event]]:
+        """:meth:`track_and_find_events`, in the stream's order (see ``track_order``)."""
+        if self.tracking is None:
+            return results, []
+        track = functools.partial(self.track_and_find_events, frame, results, ref)
+        if self.track_order is None:
+            return track()
+        tracked = self.track_order.publish(frame, track)
+        self.track_order.resolve(frame)  # newer frames of the stream may be tracked now
+        return tracked if tracked is not None else (results, [])
+
+    def track_and_find_events(
+        self, frame: Frame, results: list[ModelResult], ref: FrameRef | None
+    ) -> tuple[list[ModelResult], list[Event]]:
+        """``results`` with track ids, and the zone and line events of the frame."""
+        results = self.track(frame, results)
+        if self.analytics is None:
+            return results, []
+        info = FrameInfo(frame.stream_id, frame.sequence, frame.capture_ns, ref)
+        return results, self.analytics.update(info, results)
 
     def track(self, frame: Frame, results: list[ModelResult]) -> list[ModelResult]:
         """``results`` with track ids on the tracked detectors' boxes."""

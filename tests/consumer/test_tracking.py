@@ -266,3 +266,40 @@ def test_tracking_settings() -> None:
     assert settings.consume_events_topic == "events"
     with pytest.raises(ValidationError, match="--track-model names model 'nope'"):
         ConsumerSettings(consume_models=[f"face={url}face"], consume_track_models=["nope"])
+
+
+def test_a_streams_frames_are_tracked_oldest_first_whatever_order_the_models_answer() -> None:
+    import threading
+
+    from kva.consumer.ordering import StreamOrder
+    from kva.consumer.work import FrameWork
+    from kva.frame import Frame
+
+    order = StreamOrder(reorder_wait=10.0)
+    work = FrameWork(
+        [],
+        jpeg_quality=80,
+        request_quality=80,
+        tracking=Tracking(TrackerSettings()),
+        track_order=order,
+    )
+    older, newer = (Frame("cam", seq, 10**9 * (seq + 1), 64, 64, b"") for seq in (1, 2))
+    for frame in (older, newer):
+        order.register(frame)  # both at the models
+    box = box_at(0.5, 0.5)
+    results: dict[int, list[ModelResult]] = {}
+    done = threading.Event()
+
+    def track_newer() -> None:
+        results[2] = work.track_in_order(newer, [ModelResult("p", "ok", dets(box))], None)[0]
+        done.set()
+
+    thread = threading.Thread(target=track_newer)
+    thread.start()  # the newer frame's answer came first: it waits for the older one
+    assert not done.wait(0.3)
+    results[1] = work.track_in_order(older, [ModelResult("p", "ok", dets(box))], None)[0]
+    assert done.wait(10)
+    thread.join()
+    first, second = (results[i][0].prediction for i in (1, 2))
+    assert isinstance(first, Detections) and first.tracks == (NO_TRACK,)  # seen once
+    assert isinstance(second, Detections) and second.tracks[0] >= 0  # confirmed: seen twice
