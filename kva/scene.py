@@ -21,7 +21,9 @@ normalised: ``x`` from the left edge, ``y`` from the top edge, both 0..1)::
   image; ``out`` the other way. For a line drawn left to right (as above), ``in`` is
   a crossing downwards, from above the line to below it; for a line drawn top to
   bottom, ``in`` is a crossing from the right half to the left half. A point on the
-  line is on neither side: touching the line and going back is no crossing.
+  line, or nearer to it than :data:`LINE_MARGIN`, is on neither side: touching the
+  line and going back is no crossing, nor is a box's bottom edge jittering about the
+  line of someone walking along it.
 
 Where a track is, is its *reference point*: the bottom-centre of its box (the feet
 of a person). :func:`parse_scene` validates one camera's entry;
@@ -41,6 +43,10 @@ MAX_ZONES = 32
 MAX_LINES = 32
 MAX_POINTS = 64
 MAX_NAME = 64
+#: Points nearer to a line than this (a fraction of the frame) are on neither side of it.
+#: The detector's boxes jitter by a few pixels: on vtest.avi, a line along the way people
+#: walk counted 60 "crossings" with no margin, 39 with 0.005, 31 with 0.01, 29 with 0.02.
+LINE_MARGIN = 0.01
 #: Dwell after which a track in a zone raises ``loiter`` (seconds), unless the zone says.
 DEFAULT_LOITER_S = 30.0
 
@@ -83,9 +89,10 @@ class Line:
     b: Point
 
     def side(self, point: Point) -> int:
-        """-1 on the left of A→B (as the image shows it), +1 on the right, 0 on the line."""
+        """-1 on the left of A→B (as the image shows it), +1 on the right, 0 on the line
+        (nearer to it than :data:`LINE_MARGIN`)."""
         value = _cross(self.a, self.b, point)
-        if abs(value) < 1e-12:
+        if abs(value) <= LINE_MARGIN * math.dist(self.a, self.b):
             return 0
         # image y grows downwards: a negative cross product is on the viewer's left
         return -1 if value < 0 else 1

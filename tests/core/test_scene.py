@@ -137,3 +137,10 @@ def test_point_in_zone() -> None:
 
 def test_reference_point_is_the_bottom_centre() -> None:
     assert reference_point((0.2, 0.1, 0.4, 0.9)) == pytest.approx((0.3, 0.9))
+
+
+def test_jitter_about_a_line_is_no_crossing() -> None:
+    # a box's bottom edge wobbling by half a percent of the frame about the line
+    points = [(0.1 + 0.05 * i, 0.5 + (0.004 if i % 2 else -0.004)) for i in range(10)]
+    assert {ACROSS.side(p) for p in points} == {0}
+    assert ACROSS.side((0.5, 0.52)) == 1 and ACROSS.side((0.5, 0.48)) == -1
