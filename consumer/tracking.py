@@ -15,6 +15,11 @@ single-purpose ``bytetracker``/``ocsort``/``motpy`` packages are unmaintained an
 clash with the headless one kva uses, so ``scripts/setup.sh`` installs it without
 its dependencies and ``pyproject.toml`` lists the ones it imports.
 
+Its defaults suit people: on vtest.avi (795 frames at 10 fps, the ``person`` SSDLite
+detector's boxes of score >= 0.5 on every frame) it made 59 distinct ids, a median
+track of 36 frames, 5 % of tracks shorter than 5 frames; new tracks at score 0.6
+instead of 0.7 made 65, 25 and 8 %.
+
 State is bounded: at most ``max_tracks`` tracks per stream and model (the least
 recently seen go first), and a stream the consumer forgets drops its trackers.
 Frames of one stream must come in capture order; an older or same-time frame is
@@ -34,8 +39,10 @@ from kva.predictions import Detections
 #: The Kalman filter's unit of time (frames per second): a step of 1/NOMINAL_FPS s is one
 #: predict step; longer gaps scale it. Not a limit on the camera's frame rate.
 NOMINAL_FPS = 10.0
-#: ByteTrack's thresholds: boxes at least this confident start tracks and match first.
+#: ByteTrack's thresholds: boxes at least this confident match tracks first ...
 HIGH_SCORE = 0.6
+#: ... and at least this confident start new tracks (``trackers``' defaults, both).
+NEW_TRACK_SCORE = 0.7
 #: A new track gets its id after this many consecutive frames with its object.
 CONFIRM_FRAMES = 2
 #: Least overlap (IoU) of a box with a track's predicted box to continue that track.
@@ -83,7 +90,7 @@ class StreamTracker:
             # lost_track_buffer / 30 seconds
             lost_track_buffer=max(1, round(settings.window_s * 30)),
             frame_rate=NOMINAL_FPS,
-            track_activation_threshold=HIGH_SCORE,
+            track_activation_threshold=NEW_TRACK_SCORE,
             high_conf_det_threshold=HIGH_SCORE,
             minimum_consecutive_frames=CONFIRM_FRAMES,
             minimum_iou_threshold=MIN_IOU,
