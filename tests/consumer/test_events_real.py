@@ -5,6 +5,7 @@ Kafka → kva consume (tracking, the camera file's line and zone) → a real ``k
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def moving_face(seq: int) -> bytes:
 
 
 def test_a_face_crossing_a_line_raises_events_on_the_events_topic(
-    replica, kafka_settings, topics, make_topic, unique_name, reader, tmp_path
+    replica, kafka_settings, topics, make_topic, unique_name, reader, tmp_path, caplog
 ) -> None:
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text(CAMERA_FILE)
@@ -82,6 +83,7 @@ def test_a_face_crossing_a_line_raises_events_on_the_events_topic(
         consume_models=[f"blazeface={replica.model_url('blazeface', 'v1')}"],
         consume_camera_file=cameras,
         consume_events_topic=events_topic,
+        consume_camera_file_poll=0.2,
     )
     events_reader, meta = reader(events_topic), reader(topics.metadata)
 
@@ -97,6 +99,17 @@ def test_a_face_crossing_a_line_raises_events_on_the_events_topic(
                 60,
                 "line crossings in both directions",
             )
+            # a malformed zone in an edit: refused, naming the camera; the line keeps counting
+            with caplog.at_level(logging.ERROR):
+                cameras.write_text(CAMERA_FILE.replace("[1.0, 0.6], [1.0, 1.0]", "[1.0, 1.6]"))
+                wait_for(
+                    lambda: "keeping the current zones and lines" in caplog.text, 10, "the refusal"
+                )
+            assert (
+                "camera 'cam0', zone 0 'lower': point 1 [1.0, 1.6] is outside 0..1" in caplog.text
+            )
+            counted = len(crossings())
+            wait_for(lambda: len(crossings()) >= counted + 2, 30, "more crossings after it")
         finally:
             feeder.stop()
         in_metric = metric(

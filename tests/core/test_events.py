@@ -43,6 +43,13 @@ def test_id_is_stable_and_ignores_the_counts() -> None:
     assert crossing(direction="out").id != crossing().id
 
 
+def test_the_frame_may_come_from_any_kafka_topic_name() -> None:
+    longest = FrameRef("t" * 249, 3, 99)  # Kafka's limit
+    assert Event.from_json(crossing(frame=longest).to_json()).frame == longest
+    with pytest.raises(EventError, match="frame topic"):
+        Event.from_json(crossing(frame=FrameRef("t" * 250, 3, 99)).to_json())
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
