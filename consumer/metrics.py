@@ -117,7 +117,8 @@ class ConsumerMetrics:
         )
         self.events = Counter(
             "kva_consume_events",
-            "zone and line events published, by type (zone_enter, zone_exit, line_cross, loiter)",
+            "zone and line events raised (and sent to --events-topic), by type "
+            "(zone_enter, zone_exit, line_cross, loiter)",
             ["stream", "type"],
             registry=r,
         )

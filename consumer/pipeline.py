@@ -262,19 +262,17 @@ class Pipeline:
         return now_ns
 
     def _send_events(self, events: list[Event]) -> None:
-        """Each event to the events topic, keyed by stream (counted; a full local queue
-        loses the event, counted and logged, and never the frame)."""
-        if not self.events_topic:
-            return
+        """Each event to the events topic (if any), keyed by stream, and counted in the
+        metrics; a full local queue loses the event (counted and logged), never the frame."""
         for event in events:
-            try:
-                self.producer.send(
-                    self.events_topic, event.stream.encode(), event.to_json().encode()
-                )
-            except ProduceDropped as exc:
-                self.metrics.events_failed.labels(event.stream).inc()
-                self._log.log("events", logging.WARNING, "event dropped: %s", exc)
-                continue
+            if self.events_topic:
+                try:
+                    self.producer.send(
+                        self.events_topic, event.stream.encode(), event.to_json().encode()
+                    )
+                except ProduceDropped as exc:
+                    self.metrics.events_failed.labels(event.stream).inc()
+                    self._log.log("events", logging.WARNING, "event dropped: %s", exc)
             self.metrics.count_event(event)
 
     def _drop(self, stream: str, reason: DropReason, detail: str) -> None:

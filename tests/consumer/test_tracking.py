@@ -303,3 +303,23 @@ def test_a_streams_frames_are_tracked_oldest_first_whatever_order_the_models_ans
     first, second = (results[i][0].prediction for i in (1, 2))
     assert isinstance(first, Detections) and first.tracks == (NO_TRACK,)  # seen once
     assert isinstance(second, Detections) and second.tracks[0] >= 0  # confirmed: seen twice
+
+
+def test_events_are_counted_in_metrics_and_forgotten_with_the_stream() -> None:
+    from kva.consumer.metrics import ConsumerMetrics
+
+    metrics = ConsumerMetrics()
+    analytics = scene_analytics()
+    events = feed(analytics, [(0.7, 0.3), (0.7, 0.7), (0.7, 0.3)])  # down into the room, up
+    for event in events:
+        metrics.count_event(event)
+    sample = metrics.registry.get_sample_value
+    line = {"stream": "cam", "line": "walkway"}
+    assert sample("kva_consume_line_crossings_total", {**line, "direction": "in"}) == 1
+    assert sample("kva_consume_line_crossings_total", {**line, "direction": "out"}) == 1
+    assert sample("kva_consume_zone_entries_total", {"stream": "cam", "zone": "room"}) == 1
+    assert sample("kva_consume_zone_occupancy", {"stream": "cam", "zone": "room"}) == 0
+    assert sample("kva_consume_events_total", {"stream": "cam", "type": "zone_exit"}) == 1
+    metrics.forget("cam")
+    assert sample("kva_consume_line_crossings_total", {**line, "direction": "in"}) is None
+    assert sample("kva_consume_zone_occupancy", {"stream": "cam", "zone": "room"}) is None
