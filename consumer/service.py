@@ -11,6 +11,7 @@ from kva.consumer.metrics import ConsumerMetrics
 from kva.consumer.models import ModelRuntime, build_model
 from kva.consumer.pipeline import Pipeline
 from kva.consumer.scenes import SceneFile
+from kva.consumer.tracking import preload_tracker
 from kva.httpd import ServiceHttpServer
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics, wait_for_broker
 
@@ -42,6 +43,8 @@ class ConsumerService:
     def start(self, stop: threading.Event) -> None:
         """Reach Kafka, create topics, load every model (raises on failure)."""
         s = self.settings
+        if s.consume_track and not s.consume_passthrough:
+            preload_tracker()  # while the broker and the models are reached
         wait_for_broker(s)
         topics = [s.consume_input_topic, s.consume_output_topic]
         if s.consume_metadata_topic:

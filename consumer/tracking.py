@@ -29,6 +29,7 @@ about to be dropped as stale anyway).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, replace
 
@@ -76,6 +77,20 @@ def require_tracker() -> None:
             f"tracking needs the 'trackers' package ({exc}): pip install --no-deps "
             "trackers==2.6.1 (scripts/setup.sh does), or turn tracking off with --no-track"
         ) from None
+
+
+def preload_tracker() -> threading.Thread:
+    """Start importing the tracker library in the background (it takes 1-3 s, mostly
+    ``supervision``), so it overlaps the consumer's start; :func:`require_tracker` then
+    finds it loaded (or waits for the import to finish)."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # require_tracker() says it, in the open
+            import trackers  # noqa: F401
+
+    thread = threading.Thread(target=load, name="kva-import-trackers", daemon=True)
+    thread.start()
+    return thread
 
 
 class StreamTracker:
