@@ -2,7 +2,7 @@
 
 MLServer, a real third-party KServe v2 server that decodes no images, serves
 mobilenet_v2 (its IR through an OpenVINO runtime) over REST and gRPC, in one pool
-with ``kva serve`` over ``/v1``, ``/v2`` and KServe gRPC: with
+with ``kva serve`` over ``/v1``, ``/v2``, KServe gRPC and TF Serving gRPC: with
 ``--model-input mobilenet_v2:send=tensor`` every replica gets the frame as a
 uint8 tensor, every replica gets work, and they agree. And ``kva serve`` serving a
 SavedModel that takes a float NCHW tensor (TensorFlow built it) gets, over ``/v1``,
@@ -79,6 +79,7 @@ def test_mlserver_and_kva_serve_in_one_pool_agree(
         kva_serve.model_url(MODEL, "v1"),
         kva_serve.model_url(MODEL, "v2"),
         kva_serve.kserve_grpc_url(MODEL),
+        kva_serve.grpc_url(MODEL),
     ]
     settings = consumer_settings(
         kafka_settings, topics, unique_name,
@@ -92,7 +93,7 @@ def test_mlserver_and_kva_serve_in_one_pool_agree(
         for name in ("chelsea", "coffee"):
             image, data = photo(name), photo_jpeg(name)
             served: set[str] = set()
-            for _ in range(20):
+            for _ in range(24):
                 frame = Frame(f"{name}-{seq}", seq, time.time_ns(), image.shape[1],
                               image.shape[0], data)  # fmt: skip
                 send_frames(kafka_settings, topics.input, frame)
