@@ -164,6 +164,8 @@ def video_args(host: str, port: int) -> list[str]:
         "annotated",
         "--metadata-topic",
         "predictions",
+        "--events-topic",
+        "events",
         "--host",
         host,
         "--port",

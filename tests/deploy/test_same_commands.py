@@ -29,7 +29,7 @@ LOCAL = {
     "video": video_args("0.0.0.0", 8080),  # noqa: S104 - a command line, nothing binds here
 }
 #: Flags whose values must agree (topics, what is served); ports and hosts may differ.
-SHARED_FLAGS = ("--topic", "--input-topic", "--output-topic", "--metadata-topic")
+SHARED_FLAGS = ("--topic", "--input-topic", "--output-topic", "--metadata-topic", "--events-topic")
 
 
 def _flag_values(argv: list[str], flag: str) -> list[str]:
