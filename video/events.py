@@ -51,7 +51,7 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class Counter:
+class Tally:
     """The running counts of one line or zone, from its latest event."""
 
     kind: Literal["line", "zone"]
@@ -71,7 +71,7 @@ class StreamEvents:
         self.stream_id = stream_id
         self._events: deque[StoredEvent] = deque(maxlen=max_events)
         self._ids: set[str] = set()
-        self._counters: OrderedDict[tuple[str, str], Counter] = OrderedDict()
+        self._counters: OrderedDict[tuple[str, str], Tally] = OrderedDict()
         self.last_received_s = 0.0
 
     def add(self, stored: StoredEvent) -> PutResult:
@@ -99,7 +99,7 @@ class StreamEvents:
         old = self._counters.get(key)
         if old is not None and event.capture_ns < old.capture_ns:
             return  # a late, older event: its totals are not the latest
-        self._counters[key] = Counter(kind, name, dict(event.counts), event.capture_ns, event.id)
+        self._counters[key] = Tally(kind, name, dict(event.counts), event.capture_ns, event.id)
         self._counters.move_to_end(key)
         while len(self._counters) > MAX_COUNTERS:
             self._counters.popitem(last=False)
@@ -109,7 +109,7 @@ class StreamEvents:
         ordered = sorted(self._events, key=lambda s: (s.event.capture_ns, s.event.seq))
         return ordered[::-1][:limit]
 
-    def counters(self, kind: Literal["line", "zone"]) -> list[Counter]:
+    def counters(self, kind: Literal["line", "zone"]) -> list[Tally]:
         """The counters of one kind, sorted by name."""
         return sorted((c for c in self._counters.values() if c.kind == kind), key=lambda c: c.name)
 

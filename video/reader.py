@@ -1,12 +1,10 @@
 """The Kafka reader of a viewer process: frames and predictions into the store.
 
-(:class:`TopicReader` is the thread around one consumer; the events feed has its
-own, :mod:`kva.video.event_reader`.)
-
 It runs on its own thread with a consumer group unique to this process, so
 every viewer sees every partition (viewers do not share the work, they each
 show everything). A bad message is counted by reason and logged at most once
-per interval; it never stops the reader.
+per interval; it never stops the reader. :class:`TopicReader` is that thread
+around one consumer; the events feed has its own (:mod:`kva.video.event_reader`).
 """
 
 from __future__ import annotations
