@@ -1,0 +1,159 @@
+"""The MQTT destination: each event published at QoS 1 to a topic made from a template.
+
+paho-mqtt keeps every QoS 1 message it was handed until the broker acknowledges it
+(PUBACK), across reconnects (it sends it again, flagged as a duplicate). So a message
+is handed to paho once and then only waited for: handing it over again on every retry
+would deliver it once per retry when the broker comes back. The connection is made
+and remade by paho's network thread (exponential backoff up to ``--retry-max``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+from kva.events import Event
+from kva.logs import RateLimitedLog
+from kva.sink.config import template_fields
+from kva.sink.destination import DELIVERED, Failed, Idle, Item, Outcome
+
+logger = logging.getLogger(__name__)
+
+#: Characters that cannot stand in one level of a topic name (level separator, wildcards).
+_NOT_IN_A_LEVEL = str.maketrans({"/": "_", "+": "_", "#": "_", "\0": "_"})
+#: QoS 1 messages on the wire at once (paho's default is 20).
+MAX_INFLIGHT = 100
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+def topic_of(template: str, event: Event) -> str:
+    """The MQTT topic of ``event``: the template's fields filled in, one level each."""
+    values: dict[str, Any] = {}
+    for name in template_fields(template):
+        value = getattr(event, name)
+        values[name] = "-" if value is None else str(value).translate(_NOT_IN_A_LEVEL)
+    return template.format(**values)
+
+
+class MqttDestination:
+    """One MQTT connection, kept up by paho's network thread."""
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        url: str,
+        topic_template: str,
+        *,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
+        ack_timeout: float = 10.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        parts = urlsplit(url)
+        self.address = (
+            f"{parts.scheme}://{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+        )
+        self._template = topic_template
+        self._ack_timeout = ack_timeout
+        self._log = RateLimitedLog(logger, interval=10.0)
+        self._acked: set[int] = set()
+        self._handed: dict[str, mqtt.MQTTMessageInfo] = {}
+        self._cond = threading.Condition()
+        self.connected = False
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        client.max_inflight_messages_set(MAX_INFLIGHT)
+        if username is not None:
+            client.username_pw_set(username, password)
+        if parts.scheme == "mqtts":
+            client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(retry_max)))
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        client.connect_async(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme], 30)
+        client.loop_start()
+        logger.info("mqtt: publishing to %s, topic %s, QoS 1", self.address, topic_template)
+
+    # -- paho's network thread ------------------------------------------------------------
+    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        if reason.is_failure:
+            self._log.log("connect", logging.WARNING, "mqtt: %s refused the connection: %s",
+                          self.address, reason)  # fmt: skip
+            return
+        self.connected = True
+        logger.info("mqtt: connected to %s", self.address)
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: object) -> None:
+        self._log.log(
+            "connect", logging.WARNING,
+            "mqtt: cannot reach %s: retrying with backoff (events wait in Kafka)", self.address,
+        )  # fmt: skip
+
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object
+    ) -> None:
+        if self.connected:
+            logger.warning("mqtt: disconnected from %s (%s): reconnecting", self.address, reason)
+        self.connected = False
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: object, _p: object) -> None:
+        with self._cond:
+            self._acked.add(mid)
+            self._cond.notify_all()
+
+    # -- the sink's thread ----------------------------------------------------------------
+    def send(self, items: Sequence[Item], idle: Idle) -> list[Outcome]:
+        """Hand the items paho does not hold yet to paho, then wait for their PUBACKs."""
+        for item in items:
+            info = self._handed.get(item.where)
+            if info is None or info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                topic = topic_of(self._template, item.event)
+                self._handed[item.where] = self._client.publish(topic, item.body, qos=1)
+        deadline = time.monotonic() + self._ack_timeout
+        while not self._all_acked(items):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or idle(0):
+                break
+            with self._cond:
+                self._cond.wait(min(0.2, remaining))
+        return [self._outcome(item) for item in items]
+
+    def _all_acked(self, items: Sequence[Item]) -> bool:
+        with self._cond:
+            return all(self._handed[item.where].mid in self._acked for item in items)
+
+    def _outcome(self, item: Item) -> Outcome:
+        info = self._handed[item.where]
+        with self._cond:
+            acked = info.mid in self._acked
+            if acked:
+                self._acked.discard(info.mid)
+        if acked:
+            del self._handed[item.where]
+            return DELIVERED
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return Failed(f"publish failed: {mqtt.error_string(info.rc)}")
+        state = "connected" if self.connected else "not connected"
+        return Failed(f"no PUBACK from {self.address} within {self._ack_timeout:g}s ({state})")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

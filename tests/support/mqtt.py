@@ -1,0 +1,124 @@
+"""MQTT in tests: a real Mosquitto on a free localhost port, and a subscriber that keeps
+every message.
+
+:class:`Mosquitto` runs Debian's ``mosquitto`` (``scripts/setup.sh`` installs it) as a
+child of the test, never a system service, with persistence in a folder of the test:
+stopped (SIGTERM, which saves its state) and started again on the same port, it keeps
+the subscriber's session, so messages published while the subscriber was away still
+reach it. :class:`MqttCollector` is that subscriber: a persistent session (QoS 1,
+``clean_session=False``) that reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from kva.ports import free_port
+from kva.process import ChildProcess
+from tests.support.wait import wait_for
+
+#: Debian's broker (package ``mosquitto``).
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Mosquitto:
+    """A Mosquitto broker on ``127.0.0.1:port`` (a free one unless given)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, start: bool = True) -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = data_dir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {data_dir}/\n"
+            "max_queued_messages 100000\n"
+            "log_dest stdout\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+        self.process: ChildProcess | None = None
+        if start:
+            self.start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        self.process = ChildProcess("mosquitto", [MOSQUITTO, "-c", str(self.config)])
+        wait_for(
+            lambda: _accepts(self.port) or not self.process or not self.process.alive(),
+            20,
+            f"mosquitto on port {self.port}",
+        )
+        if not self.process.alive():
+            raise AssertionError(f"mosquitto exited:\n{self.process.last_lines()}")
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM (Mosquitto saves its sessions and queued messages), then gone."""
+        if self.process is not None:
+            self.process.stop(10)
+            self.process = None
+
+
+@dataclass(frozen=True)
+class MqttMessage:
+    topic: str
+    payload: bytes
+    arrived: float
+
+
+class MqttCollector:
+    """Subscribes to ``topic`` at QoS 1 with a persistent session; keeps every message."""
+
+    def __init__(self, port: int, topic: str = "#") -> None:
+        self.messages: list[MqttMessage] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._topic = topic
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"test-{uuid.uuid4().hex[:12]}",
+            clean_session=False,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=1)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_args: self._subscribed.set()
+        client.on_message = self._on_message
+        self._client = client
+        client.connect("127.0.0.1", port, keepalive=10)
+        client.loop_start()
+        wait_for(self._subscribed.is_set, 20, "the MQTT subscription")
+
+    def _on_connect(self, client: mqtt.Client, *_args: object) -> None:
+        client.subscribe(self._topic, qos=1)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(MqttMessage(msg.topic, msg.payload, time.monotonic()))
+
+    def snapshot(self) -> list[MqttMessage]:
+        with self._lock:
+            return list(self.messages)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
