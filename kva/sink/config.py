@@ -164,6 +164,15 @@ class EventsSettings(KafkaSettings):
         9104, "port of /metrics, /healthz, /readyz (0 = any free port)", "--metrics-port"
     )
 
+    @field_validator(
+        "events_mqtt", "events_webhook", "events_mqtt_password", "events_webhook_secret",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``KVA_EVENTS_WEBHOOK=`` (compose passes unset variables as empty) means no webhook."""
+        return None if value == "" else value
+
     @field_validator("events_mqtt")
     @classmethod
     def _check_mqtt(cls, value: str | None) -> str | None:
