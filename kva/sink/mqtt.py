@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: Characters that cannot stand in one level of a topic name (level separator, wildcards).
 _NOT_IN_A_LEVEL = str.maketrans({"/": "_", "+": "_", "#": "_", "\0": "_"})
-#: QoS 1 messages on the wire at once (paho's default is 20).
-MAX_INFLIGHT = 100
+#: QoS 1 messages on the wire at once (paho's default is 20; the sink's batch bounds it anyway).
+MAX_INFLIGHT = 1000
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 
@@ -127,18 +127,16 @@ class MqttDestination:
             if info is None or info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 topic = topic_of(self._template, item.event)
                 self._handed[item.where] = self._client.publish(topic, item.body, qos=1)
+        mids = {self._handed[item.where].mid for item in items}
         deadline = time.monotonic() + self._ack_timeout
-        while not self._all_acked(items):
+        while True:
             remaining = deadline - time.monotonic()
+            with self._cond:  # the check and the wait under one lock: no PUBACK slips between
+                if self._cond.wait_for(lambda: mids <= self._acked, min(0.2, max(0.0, remaining))):
+                    break
             if remaining <= 0 or idle(0):
                 break
-            with self._cond:
-                self._cond.wait(min(0.2, remaining))
         return [self._outcome(item) for item in items]
-
-    def _all_acked(self, items: Sequence[Item]) -> bool:
-        with self._cond:
-            return all(self._handed[item.where].mid in self._acked for item in items)
 
     def _outcome(self, item: Item) -> Outcome:
         info = self._handed[item.where]

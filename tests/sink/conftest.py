@@ -17,7 +17,7 @@ from kva.kafka import FrameProducer
 from kva.settings import KafkaSettings
 from kva.sink.config import EventsSettings
 from kva.sink.service import EventsService
-from tests.support.mqtt import Mosquitto
+from testbed.mqtt import Mosquitto
 from tests.support.process import starts_processes
 from tests.support.wait import wait_for
 from tests.support.webhook import WebhookReceiver

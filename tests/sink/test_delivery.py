@@ -13,9 +13,9 @@ import pytest
 
 from kva.events import Event
 from kva.settings import KafkaSettings
+from testbed.mqtt import Mosquitto, MqttCollector
 from tests.sink.conftest import EventFeed, make_event, metric, running_sink, sink_settings
 from tests.support.kafka import Reader
-from tests.support.mqtt import Mosquitto, MqttCollector
 from tests.support.wait import wait_for
 from tests.support.webhook import WebhookReceiver
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pytest
 
 from kva.settings import KafkaSettings
+from testbed.mqtt import Mosquitto, MqttCollector
 from tests.sink.conftest import EventFeed, make_event, metric, running_sink, sink_settings
-from tests.support.mqtt import Mosquitto, MqttCollector
 from tests.support.wait import wait_for
 from tests.support.webhook import WebhookReceiver
 

@@ -1,4 +1,4 @@
-"""MQTT in tests: a real Mosquitto on a free localhost port, and a subscriber that keeps
+"""MQTT in tests and benchmarks: a real Mosquitto on a free localhost port, and a subscriber that keeps
 every message.
 
 :class:`Mosquitto` runs Debian's ``mosquitto`` (``scripts/setup.sh`` installs it) as a
@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,17 @@ import paho.mqtt.client as mqtt
 
 from kva.ports import free_port
 from kva.process import ChildProcess
-from tests.support.wait import wait_for
 
 #: Debian's broker (package ``mosquitto``).
 MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
 
 
 def _accepts(port: int) -> bool:
@@ -63,7 +71,7 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         self.process = ChildProcess("mosquitto", [MOSQUITTO, "-c", str(self.config)])
-        wait_for(
+        _wait(
             lambda: _accepts(self.port) or not self.process or not self.process.alive(),
             20,
             f"mosquitto on port {self.port}",
@@ -106,7 +114,7 @@ class MqttCollector:
         self._client = client
         client.connect("127.0.0.1", port, keepalive=10)
         client.loop_start()
-        wait_for(self._subscribed.is_set, 20, "the MQTT subscription")
+        _wait(self._subscribed.is_set, 20, "the MQTT subscription")
 
     def _on_connect(self, client: mqtt.Client, *_args: object) -> None:
         client.subscribe(self._topic, qos=1)
