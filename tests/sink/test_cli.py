@@ -64,3 +64,51 @@ def test_kva_events_without_kafka_exits_with_a_clear_message(
     )  # fmt: skip
     assert sink.wait(60) == 1
     assert "cannot start: cannot reach Kafka" in sink.output()
+
+
+def test_a_sink_killed_before_the_ack_delivers_the_events_after_its_restart(
+    kafka_settings: KafkaSettings,
+    make_topic: Callable[..., str],
+    webhook: Callable[..., WebhookReceiver],
+    start_kva: Callable[..., KvaProcess],
+) -> None:
+    """Offsets are committed only after the acknowledgement: SIGKILL loses nothing."""
+    topic = make_topic(partitions=2)
+    receiver = webhook()
+    receiver.stop()  # down: nothing can be acknowledged
+    port = free_port()
+    argv = (
+        "events", "--bootstrap-server", kafka_settings.bootstrap_server, "--topic", topic,
+        "--group", f"{topic}-g", "--webhook", receiver.url, "--metrics-port", str(port),
+        "--retry-min", "0.2", "--retry-max", "1",
+    )  # fmt: skip
+    first = start_kva(*argv)
+    first.wait_http(f"http://127.0.0.1:{port}/readyz", 60)
+    events = [make_event(n, stream=f"cam{n % 3}") for n in range(12)]
+    EventFeed(kafka_settings, topic).send(*events)
+    first.wait_line("webhook: ", 30)  # "webhook: N event(s) not delivered (ConnectionError…)"
+    first.kill()
+    receiver.start()
+    second = start_kva(*argv)
+    wait_for(lambda: {p.event_id for p in receiver.snapshot()} >= {e.id for e in events}, 60,
+             "every event after the restart")  # fmt: skip
+    wait_for(
+        lambda: (
+            "kva_events_consumer_lag{" in (text := _metrics(port))
+            and all(
+                line.endswith(" 0.0")
+                for line in text.splitlines()
+                if line.startswith("kva_events_consumer_lag{")
+            )
+        ),
+        30,
+        "no lag",
+    )
+    assert second.stop() == 0
+
+
+def _metrics(port: int) -> str:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except requests.RequestException:
+        return ""
