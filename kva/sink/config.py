@@ -21,7 +21,7 @@ TEMPLATE_FIELDS = ("stream", "type", "id", "label", "track", "zone", "line", "di
 _TOPIC_NAME = r"^[A-Za-z0-9._-]+$"
 
 
-def template_fields(template: str) -> list[str]:
+def template_fields(template: str, allowed: tuple[str, ...] = TEMPLATE_FIELDS) -> list[str]:
     """The ``{name}`` fields of ``template``; ValueError naming what is wrong."""
     try:
         parsed = list(string.Formatter().parse(template))
@@ -31,10 +31,10 @@ def template_fields(template: str) -> list[str]:
     for _text, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in TEMPLATE_FIELDS or spec or conversion:
+        if name not in allowed or spec or conversion:
             raise ValueError(
                 f"bad topic template {template!r}: {{{name}}} is not one of "
-                + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+                + ", ".join(f"{{{f}}}" for f in allowed)
             )
         names.append(name)
     return names
@@ -99,6 +99,20 @@ class EventsSettings(KafkaSettings):
         max_length=64,
         description="MQTT client id",
         json_schema_extra={"flag": "--mqtt-client-id"},
+    )
+    events_dlstreamer_topic: str | None = Field(
+        None,
+        max_length=512,
+        description="also publish each frame's objects (from --predictions-topic) to this MQTT "
+        "topic in DL Streamer Pipeline Server's metadata format; field: {stream}",
+        json_schema_extra={"flag": "--dlstreamer-topic", "metavar": "TEMPLATE"},
+    )
+    events_predictions_topic: str = Field(
+        "predictions",
+        pattern=_TOPIC_NAME,
+        max_length=249,
+        description="Kafka topic of the frames' predictions (for --dlstreamer-topic)",
+        json_schema_extra={"flag": "--predictions-topic", "metavar": "TOPIC"},
     )
     events_webhook: str | None = Field(
         None,
@@ -209,10 +223,24 @@ class EventsSettings(KafkaSettings):
             )
         return value
 
+    @field_validator("events_dlstreamer_topic")
+    @classmethod
+    def _check_dlstreamer_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        template_fields(value, allowed=("stream",))
+        if "+" in value or "#" in value:
+            raise ValueError(
+                f"bad topic template {value!r}: wildcards + and # cannot be published to"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_destinations(self) -> EventsSettings:
         if self.events_mqtt is None and self.events_webhook is None:
             raise ValueError("no destination: give --mqtt URL and/or --webhook URL")
+        if self.events_dlstreamer_topic is not None and self.events_mqtt is None:
+            raise ValueError("--dlstreamer-topic publishes over MQTT: give --mqtt URL too")
         if self.events_retry_max < self.events_retry_min:
             raise ValueError("--retry-max is smaller than --retry-min")
         if self.events_mqtt_password is not None and self.events_mqtt_username is None:

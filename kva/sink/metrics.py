@@ -79,5 +79,16 @@ class SinkMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
             registry=r,
         )
+        self.frames_published = Counter(
+            "kva_events_dlstreamer_frames_published",
+            "frames whose objects were published in DL Streamer Pipeline Server's format",
+            registry=r,
+        )
+        self.frames_dropped = Counter(
+            "kva_events_dlstreamer_frames_dropped",
+            "frames not published in DL Streamer's format, by reason",
+            ["reason"],
+            registry=r,
+        )
         for reason in get_args(EventErrorReason):
             self.corrupt.labels(reason)

@@ -152,6 +152,12 @@ class MqttDestination:
         state = "connected" if self.connected else "not connected"
         return Failed(f"no PUBACK from {self.address} within {self._ack_timeout:g}s ({state})")
 
+    def publish_now(self, topic: str, payload: bytes) -> bool:
+        """QoS 0, not awaited (frame metadata): False when not connected (dropped)."""
+        if not self.connected:
+            return False
+        return bool(self._client.publish(topic, payload, qos=0).rc == mqtt.MQTT_ERR_SUCCESS)
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

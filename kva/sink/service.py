@@ -29,6 +29,7 @@ from kva.logs import RateLimitedLog
 from kva.sink.config import EventsSettings
 from kva.sink.delivery import Backoff, DeadLetters, Delivery
 from kva.sink.destination import Destination, Item
+from kva.sink.dlstreamer import MetadataRelay
 from kva.sink.metrics import SinkMetrics
 from kva.sink.mqtt import MqttDestination
 from kva.sink.webhook import WebhookDestination
@@ -80,6 +81,7 @@ class EventsService:
         self.delivery: Delivery | None = None
         self._consumer: AtLeastOnceConsumer | None = None
         self._producer: FrameProducer | None = None
+        self._relay: MetadataRelay | None = None
         self._held: deque[Record] = deque()
         self._stop = threading.Event()
         self._last_turn = time.monotonic()
@@ -106,8 +108,9 @@ class EventsService:
         )
         backoff = Backoff(s.events_retry_min, s.events_retry_max)
         self._producer = FrameProducer(s, acks="all", linger_ms=5)
+        destinations = build_destinations(s)
         self.delivery = Delivery(
-            build_destinations(s),
+            destinations,
             DeadLetters(self._producer, s.events_dead_letter_topic, backoff),
             self.metrics,
             backoff,
@@ -116,6 +119,22 @@ class EventsService:
             s, [s.events_topic], s.events_group, session_timeout_ms=SESSION_TIMEOUT_MS
         )
         self.http = self._serve_metrics()
+        mqtt = next((d for d in destinations if isinstance(d, MqttDestination)), None)
+        if s.events_dlstreamer_topic and mqtt is not None:
+            self._relay = MetadataRelay(
+                s,
+                s.events_predictions_topic,
+                f"{s.events_group}-dlstreamer",
+                s.events_dlstreamer_topic,
+                mqtt.publish_now,
+                self.metrics,
+            )
+            self._relay.start(stop)
+            logger.info(
+                "publishing each frame's objects from %s to MQTT %s (DL Streamer format)",
+                s.events_predictions_topic,
+                s.events_dlstreamer_topic,
+            )
         logger.info(
             "delivering %s (group %s) to %s; refused events to %s; metrics on http://%s:%d/metrics",
             s.events_topic,
@@ -242,6 +261,9 @@ class EventsService:
 
     def close(self) -> None:
         """Close the destinations, flush the dead letters, leave the group (bounded)."""
+        if self._relay is not None:
+            self._stop.set()
+            self._relay.close()
         if self.delivery is not None:
             self.delivery.close()
         if self._producer is not None and self._producer.flush(10.0):

@@ -40,9 +40,15 @@ def test_kva_events_delivers_serves_metrics_and_stops_cleanly(
         EventFeed(kafka_settings, topic).send(*events)
         wait_for(lambda: len(receiver.snapshot()) >= 5, 30, "5 webhook posts")
         wait_for(lambda: len(collector.snapshot()) >= 5, 30, "5 MQTT messages")
-        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert 'kva_events_delivered_total{destination="mqtt"} 5.0' in metrics
-        assert 'kva_events_delivered_total{destination="webhook"} 5.0' in metrics
+        # counted once the batch is acknowledged, which may be just after the receivers have it
+        wait_for(
+            lambda: (
+                'kva_events_delivered_total{destination="mqtt"} 5.0' in (text := _metrics(port))
+                and 'kva_events_delivered_total{destination="webhook"} 5.0' in text
+            ),
+            30,
+            "the delivered counters",
+        )
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
     finally:
         collector.close()

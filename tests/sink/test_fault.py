@@ -18,13 +18,17 @@ import pytest
 from kva.settings import KafkaSettings
 from testbed.mqtt import Mosquitto, MqttCollector
 from tests.sink.conftest import EventFeed, make_event, metric, running_sink, sink_settings
-from tests.support.wait import wait_for
+from tests.support.wait import eventually, wait_for
 from tests.support.webhook import WebhookReceiver
 
 RATE = 20.0
 BEFORE, DOWN, AFTER = 5.0, 10.0, 5.0
 #: Duplicates may come from events in flight when the destinations died.
 FAULT_MARGIN = 3.0
+
+
+def _mqtt_ids(collector: MqttCollector) -> set[str]:
+    return {json.loads(m.payload)["id"] for m in collector.snapshot()}
 
 
 class Feeder:
@@ -84,13 +88,14 @@ def test_destinations_down_for_10s_lose_nothing_and_duplicate_only_around_the_fa
             sent = feeder.stop()
             wait_for(lambda: len({p.event_id for p in receiver.snapshot()}) >= len(sent), 60,
                      "every event at the webhook")  # fmt: skip
-            wait_for(
-                lambda: (
-                    len({json.loads(m.payload)["id"] for m in collector.snapshot()}) >= len(sent)
-                ),
-                60,
-                "every event over MQTT",
-            )
+            if eventually(lambda: _mqtt_ids(collector) >= set(sent), 60) is None:
+                missing = sorted(sent[i] - killed for i in set(sent) - _mqtt_ids(collector))
+                delivered = metric(sink, "kva_events_delivered_total", destination="mqtt")
+                raise AssertionError(
+                    f"{len(missing)} event(s) never arrived over MQTT (the sink counts "
+                    f"{delivered:.0f} acknowledged); sent at (s after the kill; back at "
+                    f"{back - killed:.1f}): {[round(t, 2) for t in missing]}"
+                )
             assert metric(sink, "kva_events_delivery_retries_total", destination="webhook") > 0
     finally:
         collector.close()
