@@ -11,6 +11,7 @@ reach it. :class:`MqttCollector` is that subscriber: a persistent session (QoS 1
 
 from __future__ import annotations
 
+import getpass
 import socket
 import threading
 import time
@@ -55,6 +56,9 @@ class Mosquitto:
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # started as root, mosquitto would switch to the user "mosquitto", who cannot
+            # write the persistence file into this folder: stay who we are
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {data_dir}/\n"
             "max_queued_messages 100000\n"
