@@ -27,6 +27,7 @@ from confluent_kafka import (
 from kva.kafka.config import client_config
 from kva.kafka.health import BrokerHealth
 from kva.kafka.record import Record
+from kva.logs import RateLimitedLog
 from kva.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class AtLeastOnceConsumer:
         self.health = BrokerHealth(f"consumer[{group_id}]")
         self._paused = False
         self._assigned: set[tuple[str, int]] = set()
+        self._last_commit: dict[tuple[str, int], int] = {}
+        self._log = RateLimitedLog(logger, interval=10.0)
         config = client_config(settings) | {
             "group.id": group_id,
             "enable.auto.commit": False,
@@ -66,6 +69,7 @@ class AtLeastOnceConsumer:
             "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
             "topic.metadata.refresh.interval.ms": 10000,
             "error_cb": self.health.on_error,
+            "on_commit": self._on_commit,
         }
         config.update(extra or {})
         self._consumer = Consumer(config)
@@ -89,8 +93,24 @@ class AtLeastOnceConsumer:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("revoked %s", sorted((tp.topic, tp.partition) for tp in partitions))
+        self._commit_now({(tp.topic, tp.partition) for tp in partitions})
         self._assigned = set()
         consumer.unassign()
+
+    def _commit_now(self, partitions: set[tuple[str, int]]) -> None:
+        """Commit the last offsets of ``partitions`` synchronously (before they move on)."""
+        owned = [TopicPartition(t, p, o) for (t, p), o in self._last_commit.items()
+                 if (t, p) in partitions]  # fmt: skip
+        for tp in owned:
+            del self._last_commit[(tp.topic, tp.partition)]
+        if not owned:
+            return
+        try:
+            self._consumer.commit(offsets=owned, asynchronous=False)
+        except KafkaException as exc:
+            logger.warning(
+                "commit of %s failed: %s", [(tp.topic, tp.partition) for tp in owned], exc
+            )
 
     def poll(self, timeout: float = 1.0) -> Record | None:
         """The next message, or None within ``timeout`` (always None while paused)."""
@@ -108,20 +128,30 @@ class AtLeastOnceConsumer:
         return Record.from_message(msg)
 
     def commit(self, done: Mapping[tuple[str, int], int]) -> bool:
-        """Commit ``(topic, partition) -> offset of the last handled record`` (synchronously).
+        """Commit ``(topic, partition) -> offset of the last handled record``.
 
-        Returns False (logged) when the commit failed, e.g. the partition moved to another
-        member meanwhile: that member then hands the records out again (at least once).
+        Asynchronous: a later commit covers an earlier one that failed (logged), and
+        :meth:`close` commits the last offsets synchronously. A commit that never lands
+        (a crash, the partition moved to another member) means those records are handed
+        out again: at least once. Returns False when the request could not be made.
         """
         offsets = [TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
         if not offsets:
             return True
+        self._last_commit.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             logger.warning("commit of %s failed: %s", _where(done), exc)
             return False
         return True
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None and error.code() != KafkaError._NO_OFFSET:
+            self._log.log(
+                error.code(), logging.WARNING,
+                "commit failed (a later one covers it): %s", error.str(),
+            )  # fmt: skip
 
     def pause(self) -> None:
         """Fetch nothing more (the assignment and the group membership are kept)."""
@@ -158,7 +188,12 @@ class AtLeastOnceConsumer:
         return lags
 
     def close(self) -> None:
-        """Leave the group (uncommitted records go to the next member) and release resources."""
+        """Commit the last offsets (synchronously, bounded by the broker's timeouts), leave
+        the group (uncommitted records go to the next member) and release resources."""
+        try:
+            self._commit_now(self._assigned)
+        except RuntimeError:
+            logger.debug("consumer already closed")
         try:
             self._consumer.close()
         except RuntimeError:
