@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import getpass
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -25,8 +27,40 @@ import paho.mqtt.client as mqtt
 from kva.ports import free_port
 from kva.process import ChildProcess
 
-#: Debian's broker (package ``mosquitto``).
+#: Debian's broker and its password tool (package ``mosquitto``).
 MOSQUITTO = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+#: Debian's ``openssl`` (``scripts/setup.sh test`` installs it): the test CA.
+OPENSSL = "openssl"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(folder: Path) -> TlsFiles:
+    """Create a CA and a server certificate (subjectAltName IP:127.0.0.1) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = folder / "ca.crt", folder / "ca.key"
+    cert, key, csr = folder / "server.crt", folder / "server.key", folder / "server.csr"
+    san = folder / "san.cnf"
+    san.write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+         str(ca), "-days", "1", "-subj", "/CN=kva test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(san)],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run([OPENSSL, *step], check=True, capture_output=True)
+    return TlsFiles(ca, cert, key)
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -48,17 +82,39 @@ def _accepts(port: int) -> bool:
 class Mosquitto:
     """A Mosquitto broker on ``127.0.0.1:port`` (a free one unless given)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, start: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        start: bool = True,
+        tls: TlsFiles | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.data_dir = data_dir
+        self.tls = tls
         data_dir.mkdir(parents=True, exist_ok=True)
         self.config = data_dir / "mosquitto.conf"
+        security = "allow_anonymous true\n"
+        if users:
+            passwords = data_dir / "passwords"
+            passwords.write_text("")
+            for user, password in users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(passwords), user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            security = f"allow_anonymous false\npassword_file {passwords}\n"
+        if tls:
+            security += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + security
             # started as root, mosquitto would switch to the user "mosquitto", who cannot
             # write the persistence file into this folder: stay who we are
-            f"user {getpass.getuser()}\n"
+            + f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {data_dir}/\n"
             "max_queued_messages 100000\n"
@@ -71,7 +127,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Mosquitto:
         self.process = ChildProcess("mosquitto", [MOSQUITTO, "-c", str(self.config)])
@@ -101,7 +157,15 @@ class MqttMessage:
 class MqttCollector:
     """Subscribes to ``topic`` at QoS 1 with a persistent session; keeps every message."""
 
-    def __init__(self, port: int, topic: str = "#") -> None:
+    def __init__(
+        self,
+        port: int,
+        topic: str = "#",
+        *,
+        ca_file: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.messages: list[MqttMessage] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -112,6 +176,10 @@ class MqttCollector:
             clean_session=False,
         )
         client.reconnect_delay_set(min_delay=1, max_delay=1)
+        if username is not None:
+            client.username_pw_set(username, password)
+        if ca_file is not None:
+            client.tls_set(ca_certs=str(ca_file), cert_reqs=ssl.CERT_REQUIRED)
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *_args: self._subscribed.set()
         client.on_message = self._on_message

@@ -6,14 +6,14 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kva.events import Event
 from kva.settings import KafkaSettings
-from testbed.mqtt import Mosquitto, MqttCollector
+from testbed.mqtt import Mosquitto, MqttCollector, make_tls_files
 from tests.sink.conftest import EventFeed, make_event, metric, running_sink, sink_settings
 from tests.support.kafka import Reader
 from tests.support.wait import wait_for
@@ -200,3 +200,80 @@ def test_an_unreachable_broker_at_start_is_retried_and_events_wait_in_kafka(
             broker.stop()
     assert f"mqtt: cannot reach mqtt://127.0.0.1:{broker.port}" in caplog.text
     assert "events wait in Kafka" in caplog.text
+
+
+@pytest.fixture
+def secure_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A Mosquitto that speaks only TLS (a test CA) and wants a user name and password."""
+    broker = Mosquitto(
+        tmp_path / "mosquitto",
+        tls=make_tls_files(tmp_path / "tls"),
+        users={"sink": "sink-pa55", "reader": "reader-pa55"},
+    )
+    yield broker
+    broker.stop()
+
+
+def test_tls_and_a_password_from_the_environment(
+    kafka_settings: KafkaSettings,
+    make_topic: Callable[..., str],
+    secure_mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = make_topic()
+    tls = secure_mosquitto.tls
+    assert tls is not None and secure_mosquitto.url.startswith("mqtts://")
+    collector = MqttCollector(
+        secure_mosquitto.port, "kva/#", ca_file=tls.ca, username="reader", password="reader-pa55"
+    )
+    monkeypatch.setenv("KVA_EVENTS_MQTT_PASSWORD", "sink-pa55")
+    settings = sink_settings(
+        kafka_settings,
+        topic,
+        events_mqtt=secure_mosquitto.url,
+        events_mqtt_username="sink",
+        events_mqtt_ca_file=tls.ca,
+    )
+    try:
+        with caplog.at_level(logging.DEBUG), running_sink(settings):
+            EventFeed(kafka_settings, topic).send(make_event(7))
+            (message,) = wait_for(collector.snapshot, 30, "the event over TLS")
+    finally:
+        collector.close()
+    assert Event.from_json(message.payload) == make_event(7)
+    assert "sink-pa55" not in caplog.text
+
+
+def test_a_wrong_password_is_retried_with_a_clear_log_and_events_wait(
+    kafka_settings: KafkaSettings,
+    make_topic: Callable[..., str],
+    secure_mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = make_topic()
+    tls = secure_mosquitto.tls
+    assert tls is not None
+    monkeypatch.setenv("KVA_EVENTS_MQTT_PASSWORD", "not-the-Pa55")
+    settings = sink_settings(
+        kafka_settings,
+        topic,
+        events_mqtt=secure_mosquitto.url,
+        events_mqtt_username="sink",
+        events_mqtt_ca_file=tls.ca,
+    )
+    with caplog.at_level(logging.INFO), running_sink(settings) as sink:
+        EventFeed(kafka_settings, topic).send(make_event(1), make_event(2))
+        wait_for(
+            lambda: metric(sink, "kva_events_consumer_lag", topic=topic, partition="0") == 2,
+            20,
+            "the events waiting in Kafka",
+        )
+        wait_for(lambda: "refused the connection" in caplog.text, 20, "the refusal logged")
+        assert metric(sink, "kva_events_delivered_total", destination="mqtt") == 0
+    assert (
+        f"mqtt: mqtts://127.0.0.1:{secure_mosquitto.port} refused the connection: Not authorized"
+        in caplog.text
+    )
+    assert "not-the-Pa55" not in caplog.text
