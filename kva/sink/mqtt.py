@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,54 +44,46 @@ def topic_of(template: str, event: Event) -> str:
     return template.format(**values)
 
 
-class MqttDestination:
-    """One MQTT connection, kept up by paho's network thread."""
+@dataclass(frozen=True, slots=True)
+class MqttOptions:
+    """How to reach the broker: ``mqtt://`` or ``mqtts://`` URL, client id, credentials."""
 
-    name = "mqtt"
+    url: str
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    retry_max: float = 30.0
 
-    def __init__(
-        self,
-        url: str,
-        topic_template: str,
-        *,
-        client_id: str,
-        username: str | None = None,
-        password: str | None = None,
-        ca_file: Path | None = None,
-        ack_timeout: float = 10.0,
-        retry_max: float = 30.0,
-    ) -> None:
-        parts = urlsplit(url)
-        self.address = (
-            f"{parts.scheme}://{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
-        )
-        self._template = topic_template
-        self._ack_timeout = ack_timeout
+
+class MqttConnection:
+    """One MQTT connection, made and remade by paho's network thread."""
+
+    def __init__(self, options: MqttOptions) -> None:
+        parts = urlsplit(options.url)
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        self.address = f"{parts.scheme}://{parts.hostname}:{port}"
         self._log = RateLimitedLog(logger, interval=10.0)
-        self._acked: set[int] = set()
-        self._handed: dict[str, mqtt.MQTTMessageInfo] = {}
-        self._cond = threading.Condition()
         self.connected = False
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+            client_id=options.client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
         client.max_inflight_messages_set(MAX_INFLIGHT)
-        if username is not None:
-            client.username_pw_set(username, password)
+        if options.username is not None:
+            client.username_pw_set(options.username, options.password)
         if parts.scheme == "mqtts":
-            client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(retry_max)))
+            ca = str(options.ca_file) if options.ca_file else None
+            client.tls_set(ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+        client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(options.retry_max)))
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
         self._client = client
-        client.connect_async(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme], 30)
+        client.connect_async(parts.hostname or "", port, 30)
         client.loop_start()
-        logger.info("mqtt: publishing to %s, topic %s, QoS 1", self.address, topic_template)
 
     # -- paho's network thread ------------------------------------------------------------
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
@@ -113,6 +106,39 @@ class MqttDestination:
         if self.connected:
             logger.warning("mqtt: disconnected from %s (%s): reconnecting", self.address, reason)
         self.connected = False
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class MqttFramePublisher(MqttConnection):
+    """QoS 0, nothing awaited: frame metadata (its own connection, so that QoS 0 message ids
+    never mix with the QoS 1 ones :class:`MqttDestination` waits for)."""
+
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """False when not connected (the frame is dropped, not queued)."""
+        if not self.connected:
+            return False
+        return bool(self._client.publish(topic, payload, qos=0).rc == mqtt.MQTT_ERR_SUCCESS)
+
+
+class MqttDestination(MqttConnection):
+    """Events at QoS 1: each handed to paho once, then its PUBACK awaited."""
+
+    name = "mqtt"
+
+    def __init__(self, options: MqttOptions, topic_template: str, ack_timeout: float) -> None:
+        self._template = topic_template
+        self._ack_timeout = ack_timeout
+        #: Message ids PUBACKed and not yet collected; only QoS 1 messages are sent on this
+        #: connection, and paho reports one PUBACK per message, so an id here is exact.
+        self._acked: set[int] = set()
+        self._handed: dict[str, mqtt.MQTTMessageInfo] = {}
+        self._cond = threading.Condition()
+        super().__init__(options)
+        self._client.on_publish = self._on_publish
+        logger.info("mqtt: publishing to %s, topic %s, QoS 1", self.address, topic_template)
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: object, _p: object) -> None:
         with self._cond:
@@ -151,13 +177,3 @@ class MqttDestination:
             return Failed(f"publish failed: {mqtt.error_string(info.rc)}")
         state = "connected" if self.connected else "not connected"
         return Failed(f"no PUBACK from {self.address} within {self._ack_timeout:g}s ({state})")
-
-    def publish_now(self, topic: str, payload: bytes) -> bool:
-        """QoS 0, not awaited (frame metadata): False when not connected (dropped)."""
-        if not self.connected:
-            return False
-        return bool(self._client.publish(topic, payload, qos=0).rc == mqtt.MQTT_ERR_SUCCESS)
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()

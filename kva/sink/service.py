@@ -31,7 +31,7 @@ from kva.sink.delivery import Backoff, DeadLetters, Delivery
 from kva.sink.destination import Destination, Item
 from kva.sink.dlstreamer import MetadataRelay
 from kva.sink.metrics import SinkMetrics
-from kva.sink.mqtt import MqttDestination
+from kva.sink.mqtt import MqttDestination, MqttFramePublisher, MqttOptions
 from kva.sink.webhook import WebhookDestination
 
 logger = logging.getLogger(__name__)
@@ -41,24 +41,26 @@ LOOP_STALL_SECONDS = 15.0
 SESSION_TIMEOUT_MS = 10000
 
 
+def mqtt_options(settings: EventsSettings, client_id: str) -> MqttOptions:
+    """How to reach the MQTT broker of ``settings`` (which has one)."""
+    password = settings.events_mqtt_password
+    return MqttOptions(
+        url=settings.events_mqtt or "",
+        client_id=client_id,
+        username=settings.events_mqtt_username,
+        password=password.get_secret_value() if password else None,
+        ca_file=settings.events_mqtt_ca_file,
+        retry_max=settings.events_retry_max,
+    )
+
+
 def build_destinations(settings: EventsSettings) -> list[Destination]:
     """The destinations ``settings`` configure (MQTT starts connecting in the background)."""
     s = settings
     destinations: list[Destination] = []
     if s.events_mqtt is not None:
-        password = s.events_mqtt_password
-        destinations.append(
-            MqttDestination(
-                s.events_mqtt,
-                s.events_mqtt_topic,
-                client_id=s.events_mqtt_client_id,
-                username=s.events_mqtt_username,
-                password=password.get_secret_value() if password else None,
-                ca_file=s.events_mqtt_ca_file,
-                ack_timeout=s.events_ack_timeout,
-                retry_max=s.events_retry_max,
-            )
-        )
+        options = mqtt_options(s, s.events_mqtt_client_id)
+        destinations.append(MqttDestination(options, s.events_mqtt_topic, s.events_ack_timeout))
     if s.events_webhook is not None:
         secret = s.events_webhook_secret
         destinations.append(
@@ -82,6 +84,7 @@ class EventsService:
         self._consumer: AtLeastOnceConsumer | None = None
         self._producer: FrameProducer | None = None
         self._relay: MetadataRelay | None = None
+        self._frames_mqtt: MqttFramePublisher | None = None
         self._held: deque[Record] = deque()
         self._stop = threading.Event()
         self._last_turn = time.monotonic()
@@ -119,14 +122,16 @@ class EventsService:
             s, [s.events_topic], s.events_group, session_timeout_ms=SESSION_TIMEOUT_MS
         )
         self.http = self._serve_metrics()
-        mqtt = next((d for d in destinations if isinstance(d, MqttDestination)), None)
-        if s.events_dlstreamer_topic and mqtt is not None:
+        if s.events_dlstreamer_topic and s.events_mqtt:
+            self._frames_mqtt = MqttFramePublisher(
+                mqtt_options(s, f"{s.events_mqtt_client_id}-frames")
+            )
             self._relay = MetadataRelay(
                 s,
                 s.events_predictions_topic,
                 f"{s.events_group}-dlstreamer",
                 s.events_dlstreamer_topic,
-                mqtt.publish_now,
+                self._frames_mqtt.publish,
                 self.metrics,
             )
             self._relay.start(stop)
@@ -239,6 +244,7 @@ class EventsService:
             record = consumer.poll(max(0.0, min(0.2, deadline - time.monotonic())))
             if record is not None:  # fetched before the pause took effect: keep it, in order
                 self._held.append(record)
+                consumer.pause()  # again, in case a rebalance brought partitions meanwhile
             if self._stop.is_set() or time.monotonic() >= deadline:
                 return self._stop.is_set()
 
@@ -252,11 +258,12 @@ class EventsService:
         for (topic, partition), lag in lags.items():
             self.metrics.lag.labels(topic, str(partition)).set(lag)
         self._last_turn = time.monotonic()
-        if lags:
+        waiting = sum(lags.values())
+        if waiting:
             logger.info(
-                "lag %d event(s)%s",
-                sum(lags.values()),
-                " (paused)" if self._consumer.paused else "",
+                "%d event(s) waiting in Kafka%s",
+                waiting,
+                " (paused: a destination is not acknowledging)" if self._consumer.paused else "",
             )
 
     def close(self) -> None:
@@ -264,6 +271,8 @@ class EventsService:
         if self._relay is not None:
             self._stop.set()
             self._relay.close()
+        if self._frames_mqtt is not None:
+            self._frames_mqtt.close()
         if self.delivery is not None:
             self.delivery.close()
         if self._producer is not None and self._producer.flush(10.0):
