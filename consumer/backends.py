@@ -21,10 +21,11 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from kva.consumer.backend_api import Backend, ModelInfo, Outputs, model_info
+from kva import dtypes
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, Payload, model_info
 from kva.consumer.config import check_replica_url
 from kva.consumer.errors import InferenceError, MetadataError, shorten
-from kva.consumer.v2_tensors import V2Tensor, bytes_element, decode_outputs
+from kva.consumer.v2_tensors import V2Input, V2Tensor, decode_outputs
 
 #: Largest answer read from a model server (a classifier answer is < 1 kB).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -134,20 +135,27 @@ class TfServingBackend(RestBackend):
             raise MetadataError(f"{url}: no signature_def with inputs and outputs") from exc
         try:
             shapes = [
-                (name, [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])])
+                (
+                    name,
+                    [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])],
+                    _tf_dtype(t.get("dtype")),
+                )
                 for name, t in inputs.items()
             ]
         except (TypeError, AttributeError, ValueError) as exc:
             raise MetadataError(f"{url}: input shapes are not TF Serving's") from exc
         return model_info(self.model_name, url, shapes, outputs)
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
         url = f"{self.url}:predict"
-        payload = {"instances": [{"b64": base64.b64encode(image).decode("ascii")}]}
+        if isinstance(payload, bytes):
+            request: Any = {"instances": [{"b64": base64.b64encode(payload).decode("ascii")}]}
+        else:  # TF Serving's REST has only JSON for a tensor: the columnar form
+            request = {"inputs": {info.input_name: payload.tolist()}}
         _status, body, _headers = self._request(
             "POST",
             url,
-            body=json.dumps(payload).encode(),
+            body=json.dumps(request).encode(),
             headers={"Content-Type": "application/json"},
         )
         document = _json(body, url)
@@ -182,26 +190,47 @@ class KServeBackend(RestBackend):
         except InferenceError:
             return False
 
+    #: Whether the server takes the binary tensor extension (None: not asked yet).
+    binary: bool | None = None
+
     def metadata(self) -> ModelInfo:
+        self.binary = self._takes_binary()
         _status, body, _headers = self._request("GET", self.url)
         document = _json(body, self.url)
         try:
-            inputs = [(str(i["name"]), [int(d) for d in i["shape"]]) for i in document["inputs"]]
+            inputs = [
+                (str(i["name"]), [int(d) for d in i["shape"]], dtypes.from_v2(str(i["datatype"])))
+                for i in document["inputs"]
+            ]
             names = [str(o["name"]) for o in document["outputs"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
         return model_info(self.model_name, self.url, inputs, names)
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def _takes_binary(self) -> bool:
+        """False when the server's metadata lists its extensions without
+        ``binary_tensor_data`` (MLServer); True otherwise (kva serve, Triton, OVMS)."""
+        try:
+            _status, body, _headers = self._request("GET", f"{self.server}/v2", limit=64 * 1024)
+            extensions = _json(body, self.server).get("extensions")
+        except (InferenceError, AttributeError):
+            return True
+        return not isinstance(extensions, list) or "binary_tensor_data" in extensions
+
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
+        if self.binary is None:  # a replica that was down when the model's metadata was read
+            self.binary = self._takes_binary()
+        if self.binary is False:
+            return self._infer_json(info, payload)
         url = f"{self.url}/infer"
-        element = bytes_element(image)
+        tensor = V2Input.of(payload)
         header = {
             "inputs": [
                 {
                     "name": info.input_name,
-                    "shape": [1],
-                    "datatype": "BYTES",
-                    "parameters": {"binary_data_size": len(element)},
+                    "shape": tensor.shape,
+                    "datatype": tensor.datatype,
+                    "parameters": {"binary_data_size": len(tensor.raw)},
                 }
             ],
             "outputs": [{"name": n, "parameters": {"binary_data": False}} for n in info.outputs],
@@ -210,7 +239,7 @@ class KServeBackend(RestBackend):
         _status, body, headers = self._request(
             "POST",
             url,
-            body=head + element,
+            body=head + tensor.raw,
             headers={
                 "Content-Type": "application/octet-stream",
                 "Inference-Header-Content-Length": str(len(head)),
@@ -218,6 +247,29 @@ class KServeBackend(RestBackend):
         )
         json_length = headers.get("Inference-Header-Content-Length")
         return _v2_outputs(body, json_length, info, url)
+
+    def _infer_json(self, info: ModelInfo, payload: Payload) -> Outputs:
+        """The request without the binary extension: values as JSON ``data`` (a JPEG as
+        one base64 string)."""
+        url = f"{self.url}/infer"
+        if isinstance(payload, bytes):
+            data: list[Any] = [base64.b64encode(payload).decode("ascii")]
+            described: dict[str, Any] = {"shape": [1], "datatype": "BYTES", "data": data}
+        else:
+            described = {
+                "shape": list(payload.shape),
+                "datatype": dtypes.v2_name(payload.dtype),
+                "data": payload.ravel().tolist(),
+            }
+        request = {
+            "inputs": [{"name": info.input_name, **described}],
+            "outputs": [{"name": n} for n in info.outputs],
+        }
+        _status, body, _headers = self._request(
+            "POST", url, body=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        return _v2_outputs(body, None, info, url)
 
 
 def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str) -> Outputs:
@@ -242,16 +294,25 @@ def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str)
     return decode_outputs(tensors, info, url)
 
 
+def _tf_dtype(name: object) -> np.dtype | None:
+    found = dtypes.of_tf(name) if isinstance(name, str) else None
+    return None if found is None else found.numpy
+
+
 def backend_for_url(url: str, **kwargs: Any) -> Backend:
     """The backend speaking the protocol of ``url``: the table
     :data:`~kva.consumer.config.REPLICA_PROTOCOLS` (``/v1/...``, ``/v2/...``, ``grpc://``,
-    ``kserve+grpc://``).
+    ``kserve+grpc://``, ``openvino:``).
 
     Raises:
         ValueError: ``url`` is none of them (:func:`~kva.consumer.config.check_replica_url`).
     """
     check_replica_url(url)
     scheme = urlsplit(url).scheme
+    if scheme == "openvino":
+        from kva.consumer.openvino_backend import OpenVinoBackend  # openvino, [serve]
+
+        return OpenVinoBackend(url, **kwargs)
     if scheme == "grpc":
         from kva.consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
 

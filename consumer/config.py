@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
+from kva.consumer.model_input import InputOptions, parse_model_input
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
@@ -57,29 +58,55 @@ REPLICA_PROTOCOLS: tuple[ReplicaProtocol, ...] = (
     ReplicaProtocol(
         "http(s)",
         "http(s)://host:port/v1/models/<m>[/versions/<n>]",
-        'TF Serving REST: `:predict` with `{"b64": jpeg}`',
+        'TF Serving REST: `:predict` with `{"b64": jpeg}` or a tensor (JSON)',
         "kva serve, TF Serving, OVMS",
     ),
     ReplicaProtocol(
         "http(s)",
         "http(s)://host:port/v2/models/<m>[/versions/<n>]",
-        "KServe v2 REST: `/infer`, the JPEG as one BYTES element (binary extension)",
-        "kva serve, OVMS, Triton (a model taking encoded images)",
+        "KServe v2 REST: `/infer`, the JPEG as one BYTES element or a tensor (binary "
+        "extension; JSON `data` for a server without it)",
+        "kva serve, OVMS, Triton, MLServer (tensors)",
     ),
     ReplicaProtocol(
         "grpc",
         "grpc://host:port/<m>[/versions/<n>]",
-        "TF Serving gRPC: `PredictionService/Predict`, a DT_STRING tensor",
+        "TF Serving gRPC: `PredictionService/Predict`, a DT_STRING tensor or a numeric one",
         "kva serve, TF Serving, OVMS",
     ),
     ReplicaProtocol(
         "kserve+grpc",
         "kserve+grpc://host:port/<m>[/versions/<n>]",
-        "KServe v2 gRPC: `GRPCInferenceService/ModelInfer`, the JPEG as one BYTES element",
-        "kva serve, OVMS, Triton (a model taking encoded images)",
+        "KServe v2 gRPC: `GRPCInferenceService/ModelInfer`, the JPEG as one BYTES element "
+        "or a tensor (raw contents)",
+        "kva serve, OVMS, Triton, MLServer (tensors)",
+    ),
+    ReplicaProtocol(
+        "openvino",
+        "openvino:PATH",
+        "in process: OpenVINO runs the model (a base or version folder) in the consumer, "
+        "a tensor in, no server",
+        "the consumer itself (needs `openvino`, the `[serve]` extra)",
     ),
 )
-_SCHEMES = ", ".join(f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS))
+_SCHEMES = (
+    ", ".join(
+        f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS) if s != "openvino"
+    )
+    + ", openvino:"
+)
+
+
+def _check_openvino_url(url: str, path: str) -> None:
+    import importlib.util
+
+    if not path.strip():
+        raise ValueError(f"{url!r}: expected openvino:PATH (a model base or version folder)")
+    if importlib.util.find_spec("openvino") is None:
+        raise ValueError(
+            f"{url!r}: the in-process backend needs openvino "
+            "(pip install 'kafka-video-analytics[serve]')"
+        )
 
 
 def check_replica_url(url: str) -> None:
@@ -89,6 +116,9 @@ def check_replica_url(url: str) -> None:
         ValueError: the URL fits none of them, or its protocol's client is not installed.
     """
     parts = urlsplit(url)
+    if parts.scheme == "openvino":
+        _check_openvino_url(url, parts.path)
+        return
     if parts.scheme == "grpc":
         from kva.grpc_api import check_grpc_url
 
@@ -164,6 +194,14 @@ class ConsumerSettings(KafkaSettings):
         description="NAME=PATH_OR_URL: class names of a model (JSON list, JSON object id->name, "
         "or one name per line); default: the server's /labels endpoint, else numeric ids",
         json_schema_extra={"flag": "--labels", "metavar": "NAME=PATH_OR_URL"},
+    )
+    consume_model_inputs: ListSetting = Field(
+        default_factory=list,
+        description="NAME:KEY=VALUE[,KEY=VALUE...]: how frames go into a model: send=auto|jpeg|"
+        "tensor (auto: a JPEG for uint8 NHWC inputs, else a tensor), dtype, layout=NHWC|NCHW, "
+        "size=WxH (taken from the server's metadata and checked against it), order=RGB|BGR, "
+        "scale, mean=a/b/c (the tensor is (pixel - mean) * scale); repeatable",
+        json_schema_extra={"flag": "--model-input", "metavar": "NAME:KEY=VALUE,..."},
     )
     consume_passthrough: bool = Field(
         False,
@@ -312,6 +350,20 @@ class ConsumerSettings(KafkaSettings):
                 raise ValueError(f"--labels names model {name!r}, which no --model defines")
         return value
 
+    @field_validator("consume_model_inputs")
+    @classmethod
+    def _check_model_inputs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = {parse_model_spec(m).name for m in info.data.get("consume_models", [])}
+        names = []
+        for item in value:
+            name, _options = parse_model_input(item)
+            if name not in known:
+                raise ValueError(f"--model-input names model {name!r}, which no --model defines")
+            names.append(name)
+        if len(set(names)) != len(names):
+            raise ValueError("a model's --model-input is given twice; put every key in one")
+        return value
+
     @field_validator("consume_passthrough")
     @classmethod
     def _models_or_passthrough(cls, value: bool, info: ValidationInfo) -> bool:
@@ -322,6 +374,10 @@ class ConsumerSettings(KafkaSettings):
     def model_specs(self) -> list[ModelSpec]:
         """The parsed ``--model`` values."""
         return [parse_model_spec(item) for item in self.consume_models]
+
+    def model_inputs(self) -> dict[str, InputOptions]:
+        """Model name -> its ``--model-input`` options."""
+        return dict(parse_model_input(item) for item in self.consume_model_inputs)
 
     def label_sources(self) -> dict[str, str]:
         """Model name -> labels path or URL from ``--labels``."""

@@ -9,7 +9,6 @@ OVMS's ``shape: auto``) are recompiled for a request of another rank.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,15 +17,22 @@ from typing import Any
 
 import numpy as np
 
+from kva.model_files import (
+    ModelLoadError,
+    find_model,
+    port_name,
+    port_shape,
+    read_labels,
+    read_model,
+    read_sidecar,
+)
 from kva.tfserving.errors import Internal, InvalidArgument, Unavailable
-from kva.tfserving.model_files import ModelLoadError, find_model, read_model
 from kva.tfserving.tensors import IMAGE_DTYPES, TensorInfo
 
 __all__ = ["ModelLoadError", "Servable"]
 
 logger = logging.getLogger(__name__)
 
-SIDECAR = "kva-model.json"
 MAX_AUTO_RANK = 8
 MAX_VARIANTS = 8
 
@@ -44,13 +50,13 @@ class _Compiled:
         self.pool: queue.Queue[Any] = queue.Queue()
         for _ in range(self.size):
             self.pool.put(compiled.create_infer_request())
-        self.output_names = [_port_name(port) for port in compiled.outputs]
+        self.output_names = [port_name(port) for port in compiled.outputs]
         self.string_outputs = [_is_string(port) for port in compiled.outputs]
 
 
 class Servable:
     """A model version ready to serve (``<base>/<name>/<version>/``, any format of
-    :mod:`~kva.tfserving.model_files`; ``cache_dir`` keeps the converted ones)."""
+    :mod:`~kva.model_files`; ``cache_dir`` keeps the converted ones)."""
 
     def __init__(
         self,
@@ -65,9 +71,9 @@ class Servable:
         self.name = name
         self.version = version
         self.folder = folder
-        self.sidecar = _read_sidecar(folder)
+        self.sidecar = read_sidecar(folder)
         self.task = str(self.sidecar.get("task") or "")
-        self.labels = _read_labels(folder, self.sidecar.get("labels"))
+        self.labels = read_labels(folder, self.sidecar.get("labels"))
         self.shape_auto = self.sidecar.get("shape") == "auto"
         signatures = self.sidecar.get("example_signatures") or {}
         self.example_signatures: dict[str, str] = {
@@ -198,10 +204,7 @@ def _fits(shape: tuple[int, ...], expected: tuple[int, ...] | None) -> bool:
 
 
 def _info(port: Any) -> TensorInfo:
-    partial = port.get_partial_shape()
-    shape: tuple[int, ...] | None = None
-    if partial.rank.is_static:
-        shape = tuple(d.get_length() if d.is_static else -1 for d in partial)
+    shape = port_shape(port)
     dtype = np.dtype(object) if _is_string(port) else np.dtype(port.get_element_type().to_dtype())
     image_hw, nchw = None, False
     if shape and len(shape) == 4 and dtype in IMAGE_DTYPES:
@@ -209,7 +212,7 @@ def _info(port: Any) -> TensorInfo:
             image_hw = (shape[1], shape[2])
         elif shape[1] == 3 and min(shape[2:4]) > 0:
             image_hw, nchw = (shape[2], shape[3]), True
-    return TensorInfo(_port_name(port), dtype, shape, image_hw, nchw)
+    return TensorInfo(port_name(port), dtype, shape, image_hw, nchw)
 
 
 def _is_string(port: Any) -> bool:
@@ -235,40 +238,3 @@ def _strings(tensor: Any) -> np.ndarray:
     """An object array of ``bytes`` from an OpenVINO string tensor (not decoded as text)."""
     data = np.asarray(tensor.bytes_data)
     return np.array([bytes(v) for v in data.ravel()], dtype=object).reshape(data.shape)
-
-
-def _port_name(port: Any) -> str:
-    """The name clients use: a plain one (``image_bytes``) over a graph one (``x:0``)."""
-    names = sorted(port.get_names())
-    plain = [name for name in names if ":" not in name and "/" not in name]
-    if plain:
-        return min(plain, key=len)
-    return str(port.get_any_name())
-
-
-def _read_sidecar(folder: Path) -> dict[str, Any]:
-    path = folder / SIDECAR
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: must hold a JSON object")
-    return data
-
-
-def _read_labels(folder: Path, name: object) -> list[str] | None:
-    if not name:
-        return None
-    path = (folder / str(name)).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ModelLoadError(f"{folder}/{SIDECAR}: labels must be a file inside the version folder")
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read labels: {exc}") from None
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ModelLoadError(f"{path}: labels must be a JSON list of strings")
-    return labels
