@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from kva.kafka import FrameProducer, ProduceDropped, Record
+from kva.kafka import DeliveryCallback, FrameProducer, ProduceDropped, Record
 from kva.logs import RateLimitedLog
 from kva.sink.destination import Delivered, Destination, Failed, Idle, Item, Outcome, Refused
 from kva.sink.metrics import SinkMetrics
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 _QUICK = 0.5
 #: How often the Kafka consumer is served while the destinations work on a batch.
 _STEP = 0.2
+#: How long Kafka may take to store the dead letters before they are sent again.
+_FLUSH_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,10 @@ class DeadLetters:
                     )  # fmt: skip
                 except ProduceDropped:
                     failed.append(entry)
-            left = self._producer.flush(30.0)
+            deadline = time.monotonic() + _FLUSH_SECONDS
+            while (left := self._producer.flush(_STEP)) and time.monotonic() < deadline:
+                if idle(0):  # serves the consumer (and /healthz) while Kafka takes them
+                    return False
             if not failed and not left:
                 return True
             logger.warning(
@@ -87,7 +92,9 @@ def _headers(item: Item, destination: str, refused: Refused) -> list[tuple[str, 
     ]
 
 
-def _on_delivery(entry: tuple[Item, str, Refused], failed: list[tuple[Item, str, Refused]]):  # type: ignore[no-untyped-def]
+def _on_delivery(
+    entry: tuple[Item, str, Refused], failed: list[tuple[Item, str, Refused]]
+) -> DeliveryCallback:
     def report(error: str | None, _record: Record | None) -> None:
         if error is not None:
             failed.append(entry)
