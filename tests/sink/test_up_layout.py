@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from kva.cliargs import settings_from_args
+from kva.launcher.cli import build_parser
 from kva.launcher.config import UpSettings
 from kva.launcher.layout import plan
 from kva.launcher.supervisor import ServiceSpec
+from kva.sink.config import EventsSettings
 
 
 def _services(tmp_path: Path, **values: object) -> dict[str, ServiceSpec]:
@@ -41,6 +44,8 @@ def test_a_destination_flag_starts_the_sink_with_the_consumer(tmp_path: Path) ->
         _argv(services["consumer"]).index("--metrics-port") + 1
     ]
     assert argv[argv.index("--metrics-port") + 1] != consumer_port
+    settings = settings_from_args(EventsSettings, build_parser().parse_args(argv))
+    assert settings.destination_names() == ["mqtt", "webhook"]
 
 
 def test_the_sinks_own_variable_starts_it_too(
