@@ -16,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import NoDecode
 
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
+from kva.producer.demo import PHOTOS_SOURCE
 from kva.redact import redact_url
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
 #: A camera file larger than this is refused (it is a short list of cameras).
 MAX_CAMERA_FILE_BYTES = 1024 * 1024
-DEFAULT_SOURCE = "demo"
+#: The camera when neither --source nor --camera-file is given: the photo demo (nothing to fetch).
+DEFAULT_SOURCE = PHOTOS_SOURCE
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

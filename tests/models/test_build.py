@@ -28,8 +28,9 @@ from tests.support.process import run_kva
 
 
 def test_repository_layout(built_models: Path) -> None:
-    assert set(BUILDERS) == {"mobilenet_v2", "blazeface", "half_plus_two"}
-    for name, version in (("mobilenet_v2", 1), ("blazeface", 1), ("half_plus_two", 123)):
+    assert set(BUILDERS) == {"mobilenet_v2", "blazeface", "person", "half_plus_two"}
+    built = (("mobilenet_v2", 1), ("blazeface", 1), ("person", 1), ("half_plus_two", 123))
+    for name, version in built:
         folder = built_models / name / str(version)
         for file in ("model.xml", "model.bin", "kva-model.json"):
             assert (folder / file).is_file(), folder / file
@@ -55,6 +56,14 @@ def test_second_build_is_skipped_and_force_rebuilds(
     assert (folder / "model.bin").stat().st_ino != first.st_ino
     assert sha256_file(folder / "model.bin") == first_digest  # reproducible
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2"]
+
+
+@pytest.mark.slow
+def test_person_builds_reproducibly(tmp_path: Path, built_models: Path) -> None:
+    """The same weights and graph, byte for byte, from a second build."""
+    folder = build_model("person", tmp_path)
+    for file in ("model.bin", "kva-model.json", "labels.json"):
+        assert sha256_file(folder / file) == sha256_file(built_models / "person" / "1" / file)
 
 
 @pytest.mark.parametrize("damage", ["missing_bin", "old_recipe"])
