@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=HELP,
         description=HELP + ". Flags as tensorflow_model_server's. One model "
         "(--model_name + --model_base_path) or several (--model_config_file in TF Serving's "
-        "model_config_list text format). Model folders: <base_path>/<version>/model.xml.",
+        "model_config_list text format). Model folders: <base_path>/<version>/ holding "
+        "model.xml (OpenVINO IR), saved_model.pb (TensorFlow SavedModel), *.onnx, *.tflite, "
+        "*.pdmodel or a frozen *.pb.",
     )
     add_settings_arguments(parser, ServeSettings)
     parser.set_defaults(run=run)
@@ -40,7 +42,7 @@ def model_configs(settings: ServeSettings) -> list[ModelConfig]:
         if not config.base_path.is_dir():
             raise SettingsError(
                 f"model {config.name}: base path {config.base_path} is not a folder "
-                "(expected <base_path>/<version>/model.xml)"
+                "(expected <base_path>/<version>/<model file>)"
             )
     return configs
 

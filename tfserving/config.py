@@ -70,6 +70,12 @@ class ServeSettings(KvaSettings):
         description="seconds between re-reads of --model_config_file (0 = read once)",
         json_schema_extra=_flag("model_config_file_poll_wait_seconds"),
     )
+    serve_cache_dir: Path | None = Field(
+        None,
+        description="where models read from SavedModel, ONNX, TFLite, PaddlePaddle or frozen "
+        "graphs are kept once converted to OpenVINO IR (default: <kva cache>/converted)",
+        json_schema_extra=_flag("cache_dir"),
+    )
     serve_device: str = Field(
         "CPU",
         min_length=1,

@@ -48,7 +48,7 @@ from kva.tfserving.kserve_grpc import generic_handler
 from kva.tfserving.runtime import Runtime
 from kva.tfserving.servable import Servable
 from kva.tfserving.signatures import DEFAULT_SIGNATURE, METHODS, signature_defs
-from kva.tfserving.tensors import ImageDecoder, check_image_batch
+from kva.tfserving.tensors import ImageDecoder, TensorInfo, stack_images
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class _Handlers:
         string = self.api.types_pb2.DT_STRING
         try:
             if info.image_hw is not None and proto.dtype == string:
-                return self._images(name, proto, info.image_hw, decode)
+                return self._images(name, proto, info, decode)
             array = make_ndarray(self.api, proto, max_elements=self.rt.max_request_bytes)
         except TensorError as exc:
             raise InvalidArgument(f"input '{name}': {exc}") from None
@@ -213,9 +213,7 @@ class _Handlers:
         return array
 
     @staticmethod
-    def _images(
-        name: str, proto: Any, image_hw: tuple[int, int], decode: ImageDecoder
-    ) -> np.ndarray:
+    def _images(name: str, proto: Any, info: TensorInfo, decode: ImageDecoder) -> np.ndarray:
         shape = shape_of(proto)
         if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1) or not shape[0]:
             raise InvalidArgument(
@@ -226,11 +224,7 @@ class _Handlers:
                 f"input '{name}': {len(proto.string_val)} images in string_val for shape "
                 f"{list(shape)}"
             )
-        if not proto.string_val:  # np.stack of nothing raises ValueError (an INTERNAL error)
-            raise InvalidArgument(f"input '{name}': no images (shape {list(shape)})")
-        height, width = image_hw
-        check_image_batch(len(proto.string_val), height, width)
-        return np.stack([decode(data, height, width) for data in proto.string_val])
+        return stack_images(list(proto.string_val), info, decode)
 
     def metadata(self, request: Any) -> Any:
         fields = list(request.metadata_field)

@@ -38,6 +38,7 @@ from kva.tfserving.v2_codec import (
     from_raw,
     model_dtype,
     raw_elements,
+    strings_array,
     takes_images,
     tensor_meta,
     to_raw,
@@ -208,9 +209,7 @@ def _tensor(tensor: Any, info: TensorInfo, chunk: bytes | None, decode: ImageDec
                 raise InvalidArgument(f"input '{name}': expected {count} BYTES elements")
         if takes_images(datatype, info):
             return decode_images(name, shape, elements, info, decode)
-        strings = np.empty(count, dtype=object)
-        strings[:] = elements
-        return strings.reshape(shape)
+        return strings_array(elements, shape)
     dtype = model_dtype(name, datatype, info)
     if chunk is not None:
         return from_raw(name, chunk, shape, dtype)

@@ -68,6 +68,7 @@ class ModelState:
     versions: MappingProxyType[int, Servable] = field(default_factory=lambda: MappingProxyType({}))
     seen: dict[int, Fingerprint] = field(default_factory=dict)
     failed: dict[int, Fingerprint] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)  # why each failed version failed
     scanned: bool = False  # the first scan loads what it finds without waiting a poll
 
 
@@ -113,7 +114,7 @@ class ModelManager:
         versions = state.versions
         if version is None:
             if not versions:
-                raise NotFound(f"Servable not found for request: Latest({name})")
+                raise NotFound(f"Servable not found for request: Latest({name}){_why(state)}")
             return versions[max(versions)]
         found = versions.get(version)
         if found is None:
@@ -136,7 +137,7 @@ class ModelManager:
             version = self.resolve(name, label=label).version
         state = self.models.get(name)
         if state is None or not state.versions:
-            raise NotFound(f"Could not find any versions of model {name}")
+            raise NotFound(f"Could not find any versions of model {name}{_why(state)}")
         if not version:
             return sorted(state.versions, reverse=True)
         if version not in state.versions:
@@ -227,10 +228,12 @@ class ModelManager:
             if not stable or state.failed.get(version) == fingerprint:
                 continue
             servable = self._load(config.name, version, config.base_path / str(version))
-            if servable is None:
+            if isinstance(servable, str):
                 state.failed[version] = fingerprint
+                state.errors[version] = servable
             else:
                 loaded[version] = servable
+                state.errors.pop(version, None)
         pending = wanted - set(current) - set(loaded)
         # availability first: retire old versions only once every wanted one is up
         keep = {v: s for v, s in current.items() if v in wanted or (pending and v in found)}
@@ -242,12 +245,21 @@ class ModelManager:
         for version in sorted(set(current) - set(keep)):
             logger.info("%s: unloaded version %d", config.name, version)
 
-    def _load(self, name: str, version: int, folder: Path) -> Servable | None:
+    def _load(self, name: str, version: int, folder: Path) -> Servable | str:
+        """The loaded version, or why it could not be loaded."""
         try:
             return self._loader(name, version, folder)
         except ModelLoadError as exc:
             logger.error("%s: version %d not loaded: %s", name, version, exc)
-        return None
+            return str(exc)
+
+
+def _why(state: ModelState | None) -> str:
+    """``" (version N failed to load: ...)"`` for a model with nothing loaded, else ``""``."""
+    if state is None or not state.errors:
+        return ""
+    version = max(state.errors)
+    return f" (version {version} failed to load: {state.errors[version]})"
 
 
 def _scan(base: Path) -> dict[int, Fingerprint]:
@@ -290,13 +302,14 @@ def watch_config_file(
             current = configs
 
 
-def make_loader(device: str, hint: str) -> Loader:
-    """A loader compiling each version with one shared ``openvino.Core`` on ``device``."""
+def make_loader(device: str, hint: str, cache_dir: Path | None = None) -> Loader:
+    """A loader compiling each version with one shared ``openvino.Core`` on ``device``;
+    models converted from other formats are kept in ``cache_dir`` (None: not kept)."""
     import openvino as ov
 
     core: Any = ov.Core()
 
     def load(name: str, version: int, folder: Path) -> Servable:
-        return Servable(core, name, version, folder, device, hint)
+        return Servable(core, name, version, folder, device, hint, cache_dir)
 
     return load

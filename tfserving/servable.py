@@ -19,17 +19,16 @@ from typing import Any
 import numpy as np
 
 from kva.tfserving.errors import Internal, InvalidArgument, Unavailable
-from kva.tfserving.tensors import TensorInfo
+from kva.tfserving.model_files import ModelLoadError, find_model, read_model
+from kva.tfserving.tensors import IMAGE_DTYPES, TensorInfo
+
+__all__ = ["ModelLoadError", "Servable"]
 
 logger = logging.getLogger(__name__)
 
 SIDECAR = "kva-model.json"
 MAX_AUTO_RANK = 8
 MAX_VARIANTS = 8
-
-
-class ModelLoadError(RuntimeError):
-    """A version folder does not hold a loadable model."""
 
 
 class _Compiled:
@@ -45,14 +44,23 @@ class _Compiled:
         self.pool: queue.Queue[Any] = queue.Queue()
         for _ in range(self.size):
             self.pool.put(compiled.create_infer_request())
-        self.output_names = [port.get_any_name() for port in compiled.outputs]
+        self.output_names = [_port_name(port) for port in compiled.outputs]
+        self.string_outputs = [_is_string(port) for port in compiled.outputs]
 
 
 class Servable:
-    """A model version ready to serve (``<base>/<name>/<version>/model.xml``)."""
+    """A model version ready to serve (``<base>/<name>/<version>/``, any format of
+    :mod:`~kva.tfserving.model_files`; ``cache_dir`` keeps the converted ones)."""
 
     def __init__(
-        self, core: Any, name: str, version: int, folder: Path, device: str, hint: str
+        self,
+        core: Any,
+        name: str,
+        version: int,
+        folder: Path,
+        device: str,
+        hint: str,
+        cache_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -68,11 +76,9 @@ class Servable:
         self._core = core
         self._device = device
         self._config = {"PERFORMANCE_HINT": hint}
-        xml = folder / "model.xml"
-        if not xml.is_file():
-            raise ModelLoadError(f"{folder}: no model.xml")
+        self.source = find_model(folder)
+        self._model = read_model(core, self.source, cache_dir)
         try:
-            self._model = core.read_model(str(xml))
             base = _Compiled(core.compile_model(self._model, device, self._config))
         except RuntimeError as exc:
             raise ModelLoadError(f"{folder}: OpenVINO cannot load the model: {exc}") from None
@@ -82,8 +88,9 @@ class Servable:
         self.inputs = {info.name: info for info in map(_info, self._model.inputs)}
         self.outputs = {info.name: info for info in map(_info, self._model.outputs)}
         logger.info(
-            "loaded %s version %d on %s (%d infer requests)", name, version, device, base.size
-        )
+            "loaded %s version %d (%s) on %s (%d infer requests)",
+            name, version, self.source.format, device, base.size,
+        )  # fmt: skip
 
     @property
     def slots(self) -> int:
@@ -111,8 +118,14 @@ class Servable:
         except queue.Empty:
             raise Unavailable(f"{self.name}: timed out waiting for an inference slot") from None
         try:
-            result = request.infer(feeds)
-            return {name: result[i] for i, name in enumerate(target.output_names)}
+            result = request.infer({k: _string_tensor(v) if v.dtype == object else v
+                                    for k, v in feeds.items()})  # fmt: skip
+            return {
+                name: _strings(request.get_output_tensor(i)) if string else result[i]
+                for i, (name, string) in enumerate(
+                    zip(target.output_names, target.string_outputs, strict=True)
+                )
+            }
         except RuntimeError as exc:
             logger.warning("%s v%d: inference failed: %s", self.name, self.version, exc)
             raise Internal(f"inference failed: {str(exc).splitlines()[0]}") from None
@@ -189,11 +202,48 @@ def _info(port: Any) -> TensorInfo:
     shape: tuple[int, ...] | None = None
     if partial.rank.is_static:
         shape = tuple(d.get_length() if d.is_static else -1 for d in partial)
-    dtype = np.dtype(port.get_element_type().to_dtype())
-    image_hw = None
-    if dtype == np.uint8 and shape and len(shape) == 4 and shape[3] == 3 and min(shape[1:3]) > 0:
-        image_hw = (shape[1], shape[2])
-    return TensorInfo(port.get_any_name(), dtype, shape, image_hw)
+    dtype = np.dtype(object) if _is_string(port) else np.dtype(port.get_element_type().to_dtype())
+    image_hw, nchw = None, False
+    if shape and len(shape) == 4 and dtype in IMAGE_DTYPES:
+        if shape[3] == 3 and min(shape[1:3]) > 0:
+            image_hw = (shape[1], shape[2])
+        elif shape[1] == 3 and min(shape[2:4]) > 0:
+            image_hw, nchw = (shape[2], shape[3]), True
+    return TensorInfo(_port_name(port), dtype, shape, image_hw, nchw)
+
+
+def _is_string(port: Any) -> bool:
+    return bool(port.get_element_type().get_type_name() == "string")
+
+
+def _string_tensor(array: np.ndarray) -> Any:
+    """An OpenVINO string tensor of an object array of ``bytes`` (kva's string tensors).
+
+    OpenVINO's binding goes through numpy's ``S`` dtype, which drops trailing NUL
+    bytes of each element.
+    """
+    import openvino as ov
+
+    tensor = ov.Tensor(ov.Type.string, ov.Shape(list(array.shape)))
+    tensor.bytes_data = np.array(
+        [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()], dtype=np.bytes_
+    ).reshape(array.shape)
+    return tensor
+
+
+def _strings(tensor: Any) -> np.ndarray:
+    """An object array of ``bytes`` from an OpenVINO string tensor (not decoded as text)."""
+    data = np.asarray(tensor.bytes_data)
+    return np.array([bytes(v) for v in data.ravel()], dtype=object).reshape(data.shape)
+
+
+def _port_name(port: Any) -> str:
+    """The name clients use: a plain one (``image_bytes``) over a graph one (``x:0``)."""
+    names = sorted(port.get_names())
+    plain = [name for name in names if ":" not in name and "/" not in name]
+    if plain:
+        return min(plain, key=len)
+    return str(port.get_any_name())
 
 
 def _read_sidecar(folder: Path) -> dict[str, Any]:

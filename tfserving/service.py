@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from kva.paths import cache_root
 from kva.tfserving.app import create_app
 from kva.tfserving.config import ServeSettings
 from kva.tfserving.manager import ModelManager, make_loader, watch_config_file
@@ -52,7 +53,11 @@ class ModelServerService:
         s = self.settings
         manager = ModelManager(
             self.configs,
-            make_loader(s.serve_device, s.serve_performance_hint),
+            make_loader(
+                s.serve_device,
+                s.serve_performance_hint,
+                s.serve_cache_dir or cache_root() / "converted",
+            ),
             s.serve_max_inflight,
         )
         self.runtime = rt = Runtime(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,11 @@ class TensorInfo:
     dtype: np.dtype
     shape: tuple[int, ...] | None  # -1 = any size; None = unknown rank
     image_hw: tuple[int, int] | None = None  # (H, W) when encoded images are accepted
+    image_nchw: bool = False  # images go in as [N, 3, H, W] (else [N, H, W, 3])
+
+
+#: Input dtypes an encoded image is decoded into (RGB 0..255, as OVMS feeds them).
+IMAGE_DTYPES = frozenset(np.dtype(t) for t in ("uint8", "float32", "float16", "int32"))
 
 
 #: Python's JSON error -> the wording of rapidjson, TF Serving's parser, which its tests
@@ -170,14 +175,31 @@ def check_image_batch(count: int, height: int, width: int) -> None:
         )
 
 
+def stack_images(images: Sequence[bytes], info: TensorInfo, decode: ImageDecoder) -> np.ndarray:
+    """N encoded images as the image input ``info`` takes them: its size, layout and dtype.
+
+    Raises:
+        InvalidArgument: no images, or more pixels than one request may decode.
+        ImageError: an image that cannot be decoded (from ``decode``).
+    """
+    if info.image_hw is None:
+        raise InvalidArgument(f"input '{info.name}' does not take encoded images")
+    if not images:  # np.stack of nothing raises ValueError (an internal error)
+        raise InvalidArgument(f"input '{info.name}': no images")
+    height, width = info.image_hw
+    check_image_batch(len(images), height, width)
+    batch = np.stack([decode(data, height, width) for data in images])
+    if info.image_nchw:
+        batch = batch.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=info.dtype)
+
+
 def to_tensor(value: Any, info: TensorInfo, decode_image: ImageDecoder) -> np.ndarray:
     """Convert one JSON value (nested lists, numbers, strings, b64) to the input's dtype."""
     if info.image_hw is not None:
         images = _encoded_images(value)
         if images is not None:
-            height, width = info.image_hw
-            check_image_batch(len(images), height, width)
-            return np.stack([decode_image(data, height, width) for data in images])
+            return stack_images(images, info, decode_image)
     if info.dtype == np.dtype(object):
         return _strings(value, info.name)
     return _numbers(value, info)
@@ -294,10 +316,15 @@ def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
     }
 
 
-def to_json(array: np.ndarray, name: str) -> Any:
-    """A tensor as JSON values: floats in their shortest form, ``*_bytes`` strings as b64."""
+def to_json(array: np.ndarray, name: str, *, b64_bytes_names: bool = True) -> Any:
+    """A tensor as JSON values: floats in their shortest form, strings as text.
+
+    With ``b64_bytes_names`` (TF Serving's rule), the strings of an output named
+    ``*_bytes`` are ``{"b64": ...}``; KServe v2 JSON has no such rule (its clients ask
+    for binary data instead).
+    """
     if array.dtype == np.dtype(object):
-        return _strings_json(array, name.endswith("_bytes"))
+        return _strings_json(array, b64_bytes_names and name.endswith("_bytes"))
     if array.dtype in (np.float32, np.float16):
         return array.astype(str).astype(np.float64).tolist()
     return array.tolist()

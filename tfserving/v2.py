@@ -268,7 +268,7 @@ def _response(
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            entry["data"] = to_json(array.reshape(-1), name)
+            entry["data"] = to_json(array.reshape(-1), name, b64_bytes_names=False)
         described.append(entry)
     body: dict[str, Any] = {"model_name": servable.name, "model_version": str(servable.version)}
     if "id" in header:

@@ -18,7 +18,7 @@ import numpy as np
 
 from kva.dtypes import from_v2, v2_name
 from kva.tfserving.errors import InvalidArgument
-from kva.tfserving.tensors import ImageDecoder, TensorInfo, check_image_batch
+from kva.tfserving.tensors import ImageDecoder, TensorInfo, stack_images
 
 
 def tensor_meta(info: TensorInfo) -> dict[str, Any]:
@@ -44,15 +44,12 @@ def takes_images(datatype: object, info: TensorInfo) -> bool:
 def decode_images(
     name: str, shape: list[int], elements: list[bytes], info: TensorInfo, decode: ImageDecoder
 ) -> np.ndarray:
-    """N encoded images for the image input ``info``: uint8 ``[N, H, W, 3]``."""
-    assert info.image_hw is not None  # noqa: S101 - callers check takes_images()
+    """N encoded images for the image input ``info``, as it takes them (see ``stack_images``)."""
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise InvalidArgument(f"input '{name}': encoded images need shape [N] (or [N, 1])")
-    if not elements:  # np.stack of nothing raises ValueError (a 500)
+    if not elements:
         raise InvalidArgument(f"input '{name}': no images (shape {shape})")
-    height, width = info.image_hw
-    check_image_batch(len(elements), height, width)
-    return np.stack([decode(data, height, width) for data in elements])
+    return stack_images(elements, info, decode)
 
 
 def model_dtype(name: str, datatype: object, info: TensorInfo) -> np.dtype:
@@ -67,14 +64,23 @@ def model_dtype(name: str, datatype: object, info: TensorInfo) -> np.dtype:
 
 
 def from_raw(name: str, chunk: bytes, shape: list[int], dtype: np.dtype) -> np.ndarray:
-    """A numeric tensor from its raw little-endian bytes."""
+    """A tensor from its raw bytes: little-endian numbers, or length-prefixed ``BYTES``."""
     count = math.prod(shape)
+    if dtype == np.dtype(object):
+        return strings_array(raw_elements(name, chunk, count), shape)
     if len(chunk) != count * dtype.itemsize:
         raise InvalidArgument(
             f"input '{name}': {len(chunk)} bytes for shape {shape} of {v2_name(dtype)} "
             f"(expected {count * dtype.itemsize})"
         )
     return np.frombuffer(chunk, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+
+
+def strings_array(elements: list[bytes], shape: list[int]) -> np.ndarray:
+    """An object array of ``bytes`` (kva's string tensor) of ``shape``."""
+    strings = np.empty(len(elements), dtype=object)
+    strings[:] = elements
+    return strings.reshape(shape)
 
 
 def raw_elements(name: str, chunk: bytes, count: int) -> list[bytes]:
