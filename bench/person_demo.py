@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.serve_overhead import process_cpu, start_server  # noqa: E402
-from kva.paths import models_dir  # noqa: E402
+from kva.paths import demo_video, models_dir  # noqa: E402
 from kva.ports import free_port  # noqa: E402
-from kva.producer.demo import demo_video  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
 from kva.tfserving.modelbuild.person import SCORE_THRESHOLD  # noqa: E402
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from kva import paths
@@ -32,11 +31,6 @@ class DemoVideoMissing(FileNotFoundError):
     """The demo video has not been fetched; the message says how to get it."""
 
 
-def demo_video() -> Path:
-    """The demo video's path (which may not exist yet)."""
-    return paths.demo_video()
-
-
 def demo_source(kind: DemoKind) -> str:
     """The ``--source`` SRC of the ``kind`` demo.
 
@@ -45,7 +39,7 @@ def demo_source(kind: DemoKind) -> str:
     """
     if kind == "photos":
         return PHOTOS_SOURCE
-    video = demo_video()
+    video = paths.demo_video()
     if not video.is_file():
         raise DemoVideoMissing(
             f"the demo video {video} is missing; get it with {FETCH_COMMAND} "

@@ -188,8 +188,8 @@ def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_video() -> Path:
     """``vtest.avi``, the demo video, in kva's cache: fetched now by
     ``scripts/fetch-demo-video.sh`` (as ``scripts/setup.sh`` does) if it is not there yet."""
+    from kva.paths import demo_video as path
     from kva.producer.demo import FETCH_COMMAND
-    from kva.producer.demo import demo_video as path
 
     if not path().is_file():
         script = Path(__file__).resolve().parents[1] / FETCH_COMMAND

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from kva import paths
 from kva.launcher.config import UpSettings
 from kva.launcher.layout import cameras, producer_args
 from kva.producer import demo
@@ -30,7 +31,7 @@ def _recorded_sha256() -> str:
 
 
 def test_the_fetched_video_is_the_pinned_file(demo_video: Path) -> None:
-    assert demo_video == demo.demo_video()
+    assert demo_video == paths.demo_video()
     assert sha256_file(demo_video) == _recorded_sha256()
 
 
