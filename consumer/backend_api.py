@@ -26,9 +26,19 @@ _CLASSIFIER_OUTPUTS = frozenset({"scores", "classes"})
 _DETECTOR_OUTPUTS = frozenset({"boxes", "scores"})
 
 
+Layout = Literal["NHWC", "NCHW"]
+#: What :meth:`Backend.infer` sends: an encoded image (JPEG), or a ready tensor with its
+#: batch dimension (from :mod:`~kva.consumer.model_input`).
+Payload = bytes | np.ndarray
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """What the consumer needs to know about a model, read from its metadata."""
+    """What the consumer needs to know about a model, read from its metadata.
+
+    ``input_dtype`` is the numpy name of the input's element type (``uint8``,
+    ``float32``; ``""`` when the server did not say).
+    """
 
     name: str
     kind: Kind
@@ -36,6 +46,8 @@ class ModelInfo:
     height: int
     width: int
     outputs: tuple[str, ...]
+    input_dtype: str = "uint8"
+    layout: Layout = "NHWC"
 
 
 def model_kind(output_names: set[str]) -> Kind:
@@ -50,31 +62,42 @@ def model_kind(output_names: set[str]) -> Kind:
     )
 
 
-def image_size(shape: list[int]) -> tuple[int, int]:
-    """(height, width) of an NHWC image input shape ``[N, H, W, 3]``."""
-    if len(shape) != 4 or shape[3] != 3 or shape[1] <= 0 or shape[2] <= 0:
-        raise MetadataError(f"input shape {shape} is not [N, H, W, 3] with fixed H and W")
-    return int(shape[1]), int(shape[2])
+def image_size(shape: list[int]) -> tuple[int, int, Layout]:
+    """(height, width, layout) of an image input shape ``[N, H, W, 3]`` or ``[N, 3, H, W]``."""
+    if len(shape) == 4 and shape[3] == 3 and shape[1] > 0 and shape[2] > 0:
+        return int(shape[1]), int(shape[2]), "NHWC"
+    if len(shape) == 4 and shape[1] == 3 and shape[2] > 0 and shape[3] > 0:
+        return int(shape[2]), int(shape[3]), "NCHW"
+    raise MetadataError(
+        f"input shape {shape} is not [N, H, W, 3] or [N, 3, H, W] with fixed H and W"
+    )
 
 
 def model_info(
-    model: str, where: str, inputs: Sequence[tuple[str, Sequence[int]]], outputs: Iterable[str]
+    model: str,
+    where: str,
+    inputs: Sequence[tuple[str, Sequence[int], np.dtype | None]],
+    outputs: Iterable[str],
 ) -> ModelInfo:
-    """The :class:`ModelInfo` of a model with ``inputs`` (name, shape) and ``outputs`` (names).
+    """The :class:`ModelInfo` of a model with ``inputs`` (name, shape, dtype or None when
+    the server did not say) and ``outputs`` (names).
 
     Every protocol's metadata ends here, so replicas speaking different protocols of one
     model give equal infos.
 
     Raises:
-        MetadataError: not one NHWC image input, or outputs of neither kind.
+        MetadataError: not one image input, or outputs of neither kind.
     """
     if len(inputs) != 1:
-        got = sorted(name for name, _shape in inputs)
+        got = sorted(name for name, _shape, _dtype in inputs)
         raise MetadataError(f"{where}: expected one image input, got {got}")
-    input_name, shape = inputs[0]
-    height, width = image_size([int(d) for d in shape])
+    input_name, shape, dtype = inputs[0]
+    height, width, layout = image_size([int(d) for d in shape])
     names = set(outputs)
-    return ModelInfo(model, model_kind(names), input_name, height, width, tuple(sorted(names)))
+    return ModelInfo(
+        model, model_kind(names), input_name, height, width, tuple(sorted(names)),
+        input_dtype="" if dtype is None else np.dtype(dtype).name, layout=layout,
+    )  # fmt: skip
 
 
 class Backend(ABC):
@@ -98,8 +121,9 @@ class Backend(ABC):
         """Health probe: True when the replica can serve the model."""
 
     @abstractmethod
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
-        """Run the model on one encoded image (JPEG); returns the outputs, batch dim removed."""
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
+        """Run the model on one frame: an encoded image (JPEG), or a tensor with its batch
+        dimension; returns the outputs, batch dimension removed."""
 
     @abstractmethod
     def labels(self) -> list[str] | None:

@@ -21,10 +21,11 @@ import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from kva.consumer.backend_api import Backend, ModelInfo, Outputs, model_info
+from kva import dtypes
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, Payload, model_info
 from kva.consumer.config import check_replica_url
 from kva.consumer.errors import InferenceError, MetadataError, shorten
-from kva.consumer.v2_tensors import V2Tensor, bytes_element, decode_outputs
+from kva.consumer.v2_tensors import V2Input, V2Tensor, decode_outputs
 
 #: Largest answer read from a model server (a classifier answer is < 1 kB).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -134,20 +135,27 @@ class TfServingBackend(RestBackend):
             raise MetadataError(f"{url}: no signature_def with inputs and outputs") from exc
         try:
             shapes = [
-                (name, [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])])
+                (
+                    name,
+                    [int(d.get("size", -1)) for d in t.get("tensor_shape", {}).get("dim", [])],
+                    _tf_dtype(t.get("dtype")),
+                )
                 for name, t in inputs.items()
             ]
         except (TypeError, AttributeError, ValueError) as exc:
             raise MetadataError(f"{url}: input shapes are not TF Serving's") from exc
         return model_info(self.model_name, url, shapes, outputs)
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
         url = f"{self.url}:predict"
-        payload = {"instances": [{"b64": base64.b64encode(image).decode("ascii")}]}
+        if isinstance(payload, bytes):
+            request: Any = {"instances": [{"b64": base64.b64encode(payload).decode("ascii")}]}
+        else:  # TF Serving's REST has only JSON for a tensor: the columnar form
+            request = {"inputs": {info.input_name: payload.tolist()}}
         _status, body, _headers = self._request(
             "POST",
             url,
-            body=json.dumps(payload).encode(),
+            body=json.dumps(request).encode(),
             headers={"Content-Type": "application/json"},
         )
         document = _json(body, url)
@@ -186,22 +194,25 @@ class KServeBackend(RestBackend):
         _status, body, _headers = self._request("GET", self.url)
         document = _json(body, self.url)
         try:
-            inputs = [(str(i["name"]), [int(d) for d in i["shape"]]) for i in document["inputs"]]
+            inputs = [
+                (str(i["name"]), [int(d) for d in i["shape"]], dtypes.from_v2(str(i["datatype"])))
+                for i in document["inputs"]
+            ]
             names = [str(o["name"]) for o in document["outputs"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
         return model_info(self.model_name, self.url, inputs, names)
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
         url = f"{self.url}/infer"
-        element = bytes_element(image)
+        tensor = V2Input.of(payload)
         header = {
             "inputs": [
                 {
                     "name": info.input_name,
-                    "shape": [1],
-                    "datatype": "BYTES",
-                    "parameters": {"binary_data_size": len(element)},
+                    "shape": tensor.shape,
+                    "datatype": tensor.datatype,
+                    "parameters": {"binary_data_size": len(tensor.raw)},
                 }
             ],
             "outputs": [{"name": n, "parameters": {"binary_data": False}} for n in info.outputs],
@@ -210,7 +221,7 @@ class KServeBackend(RestBackend):
         _status, body, headers = self._request(
             "POST",
             url,
-            body=head + element,
+            body=head + tensor.raw,
             headers={
                 "Content-Type": "application/octet-stream",
                 "Inference-Header-Content-Length": str(len(head)),
@@ -240,6 +251,11 @@ def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str)
             "bad_response", f"{url}: unexpected infer answer ({shorten(exc)})", retriable=True
         ) from exc
     return decode_outputs(tensors, info, url)
+
+
+def _tf_dtype(name: object) -> np.dtype | None:
+    found = dtypes.of_tf(name) if isinstance(name, str) else None
+    return None if found is None else found.numpy
 
 
 def backend_for_url(url: str, **kwargs: Any) -> Backend:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
+from kva.consumer.model_input import InputOptions, parse_model_input
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
@@ -165,6 +166,14 @@ class ConsumerSettings(KafkaSettings):
         "or one name per line); default: the server's /labels endpoint, else numeric ids",
         json_schema_extra={"flag": "--labels", "metavar": "NAME=PATH_OR_URL"},
     )
+    consume_model_inputs: ListSetting = Field(
+        default_factory=list,
+        description="NAME:KEY=VALUE[,KEY=VALUE...]: how frames go into a model: send=auto|jpeg|"
+        "tensor (auto: a JPEG for uint8 NHWC inputs, else a tensor), dtype, layout=NHWC|NCHW, "
+        "size=WxH (taken from the server's metadata and checked against it), order=RGB|BGR, "
+        "scale, mean=a/b/c (the tensor is (pixel - mean) * scale); repeatable",
+        json_schema_extra={"flag": "--model-input", "metavar": "NAME:KEY=VALUE,..."},
+    )
     consume_passthrough: bool = Field(
         False,
         description="no models: only re-stamp and republish frames (transport benchmark)",
@@ -312,6 +321,20 @@ class ConsumerSettings(KafkaSettings):
                 raise ValueError(f"--labels names model {name!r}, which no --model defines")
         return value
 
+    @field_validator("consume_model_inputs")
+    @classmethod
+    def _check_model_inputs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = {parse_model_spec(m).name for m in info.data.get("consume_models", [])}
+        names = []
+        for item in value:
+            name, _options = parse_model_input(item)
+            if name not in known:
+                raise ValueError(f"--model-input names model {name!r}, which no --model defines")
+            names.append(name)
+        if len(set(names)) != len(names):
+            raise ValueError("a model's --model-input is given twice; put every key in one")
+        return value
+
     @field_validator("consume_passthrough")
     @classmethod
     def _models_or_passthrough(cls, value: bool, info: ValidationInfo) -> bool:
@@ -322,6 +345,10 @@ class ConsumerSettings(KafkaSettings):
     def model_specs(self) -> list[ModelSpec]:
         """The parsed ``--model`` values."""
         return [parse_model_spec(item) for item in self.consume_models]
+
+    def model_inputs(self) -> dict[str, InputOptions]:
+        """Model name -> its ``--model-input`` options."""
+        return dict(parse_model_input(item) for item in self.consume_model_inputs)
 
     def label_sources(self) -> dict[str, str]:
         """Model name -> labels path or URL from ``--labels``."""

@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from kva.consumer.backend_api import Backend, ModelInfo, Outputs, model_info
+from kva import dtypes
+from kva.consumer.backend_api import Backend, ModelInfo, Outputs, Payload, model_info
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.grpc_api import (
     MAX_CLIENT_MESSAGE_BYTES,
     GrpcTarget,
     TensorError,
+    dtype_name,
     load,
     make_ndarray,
     make_tensor_proto,
@@ -159,10 +161,14 @@ class GrpcBackend(ChannelBackend):
             found["serving_default"] if "serving_default" in found else next(iter(found.values()))
         )
         shapes = [
-            (name, [int(d.size) for d in tensor.tensor_shape.dim])
+            (name, [int(d.size) for d in tensor.tensor_shape.dim], self._dtype(tensor.dtype))
             for name, tensor in signature.inputs.items()
         ]
         return model_info(self.model_name, self.url, shapes, signature.outputs)
+
+    def _dtype(self, value: int) -> np.dtype | None:
+        found = dtypes.of_tf(dtype_name(self.api, value))
+        return None if found is None else found.numpy
 
     def labels(self) -> list[str] | None:
         """kva's ``kva_labels`` metadata field; None when absent or not supported."""
@@ -181,11 +187,11 @@ class GrpcBackend(ChannelBackend):
             )
         return [value.decode("utf-8", "replace") for value in proto.string_val]
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
         request = self.api.predict_pb2.PredictRequest()
         self._model_spec(request.model_spec)
-        images = np.array([image], dtype=object)
-        request.inputs[info.input_name].CopyFrom(make_tensor_proto(self.api, images))
+        tensor = np.array([payload], dtype=object) if isinstance(payload, bytes) else payload
+        request.inputs[info.input_name].CopyFrom(make_tensor_proto(self.api, tensor))
         request.output_filter.extend(info.outputs)
         response = self._call(self.predictions.Predict, request, "Predict")
         missing = [name for name in info.outputs if name not in response.outputs]

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kva import kserve_grpc_api
-from kva.consumer.backend_api import ModelInfo, Outputs, model_info
+from kva import dtypes, kserve_grpc_api
+from kva.consumer.backend_api import ModelInfo, Outputs, Payload, model_info
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.grpc_backend import ChannelBackend
-from kva.consumer.v2_tensors import V2Tensor, bytes_element, decode_outputs
+from kva.consumer.v2_tensors import V2Input, V2Tensor, decode_outputs
 from kva.grpc_api import parse_grpc_url
 
 SCHEME = "kserve+grpc"
@@ -82,21 +82,25 @@ class KServeGrpcBackend(ChannelBackend):
         response = self._rpc("ModelMetadata", request)
         if not response.outputs:
             raise MetadataError(f"{self.url}: ModelMetadata lists no outputs")
-        inputs = [(tensor.name, list(tensor.shape)) for tensor in response.inputs]
+        inputs = [
+            (tensor.name, list(tensor.shape), dtypes.from_v2(tensor.datatype))
+            for tensor in response.inputs
+        ]
         return model_info(self.model_name, self.url, inputs, [o.name for o in response.outputs])
 
     def labels(self) -> list[str] | None:
         """None: KServe v2 gRPC has no call for class names."""
         return None
 
-    def infer(self, info: ModelInfo, image: bytes) -> Outputs:
+    def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
         request = self.api.message("ModelInferRequest")(
             model_name=self.model_name, model_version=self.model_version
         )
-        request.inputs.add(name=info.input_name, datatype="BYTES", shape=[1])
+        tensor = V2Input.of(payload)
+        request.inputs.add(name=info.input_name, datatype=tensor.datatype, shape=tensor.shape)
         for name in info.outputs:
             request.outputs.add(name=name)
-        request.raw_input_contents.append(bytes_element(image))
+        request.raw_input_contents.append(tensor.raw)
         response = self._rpc("ModelInfer", request)
         return decode_outputs(response_tensors(response), info, self.url)
 

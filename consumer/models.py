@@ -7,13 +7,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from kva.consumer.backend_api import Backend, ModelInfo
+from kva.consumer.backend_api import Backend, ModelInfo, Payload
 from kva.consumer.backends import backend_for_url
 from kva.consumer.balancer import ReplicaPool
 from kva.consumer.config import ConsumerSettings, ModelSpec
 from kva.consumer.errors import InferenceError, MetadataError
 from kva.consumer.labels import LabelsError, load_labels
 from kva.consumer.metrics import ConsumerMetrics
+from kva.consumer.model_input import InputFormat, InputOptions, input_format
 from kva.consumer.predictions import to_prediction
 from kva.predictions import ModelResult
 
@@ -35,13 +36,19 @@ class ModelRuntime:
     acquire_timeout: float
     top_k: int
     min_score: float
+    input: InputFormat = None  # type: ignore[assignment]  # None: set from info below
+
+    def __post_init__(self) -> None:
+        if self.input is None:
+            self.input = input_format(self.info, InputOptions())
 
     @property
     def name(self) -> str:
         return self.info.name
 
-    def run(self, payload: bytes) -> ModelResult:
-        """Infer on one encoded image: least-loaded replica, bounded retries elsewhere."""
+    def run(self, payload: Payload) -> ModelResult:
+        """Infer on one frame (see :mod:`~kva.consumer.model_input`): least-loaded replica,
+        bounded retries elsewhere."""
         if self.pool.up_count() == 0:
             return ModelResult(self.name, "unavailable", error="no replica in rotation")
         tried: set[str] = set()
@@ -113,13 +120,16 @@ def build_model(
         if backend not in answered:
             pool.eject(backend.url, "did not answer at start")
     labels = _labels(spec, answered, labels_source, settings)
+    try:
+        fmt = input_format(info, settings.model_inputs().get(spec.name, InputOptions()))
+    except MetadataError as exc:
+        raise ModelSetupError(f"model {spec.name}: {exc}") from None
     logger.info(
-        "model %s: %s, input %s %dx%d, %d replica(s), %s",
+        "model %s: %s, input %s sent as %s, %d replica(s), %s",
         spec.name,
         info.kind,
         info.input_name,
-        info.width,
-        info.height,
+        fmt.describe(),
         len(backends),
         f"{len(labels)} labels" if labels else "numeric class ids",
     )
@@ -131,6 +141,7 @@ def build_model(
         acquire_timeout=settings.consume_read_timeout,
         top_k=settings.consume_top_k,
         min_score=settings.consume_min_score,
+        input=fmt,
     )
 
 

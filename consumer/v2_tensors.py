@@ -3,7 +3,8 @@
 The one place where both KServe backends (:class:`~kva.consumer.backends.KServeBackend`
 and :class:`~kva.consumer.kserve_grpc_backend.KServeGrpcBackend`) meet: the frame goes
 out as one ``BYTES`` element (the encoded JPEG behind its 4-byte little-endian length,
-which is what the binary extension and ``raw_input_contents`` both carry); an answer's
+which is what the binary extension and ``raw_input_contents`` both carry), or a tensor
+as its raw little-endian values (:class:`V2Input`); an answer's
 outputs, each a :class:`V2Tensor` with its values raw (little-endian bytes) or listed,
 become the batch-1 :data:`~kva.consumer.backend_api.Outputs` of the model.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kva import dtypes
-from kva.consumer.backend_api import ModelInfo, Outputs
+from kva.consumer.backend_api import ModelInfo, Outputs, Payload
 from kva.consumer.errors import InferenceError, shorten
 
 
@@ -41,6 +42,24 @@ class V2Tensor:
 def bytes_element(data: bytes) -> bytes:
     """One ``BYTES`` element: ``data`` behind its 4-byte little-endian length."""
     return struct.pack("<I", len(data)) + data
+
+
+@dataclass(frozen=True, slots=True)
+class V2Input:
+    """The frame as a v2 input: its datatype, shape and raw bytes (binary extension,
+    ``raw_input_contents``)."""
+
+    datatype: str
+    shape: list[int]
+    raw: bytes
+
+    @classmethod
+    def of(cls, payload: Payload) -> V2Input:
+        """A JPEG as one ``BYTES`` element of shape ``[1]``; a tensor as its raw values."""
+        if isinstance(payload, bytes):
+            return cls("BYTES", [1], bytes_element(payload))
+        little = payload.astype(payload.dtype.newbyteorder("<"), copy=False)
+        return cls(dtypes.v2_name(payload.dtype), list(payload.shape), little.tobytes())
 
 
 def decode_outputs(tensors: Iterable[V2Tensor], info: ModelInfo, where: str) -> Outputs:

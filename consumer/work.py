@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 from kva.consumer.annotate import FrameAnnotator
+from kva.consumer.backend_api import Payload
 from kva.consumer.metrics import DropReason
+from kva.consumer.model_input import InputFormat, to_tensor
 from kva.consumer.models import ModelRuntime
 from kva.frame import JPEG, Frame
 from kva.images import MAX_DECODE_PIXELS, ImageError, check_image
@@ -97,13 +99,22 @@ class FrameWork:
         Raises:
             EncodeError: a model input did not encode.
         """
-        payloads: dict[tuple[int, int], bytes] = {}
+        resized: dict[tuple[int, int], np.ndarray] = {}
+        payloads: dict[InputFormat, Payload] = {}
         for model in self.models:
-            size = (model.info.width, model.info.height)
-            if size not in payloads:
-                payloads[size] = encode_for_model(image, size, self.request_quality)
+            fmt = model.input
+            if fmt in payloads:
+                continue
+            size = (fmt.width, fmt.height)
+            if size not in resized:
+                resized[size] = resize_for_model(image, size)
+            payloads[fmt] = (
+                to_tensor(resized[size], fmt)
+                if fmt.tensor
+                else encode_jpeg(resized[size], self.request_quality)
+            )
         calls: list[Callable[[], ModelResult]] = [
-            functools.partial(m.run, payloads[(m.info.width, m.info.height)]) for m in self.models
+            functools.partial(m.run, payloads[m.input]) for m in self.models
         ]
         if len(calls) <= 1:
             return [call() for call in calls]
@@ -205,15 +216,13 @@ def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return image
 
 
-def encode_for_model(image: np.ndarray, size: tuple[int, int], quality: int) -> bytes:
-    """The smallest honest payload: the frame resized (stretched) to the model input, as JPEG.
+def encode_jpeg(resized: np.ndarray, quality: int) -> bytes:
+    """``resized`` (already the model input's size) as JPEG.
 
     Raises:
         EncodeError: OpenCV did not encode the image.
     """
-    ok, encoded = cv2.imencode(
-        ".jpg", resize_for_model(image, size), [cv2.IMWRITE_JPEG_QUALITY, quality]
-    )
+    ok, encoded = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise EncodeError("JPEG encoding of the model input failed")
     return encoded.tobytes()

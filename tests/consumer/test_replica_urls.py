@@ -66,12 +66,15 @@ def test_bad_kserve_grpc_urls_are_clear(url, message) -> None:
 
 
 def test_metadata_of_every_protocol_ends_in_one_model_info() -> None:
-    info = model_info("m", "u", [("image", [-1, 224, 224, 3])], ["scores", "classes"])
+    uint8 = np.dtype(np.uint8)
+    info = model_info("m", "u", [("image", [-1, 224, 224, 3], uint8)], ["scores", "classes"])
     assert info == INFO
     with pytest.raises(MetadataError, match=r"u: expected one image input, got \['a', 'b'\]"):
-        model_info("m", "u", [("b", [1, 2, 2, 3]), ("a", [1])], ["scores", "classes"])
-    with pytest.raises(MetadataError, match="is not \\[N, H, W, 3\\]"):
-        model_info("m", "u", [("image", [1, 3, 224, 224])], ["scores", "classes"])
+        model_info("m", "u", [("b", [1, 2, 2, 3], uint8), ("a", [1], uint8)], ["scores", "classes"])
+    nchw = model_info("m", "u", [("x", [1, 3, 96, 128], np.dtype("float32"))], ["boxes", "scores"])
+    assert (nchw.layout, nchw.height, nchw.width, nchw.input_dtype) == ("NCHW", 96, 128, "float32")
+    with pytest.raises(MetadataError, match="is not \\[N, H, W, 3\\] or \\[N, 3, H, W\\]"):
+        model_info("m", "u", [("image", [1, 224, 224, 4], uint8)], ["scores", "classes"])
 
 
 def test_bytes_element_is_length_prefixed() -> None:

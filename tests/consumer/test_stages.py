@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from kva.consumer.metrics import DROP_REASONS, ConsumerMetrics
+from kva.consumer.model_input import InputFormat
 from kva.consumer.ordering import StreamOrder
 from kva.consumer.roster import PROBATION_FRAMES, PROBATION_SECONDS, StreamRoster
 from kva.consumer.scheduling import Scheduler
@@ -189,7 +190,8 @@ def test_a_model_input_that_does_not_encode_is_an_encode_error(monkeypatch) -> N
     import kva.consumer.work as work_module
 
     model = SimpleNamespace(
-        info=SimpleNamespace(width=32, height=32), run=lambda _p: pytest.fail("model called")
+        input=InputFormat(tensor=False, width=32, height=32),
+        run=lambda _p: pytest.fail("model called"),
     )
     frame = _frame("a", 1, jpeg(64, 48))
     monkeypatch.setattr(work_module.cv2, "imencode", lambda *_a: (False, np.empty(0)))
