@@ -190,7 +190,11 @@ class KServeBackend(RestBackend):
         except InferenceError:
             return False
 
+    #: Whether the server takes the binary tensor extension (None: not asked yet).
+    binary: bool | None = None
+
     def metadata(self) -> ModelInfo:
+        self.binary = self._takes_binary()
         _status, body, _headers = self._request("GET", self.url)
         document = _json(body, self.url)
         try:
@@ -203,7 +207,21 @@ class KServeBackend(RestBackend):
             raise MetadataError(f"{self.url}: metadata lacks inputs/outputs") from exc
         return model_info(self.model_name, self.url, inputs, names)
 
+    def _takes_binary(self) -> bool:
+        """False when the server's metadata lists its extensions without
+        ``binary_tensor_data`` (MLServer); True otherwise (kva serve, Triton, OVMS)."""
+        try:
+            _status, body, _headers = self._request("GET", f"{self.server}/v2", limit=64 * 1024)
+            extensions = _json(body, self.server).get("extensions")
+        except (InferenceError, AttributeError):
+            return True
+        return not isinstance(extensions, list) or "binary_tensor_data" in extensions
+
     def infer(self, info: ModelInfo, payload: Payload) -> Outputs:
+        if self.binary is None:  # a replica that was down when the model's metadata was read
+            self.binary = self._takes_binary()
+        if self.binary is False:
+            return self._infer_json(info, payload)
         url = f"{self.url}/infer"
         tensor = V2Input.of(payload)
         header = {
@@ -229,6 +247,29 @@ class KServeBackend(RestBackend):
         )
         json_length = headers.get("Inference-Header-Content-Length")
         return _v2_outputs(body, json_length, info, url)
+
+    def _infer_json(self, info: ModelInfo, payload: Payload) -> Outputs:
+        """The request without the binary extension: values as JSON ``data`` (a JPEG as
+        one base64 string)."""
+        url = f"{self.url}/infer"
+        if isinstance(payload, bytes):
+            data: list[Any] = [base64.b64encode(payload).decode("ascii")]
+            described: dict[str, Any] = {"shape": [1], "datatype": "BYTES", "data": data}
+        else:
+            described = {
+                "shape": list(payload.shape),
+                "datatype": dtypes.v2_name(payload.dtype),
+                "data": payload.ravel().tolist(),
+            }
+        request = {
+            "inputs": [{"name": info.input_name, **described}],
+            "outputs": [{"name": n} for n in info.outputs],
+        }
+        _status, body, _headers = self._request(
+            "POST", url, body=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        return _v2_outputs(body, None, info, url)
 
 
 def _v2_outputs(body: bytes, json_length: str | None, info: ModelInfo, url: str) -> Outputs:

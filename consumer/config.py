@@ -58,26 +58,28 @@ REPLICA_PROTOCOLS: tuple[ReplicaProtocol, ...] = (
     ReplicaProtocol(
         "http(s)",
         "http(s)://host:port/v1/models/<m>[/versions/<n>]",
-        'TF Serving REST: `:predict` with `{"b64": jpeg}`',
+        'TF Serving REST: `:predict` with `{"b64": jpeg}` or a tensor (JSON)',
         "kva serve, TF Serving, OVMS",
     ),
     ReplicaProtocol(
         "http(s)",
         "http(s)://host:port/v2/models/<m>[/versions/<n>]",
-        "KServe v2 REST: `/infer`, the JPEG as one BYTES element (binary extension)",
-        "kva serve, OVMS, Triton (a model taking encoded images)",
+        "KServe v2 REST: `/infer`, the JPEG as one BYTES element or a tensor (binary "
+        "extension; JSON `data` for a server without it)",
+        "kva serve, OVMS, Triton, MLServer (tensors)",
     ),
     ReplicaProtocol(
         "grpc",
         "grpc://host:port/<m>[/versions/<n>]",
-        "TF Serving gRPC: `PredictionService/Predict`, a DT_STRING tensor",
+        "TF Serving gRPC: `PredictionService/Predict`, a DT_STRING tensor or a numeric one",
         "kva serve, TF Serving, OVMS",
     ),
     ReplicaProtocol(
         "kserve+grpc",
         "kserve+grpc://host:port/<m>[/versions/<n>]",
-        "KServe v2 gRPC: `GRPCInferenceService/ModelInfer`, the JPEG as one BYTES element",
-        "kva serve, OVMS, Triton (a model taking encoded images)",
+        "KServe v2 gRPC: `GRPCInferenceService/ModelInfer`, the JPEG as one BYTES element "
+        "or a tensor (raw contents)",
+        "kva serve, OVMS, Triton, MLServer (tensors)",
     ),
 )
 _SCHEMES = ", ".join(f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS))

@@ -54,6 +54,15 @@ TEST_CLIENT_PACKAGES=(tritonclient==2.73.0 python-rapidjson==1.25 geventhttpclie
 if [ "$MODE" = test ]; then
   "$VENV/bin/python" -m pip install -q --no-deps "${TEST_CLIENT_PACKAGES[@]}"
 fi
+# Test mode: MLServer, a real third-party KServe v2 replica for the consumer's tests, in its
+# own venv beside $VENV: its pins (protobuf 6, FastAPI) are not kva's. It runs OpenVINO IR
+# through tests/support/mlserver_openvino.py.
+MLSERVER_PACKAGES=(mlserver==1.7.1 openvino==2026.4.1)
+if [ "$MODE" = test ] && [ ! -x "$VENV-mlserver/bin/mlserver" ]; then
+  echo "==> MLServer into $VENV-mlserver"
+  "$PYTHON" -m venv "$VENV-mlserver"
+  "$VENV-mlserver/bin/python" -m pip install -q "${MLSERVER_PACKAGES[@]}"
+fi
 
 # Deployment files are rendered with kustomize, built from its Go module into the venv
 # (the tests find their tools next to sys.executable, never only on PATH).

@@ -9,7 +9,6 @@ OVMS's ``shape: auto``) are recompiled for a request of another rank.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,15 +17,20 @@ from typing import Any
 
 import numpy as np
 
+from kva.model_files import (
+    ModelLoadError,
+    find_model,
+    read_labels,
+    read_model,
+    read_sidecar,
+)
 from kva.tfserving.errors import Internal, InvalidArgument, Unavailable
-from kva.tfserving.model_files import ModelLoadError, find_model, read_model
 from kva.tfserving.tensors import IMAGE_DTYPES, TensorInfo
 
 __all__ = ["ModelLoadError", "Servable"]
 
 logger = logging.getLogger(__name__)
 
-SIDECAR = "kva-model.json"
 MAX_AUTO_RANK = 8
 MAX_VARIANTS = 8
 
@@ -50,7 +54,7 @@ class _Compiled:
 
 class Servable:
     """A model version ready to serve (``<base>/<name>/<version>/``, any format of
-    :mod:`~kva.tfserving.model_files`; ``cache_dir`` keeps the converted ones)."""
+    :mod:`~kva.model_files`; ``cache_dir`` keeps the converted ones)."""
 
     def __init__(
         self,
@@ -65,9 +69,9 @@ class Servable:
         self.name = name
         self.version = version
         self.folder = folder
-        self.sidecar = _read_sidecar(folder)
+        self.sidecar = read_sidecar(folder)
         self.task = str(self.sidecar.get("task") or "")
-        self.labels = _read_labels(folder, self.sidecar.get("labels"))
+        self.labels = read_labels(folder, self.sidecar.get("labels"))
         self.shape_auto = self.sidecar.get("shape") == "auto"
         signatures = self.sidecar.get("example_signatures") or {}
         self.example_signatures: dict[str, str] = {
@@ -244,31 +248,3 @@ def _port_name(port: Any) -> str:
     if plain:
         return min(plain, key=len)
     return str(port.get_any_name())
-
-
-def _read_sidecar(folder: Path) -> dict[str, Any]:
-    path = folder / SIDECAR
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: must hold a JSON object")
-    return data
-
-
-def _read_labels(folder: Path, name: object) -> list[str] | None:
-    if not name:
-        return None
-    path = (folder / str(name)).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ModelLoadError(f"{folder}/{SIDECAR}: labels must be a file inside the version folder")
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read labels: {exc}") from None
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-        raise ModelLoadError(f"{path}: labels must be a JSON list of strings")
-    return labels

@@ -6,6 +6,7 @@ test compares ``kva serve`` (OpenVINO) with TensorFlow itself. It runs apart
 from the test process so that TensorFlow and OpenVINO never share one::
 
     python -m tests.support.tf_models saved-model DIR
+    python -m tests.support.tf_models nchw-classifier DIR
     python -m tests.support.tf_models run-saved-model DIR INPUT.npy OUTPUT.npz
     python -m tests.support.tf_models run-tflite FILE INPUT.npy OUTPUT.npz
 """
@@ -48,11 +49,37 @@ def saved_model(folder: Path) -> None:
     tf.saved_model.save(model, str(folder), signatures={"serving_default": serve})
 
 
+def nchw_classifier(folder: Path) -> None:
+    """A classifier as the consumer reads one, taking a float NCHW tensor.
+
+    ``serving_default``: input ``pixels`` float32 ``[N, 3, 48, 64]`` (the consumer
+    normalises), outputs ``scores`` float32 ``[N, 5]`` and ``classes`` int32 ``[N, 5]``.
+    """
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(11)
+    pixels = tf.keras.Input((3, 48, 64), name="pixels")
+    x = tf.keras.layers.Permute((2, 3, 1))(pixels)
+    x = tf.keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(pixels, tf.keras.layers.Dense(CLASSES)(x))
+    spec = tf.TensorSpec([None, 3, 48, 64], tf.float32, name="pixels")
+
+    @tf.function(input_signature=[spec])
+    def serve(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = tf.nn.softmax(model(pixels))
+        classes = tf.tile(tf.range(CLASSES, dtype=tf.int32)[None], [tf.shape(pixels)[0], 1])
+        return {"scores": scores, "classes": classes}
+
+    tf.saved_model.save(model, str(folder), signatures={"serving_default": serve})
+
+
 def run_saved_model(folder: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    return {k: v.numpy() for k, v in serve(image_bytes=tf.constant(inputs)).items()}
+    (name,) = serve.structured_input_signature[1]
+    return {k: v.numpy() for k, v in serve(**{name: tf.constant(inputs)}).items()}
 
 
 def run_tflite(path: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -83,8 +110,9 @@ def call(*args: str | Path) -> None:
 
 def _main(argv: list[str]) -> None:
     command, path = argv[0], Path(argv[1])
-    if command == "saved-model":
-        saved_model(path)
+    builders = {"saved-model": saved_model, "nchw-classifier": nchw_classifier}
+    if command in builders:
+        builders[command](path)
         return
     runner = {"run-saved-model": run_saved_model, "run-tflite": run_tflite}[command]
     outputs = runner(path, np.load(argv[2]))

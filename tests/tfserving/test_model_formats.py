@@ -255,7 +255,7 @@ def test_converted_models_are_cached_and_invalidated_when_the_source_changes(
         servable = Servable(core, "linear", 1, folder, "CPU", "LATENCY", cache)
         return servable.infer({"x": x}, timeout=10)["probs"]
 
-    caplog.set_level(logging.INFO, logger="kva.tfserving.model_files")
+    caplog.set_level(logging.INFO, logger="kva.model_files")
     first = load_and_run()
     (entry,) = cache.iterdir()
     assert (entry / "model.xml").is_file() and (entry / "model.bin").is_file()
@@ -287,7 +287,7 @@ def test_the_cache_being_unwritable_costs_only_the_conversion(tmp_path: Path) ->
 
 
 def test_two_models_of_one_format_in_a_version_folder_are_refused(tmp_path: Path) -> None:
-    from kva.tfserving.model_files import ModelLoadError, find_model
+    from kva.model_files import ModelLoadError, find_model
 
     onnx_linear(tmp_path / "a.onnx")
     onnx_linear(tmp_path / "b.onnx")

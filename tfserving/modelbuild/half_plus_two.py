@@ -14,10 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kva.model_files import SIDECAR
+
 logger = logging.getLogger(__name__)
 
 NAME = "half_plus_two"
-SIDECAR = "kva-model.json"
 
 
 def build(

@@ -7,12 +7,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kva.model_files import SIDECAR
+
 if TYPE_CHECKING:
     import openvino as ov
 
 logger = logging.getLogger(__name__)
 
-SIDECAR = "kva-model.json"
+
 LABELS = "labels.json"
 Task = Literal["classification", "detection", "regression"]
 

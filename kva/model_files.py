@@ -25,6 +25,7 @@ only costs the conversion; it never fails a load.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -45,6 +46,8 @@ FORMATS: tuple[tuple[str, str], ...] = (
     ("*.pb", "TensorFlow frozen graph"),
 )
 IR = "OpenVINO IR"
+#: The sidecar file of a version folder: task, labels file, ``shape: auto``.
+SIDECAR = "kva-model.json"
 _CHUNK = 1 << 20
 
 
@@ -154,3 +157,41 @@ def _save(model: Any, entry: Path) -> None:
         if old != entry:
             shutil.rmtree(old, ignore_errors=True)
     logger.info("converted model cached in %s", entry)
+
+
+def read_sidecar(folder: Path) -> dict[str, Any]:
+    """The version folder's ``kva-model.json`` (``{}`` when absent).
+
+    Raises:
+        ModelLoadError: it is not a JSON object.
+    """
+    path = folder / SIDECAR
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path}: must hold a JSON object")
+    return data
+
+
+def read_labels(folder: Path, name: object) -> list[str] | None:
+    """The class names in the file ``name`` (from the sidecar) inside ``folder``.
+
+    Raises:
+        ModelLoadError: outside the folder, unreadable, or not a JSON list of strings.
+    """
+    if not name:
+        return None
+    path = (folder / str(name)).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ModelLoadError(f"{folder}/{SIDECAR}: labels must be a file inside the version folder")
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: cannot read labels: {exc}") from None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ModelLoadError(f"{path}: labels must be a JSON list of strings")
+    return labels
