@@ -111,6 +111,8 @@ class Backend(ABC):
     protocol: str = ""
     url: str
     model_name: str
+    #: False for a backend that takes tensors only: ``send=auto`` then sends its model one.
+    decodes_images: bool = True
 
     @abstractmethod
     def metadata(self) -> ModelInfo:

@@ -302,13 +302,17 @@ def _tf_dtype(name: object) -> np.dtype | None:
 def backend_for_url(url: str, **kwargs: Any) -> Backend:
     """The backend speaking the protocol of ``url``: the table
     :data:`~kva.consumer.config.REPLICA_PROTOCOLS` (``/v1/...``, ``/v2/...``, ``grpc://``,
-    ``kserve+grpc://``).
+    ``kserve+grpc://``, ``openvino:``).
 
     Raises:
         ValueError: ``url`` is none of them (:func:`~kva.consumer.config.check_replica_url`).
     """
     check_replica_url(url)
     scheme = urlsplit(url).scheme
+    if scheme == "openvino":
+        from kva.consumer.openvino_backend import OpenVinoBackend  # openvino, [serve]
+
+        return OpenVinoBackend(url, **kwargs)
     if scheme == "grpc":
         from kva.consumer.grpc_backend import GrpcBackend  # needs the optional [grpc] extra
 

@@ -81,8 +81,32 @@ REPLICA_PROTOCOLS: tuple[ReplicaProtocol, ...] = (
         "or a tensor (raw contents)",
         "kva serve, OVMS, Triton, MLServer (tensors)",
     ),
+    ReplicaProtocol(
+        "openvino",
+        "openvino:PATH",
+        "in process: OpenVINO runs the model (a base or version folder) in the consumer, "
+        "a tensor in, no server",
+        "the consumer itself (needs `openvino`, the `[serve]` extra)",
+    ),
 )
-_SCHEMES = ", ".join(f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS))
+_SCHEMES = (
+    ", ".join(
+        f"{s}://" for s in dict.fromkeys(p.scheme for p in REPLICA_PROTOCOLS) if s != "openvino"
+    )
+    + ", openvino:"
+)
+
+
+def _check_openvino_url(url: str, path: str) -> None:
+    import importlib.util
+
+    if not path.strip():
+        raise ValueError(f"{url!r}: expected openvino:PATH (a model base or version folder)")
+    if importlib.util.find_spec("openvino") is None:
+        raise ValueError(
+            f"{url!r}: the in-process backend needs openvino "
+            "(pip install 'kafka-video-analytics[serve]')"
+        )
 
 
 def check_replica_url(url: str) -> None:
@@ -92,6 +116,9 @@ def check_replica_url(url: str) -> None:
         ValueError: the URL fits none of them, or its protocol's client is not installed.
     """
     parts = urlsplit(url)
+    if parts.scheme == "openvino":
+        _check_openvino_url(url, parts.path)
+        return
     if parts.scheme == "grpc":
         from kva.grpc_api import check_grpc_url
 

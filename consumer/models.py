@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kva.consumer.backend_api import Backend, ModelInfo, Payload
 from kva.consumer.backends import backend_for_url
@@ -120,8 +120,11 @@ def build_model(
         if backend not in answered:
             pool.eject(backend.url, "did not answer at start")
     labels = _labels(spec, answered, labels_source, settings)
+    options = settings.model_inputs().get(spec.name, InputOptions())
+    if options.send == "auto" and not all(b.decodes_images for b in backends):
+        options = replace(options, send="tensor")  # the in-process backend decodes no JPEG
     try:
-        fmt = input_format(info, settings.model_inputs().get(spec.name, InputOptions()))
+        fmt = input_format(info, options)
     except MetadataError as exc:
         raise ModelSetupError(f"model {spec.name}: {exc}") from None
     logger.info(

@@ -72,6 +72,9 @@ def format_validation_error(exc: ValidationError, model: type[BaseSettings] | No
     """A short, human message: one line per bad setting, naming flag and variable."""
     lines = ["invalid settings:"]
     for error in exc.errors():
+        if not error["loc"]:  # a check across settings (a model validator): its message alone
+            lines.append("  " + str(error["msg"]).removeprefix("Value error, "))
+            continue
         field = ".".join(str(part) for part in error["loc"]) or "settings"
         known = model is not None and field in model.model_fields
         flag = flag_of(field, model.model_fields[field]) if known and model else "--" + field

@@ -195,3 +195,21 @@ def read_labels(folder: Path, name: object) -> list[str] | None:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise ModelLoadError(f"{path}: labels must be a JSON list of strings")
     return labels
+
+
+def port_name(port: Any) -> str:
+    """The name clients use for an OpenVINO port: a plain one (``image_bytes``) over a
+    graph one (``x:0``)."""
+    names = sorted(port.get_names())
+    plain = [name for name in names if ":" not in name and "/" not in name]
+    if plain:
+        return min(plain, key=len)
+    return str(port.get_any_name())
+
+
+def port_shape(port: Any) -> tuple[int, ...] | None:
+    """An OpenVINO port's shape (-1 = any size), None when even its rank is unknown."""
+    partial = port.get_partial_shape()
+    if not partial.rank.is_static:
+        return None
+    return tuple(d.get_length() if d.is_static else -1 for d in partial)

@@ -20,6 +20,8 @@ import numpy as np
 from kva.model_files import (
     ModelLoadError,
     find_model,
+    port_name,
+    port_shape,
     read_labels,
     read_model,
     read_sidecar,
@@ -48,7 +50,7 @@ class _Compiled:
         self.pool: queue.Queue[Any] = queue.Queue()
         for _ in range(self.size):
             self.pool.put(compiled.create_infer_request())
-        self.output_names = [_port_name(port) for port in compiled.outputs]
+        self.output_names = [port_name(port) for port in compiled.outputs]
         self.string_outputs = [_is_string(port) for port in compiled.outputs]
 
 
@@ -202,10 +204,7 @@ def _fits(shape: tuple[int, ...], expected: tuple[int, ...] | None) -> bool:
 
 
 def _info(port: Any) -> TensorInfo:
-    partial = port.get_partial_shape()
-    shape: tuple[int, ...] | None = None
-    if partial.rank.is_static:
-        shape = tuple(d.get_length() if d.is_static else -1 for d in partial)
+    shape = port_shape(port)
     dtype = np.dtype(object) if _is_string(port) else np.dtype(port.get_element_type().to_dtype())
     image_hw, nchw = None, False
     if shape and len(shape) == 4 and dtype in IMAGE_DTYPES:
@@ -213,7 +212,7 @@ def _info(port: Any) -> TensorInfo:
             image_hw = (shape[1], shape[2])
         elif shape[1] == 3 and min(shape[2:4]) > 0:
             image_hw, nchw = (shape[2], shape[3]), True
-    return TensorInfo(_port_name(port), dtype, shape, image_hw, nchw)
+    return TensorInfo(port_name(port), dtype, shape, image_hw, nchw)
 
 
 def _is_string(port: Any) -> bool:
@@ -239,12 +238,3 @@ def _strings(tensor: Any) -> np.ndarray:
     """An object array of ``bytes`` from an OpenVINO string tensor (not decoded as text)."""
     data = np.asarray(tensor.bytes_data)
     return np.array([bytes(v) for v in data.ravel()], dtype=object).reshape(data.shape)
-
-
-def _port_name(port: Any) -> str:
-    """The name clients use: a plain one (``image_bytes``) over a graph one (``x:0``)."""
-    names = sorted(port.get_names())
-    plain = [name for name in names if ":" not in name and "/" not in name]
-    if plain:
-        return min(plain, key=len)
-    return str(port.get_any_name())

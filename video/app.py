@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from kva.video.auth import install_token_check
 from kva.video.config import VideoSettings
+from kva.video.events import EventStore
 from kva.video.metrics import ViewerMetrics
 from kva.video.routes import api, ops, pages, streams
 from kva.video.state import EXTENSION, ViewerState, viewer_state
@@ -42,7 +43,11 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     store = store or FrameStore(settings.video_max_streams, settings.video_forget_after)
     app.extensions[EXTENSION] = ViewerState(
-        settings=settings, store=store, metrics=ViewerMetrics(store), healthy=healthy
+        settings=settings,
+        store=store,
+        metrics=ViewerMetrics(store),
+        healthy=healthy,
+        events=EventStore(settings.video_max_streams, settings.video_max_events),
     )
     token = settings.video_token.get_secret_value() if settings.video_token else None
     install_token_check(app, token)

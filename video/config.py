@@ -26,6 +26,19 @@ class VideoSettings(KafkaSettings):
         description="topic of the per-frame prediction JSON documents ('' = none)",
         json_schema_extra={"flag": "--metadata-topic", "metavar": "TOPIC"},
     )
+    video_events_topic: str = Field(
+        "events",
+        description="topic of the zone and line events shown in the feed and counts ('' = none; "
+        "a topic that does not exist yet is read once it does)",
+        json_schema_extra={"flag": "--events-topic", "metavar": "TOPIC"},
+    )
+    video_max_events: int = Field(
+        50,
+        ge=1,
+        le=1000,
+        description="newest events kept per stream (also read back from each partition on start)",
+        json_schema_extra={"flag": "--max-events", "metavar": "N"},
+    )
     video_host: str = listen_host("address to listen on", "--host")
     video_port: int = listen_port(8080, "port to listen on (0 = any free port)", "--port")
     video_max_fps: float = Field(
@@ -98,7 +111,7 @@ class VideoSettings(KafkaSettings):
         json_schema_extra={"flag": "--client-buffer-bytes", "metavar": "BYTES"},
     )
 
-    @field_validator("video_topic", "video_metadata_topic")
+    @field_validator("video_topic", "video_metadata_topic", "video_events_topic")
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if value and not all(c.isalnum() or c in "._-" for c in value):

@@ -44,6 +44,12 @@ class ViewerMetrics:
             ["topic", "reason"],
             registry=self.registry,
         )
+        self.events_received = Counter(
+            "kva_video_events_received",
+            "events read from the events topic and kept, by event type",
+            ["stream", "type"],
+            registry=self.registry,
+        )
         self.record_errors = Counter(
             "kva_video_record_errors",
             "exceptions while handling one consumed record, by exception type "

@@ -1,9 +1,10 @@
-"""The one Kafka reader of a viewer process: frames and predictions into the store.
+"""The Kafka reader of a viewer process: frames and predictions into the store.
 
 It runs on its own thread with a consumer group unique to this process, so
 every viewer sees every partition (viewers do not share the work, they each
 show everything). A bad message is counted by reason and logged at most once
-per interval; it never stops the reader.
+per interval; it never stops the reader. :class:`TopicReader` is that thread
+around one consumer; the events feed has its own (:mod:`kva.video.event_reader`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol, Self
 
 from kva.frame import FrameDecodeError
 from kva.images import IMAGE_SIGNATURES
@@ -47,14 +50,41 @@ def unique_group_id() -> str:
     return f"kva-video-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-class RecordHandler:
+class CountingHandler:
+    """What every record handler shares: skipped records are counted by reason and logged
+    at most once per interval per (topic, reason)."""
+
+    def __init__(self, metrics: ViewerMetrics) -> None:
+        self._metrics = metrics
+        self._log = RateLimitedLog(logger, interval=10.0)
+
+    def failed(self, record: Record, exc: Exception) -> None:
+        """The reader's safety net: handling ``record`` raised ``exc`` (a bug); count, go on."""
+        kind = type(exc).__name__
+        self._metrics.record_errors.labels(kind).inc()
+        self._metrics.messages_rejected.labels(record.topic, "internal_error").inc()
+        self._log.failure(("internal_error", kind), record.where, exc)
+
+    def _reject(self, record: Record, reason: str, message: str) -> None:
+        self._metrics.messages_rejected.labels(record.topic, reason).inc()
+        self._log.log(
+            (record.topic, reason),
+            logging.WARNING,
+            "skipping a message on %s (partition %d, offset %d): %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            message,
+        )
+
+
+class RecordHandler(CountingHandler):
     """Turns consumed records into store updates; no Kafka here, so it is easy to test."""
 
     def __init__(self, settings: VideoSettings, store: FrameStore, metrics: ViewerMetrics) -> None:
+        super().__init__(metrics)
         self._settings = settings
         self._store = store
-        self._metrics = metrics
-        self._log = RateLimitedLog(logger, interval=10.0)
 
     def handle(self, record: Record) -> None:
         """Put one consumed record into the store (or count why not)."""
@@ -110,53 +140,46 @@ class RecordHandler:
         if not self._store.put_predictions(stream_id, predictions):
             logger.debug("older predictions for %s ignored", stream_id)
 
-    def failed(self, record: Record, exc: Exception) -> None:
-        """The reader's safety net: handling ``record`` raised ``exc`` (a bug); count, go on."""
-        kind = type(exc).__name__
-        self._metrics.record_errors.labels(kind).inc()
-        self._metrics.messages_rejected.labels(record.topic, "internal_error").inc()
-        self._log.failure(("internal_error", kind), record.where, exc)
 
-    def _reject(self, record: Record, reason: str, message: str) -> None:
-        self._metrics.messages_rejected.labels(record.topic, reason).inc()
-        self._log.log(
-            (record.topic, reason),
-            logging.WARNING,
-            "skipping a message on %s (partition %d, offset %d): %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            message,
-        )
+class Handler(Protocol):
+    """What a :class:`TopicReader` hands each record to."""
+
+    def handle(self, record: Record) -> None: ...
+
+    def failed(self, record: Record, exc: Exception) -> None: ...
 
 
-class KafkaReader:
-    """Consumes the frame topic (and the metadata topic) on a background thread."""
+class TopicReader:
+    """Consumes ``topics`` on a background thread, handing every record to ``handler``."""
 
     def __init__(
         self,
         settings: VideoSettings,
-        store: FrameStore,
-        metrics: ViewerMetrics,
+        topics: list[str],
+        handler: Handler,
         group_id: str | None = None,
+        *,
+        name: str = "kva-video-reader",
+        consumer_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._settings = settings
-        self._handler = RecordHandler(settings, store, metrics)
+        self._handler = handler
         self.group_id = group_id or unique_group_id()
-        self.topics = [t for t in (settings.video_topic, settings.video_metadata_topic) if t]
+        self.topics = topics
+        self._consumer_options = dict(consumer_options or {})
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kva-video-reader", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._consumer: LatestFrameConsumer | None = None
         self.failed: BaseException | None = None
 
-    def start(self) -> KafkaReader:
+    def start(self) -> Self:
         """Create the consumer and start reading on the background thread."""
         self._consumer = LatestFrameConsumer(
             self._settings,
             self.topics,
             self.group_id,
-            max_lag=self._settings.video_max_lag,
             extra={"enable.auto.commit": False},
+            **self._consumer_options,
         )
         self._thread.start()
         logger.info("reading %s as group %s", ", ".join(self.topics), self.group_id)
@@ -194,3 +217,22 @@ class KafkaReader:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+class KafkaReader(TopicReader):
+    """Consumes the frame topic (and the metadata topic): the newest frames into the store."""
+
+    def __init__(
+        self,
+        settings: VideoSettings,
+        store: FrameStore,
+        metrics: ViewerMetrics,
+        group_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            settings,
+            [t for t in (settings.video_topic, settings.video_metadata_topic) if t],
+            RecordHandler(settings, store, metrics),
+            group_id,
+            consumer_options={"max_lag": settings.video_max_lag},
+        )

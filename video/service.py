@@ -15,7 +15,8 @@ from flask import Flask
 from kva.kafka import TopicSpec, ensure_topics, wait_for_broker
 from kva.video.app import create_app
 from kva.video.config import VideoSettings
-from kva.video.reader import KafkaReader
+from kva.video.event_reader import EventReader
+from kva.video.reader import KafkaReader, TopicReader
 from kva.video.server import ViewerServer
 from kva.video.state import ViewerState, viewer_state
 
@@ -33,11 +34,15 @@ class ViewerService:
         self.app: Flask = create_app(settings, healthy=self.healthy)
         self.state: ViewerState = viewer_state(self.app)
         self.reader: KafkaReader | None = None
+        self.event_reader: EventReader | None = None
         self.server: ViewerServer | None = None
 
     def healthy(self) -> bool:
-        """What ``/healthz`` reports: the Kafka reader (once started) is still running."""
-        return self.reader is None or self.reader.alive()
+        """What ``/healthz`` reports: the Kafka readers (once started) still run."""
+        return all(r.alive() for r in self._readers())
+
+    def _readers(self) -> list[TopicReader]:
+        return [r for r in (self.reader, self.event_reader) if r is not None]
 
     @property
     def url(self) -> str:
@@ -57,6 +62,8 @@ class ViewerService:
         wait_for_broker(s)
         ensure_topics(s, [TopicSpec(t) for t in topics(s)])
         self.reader = KafkaReader(s, self.state.store, self.state.metrics).start()
+        if s.video_events_topic:  # not created here: the consumer that writes it owns it
+            self.event_reader = EventReader(s, self.state.events, self.state.metrics).start()
         try:
             self.server = ViewerServer(self.app).start()
         except OSError as exc:
@@ -64,17 +71,17 @@ class ViewerService:
 
     def run(self, stop: threading.Event) -> int:
         """Watch the reader until ``stop`` is set; 1 when it died or Kafka stayed away too long."""
-        reader = self.reader
-        if reader is None:
+        if self.reader is None:
             raise RuntimeError("call start() before run()")
         limit = self.settings.broker_unavailable_exit
         while not stop.wait(WATCH_INTERVAL):
-            if not reader.alive():
-                logger.error("the Kafka reader stopped: %s", reader.failed)
-                return 1
-            if limit and reader.broker_down_for() > limit:
-                logger.error("Kafka unreachable for more than %gs: exiting", limit)
-                return 1
+            for reader in self._readers():
+                if not reader.alive():
+                    logger.error("the Kafka reader of %s stopped: %s", reader.topics, reader.failed)
+                    return 1
+                if limit and reader.broker_down_for() > limit:
+                    logger.error("Kafka unreachable for more than %gs: exiting", limit)
+                    return 1
         return 0
 
     def close(self) -> None:
@@ -84,8 +91,8 @@ class ViewerService:
         logger.info("stopping the viewer")
         if self.server is not None:
             self.server.stop()
-        if self.reader is not None:
-            self.reader.stop()
+        for reader in self._readers():
+            reader.stop()
 
 
 def topics(settings: VideoSettings) -> list[str]:

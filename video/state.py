@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from kva.video.config import VideoSettings
+from kva.video.events import EventStore
 from kva.video.metrics import ViewerMetrics
 from kva.video.store import FrameStore
 
@@ -30,6 +31,7 @@ class ViewerState:
     store: FrameStore
     metrics: ViewerMetrics
     healthy: Callable[[], bool]
+    events: EventStore = field(default_factory=EventStore)
     stop: threading.Event = field(default_factory=threading.Event)
     mjpeg_slots: threading.BoundedSemaphore = field(init=False)
 

@@ -8,18 +8,21 @@ high watermark, jumps to the newest message and counts what it skipped.
 
 Split by role: :mod:`~kva.kafka.config` (librdkafka settings, size limits),
 :mod:`~kva.kafka.admin` (brokers, topics), :mod:`~kva.kafka.producer`,
-:mod:`~kva.kafka.consumer`, :mod:`~kva.kafka.record` (a message detached from
+:mod:`~kva.kafka.consumer` (latest frame), :mod:`~kva.kafka.atleastonce` (every
+message, committed when handled), :mod:`~kva.kafka.record` (a message detached from
 librdkafka), :mod:`~kva.kafka.health` and :mod:`~kva.kafka.errors`. The names
 services use are re-exported here.
 """
 
 from kva.kafka.admin import (
+    EVENT_TOPIC_CONFIG,
     FRAME_TOPIC_CONFIG,
     TopicSpec,
     ensure_topics,
     partition_leaders,
     wait_for_broker,
 )
+from kva.kafka.atleastonce import AtLeastOnceConsumer
 from kva.kafka.config import MAX_MESSAGE_BYTES, client_config, redacted
 from kva.kafka.consumer import LatestFrameConsumer
 from kva.kafka.errors import KafkaUnavailable, ProduceDropped
@@ -27,8 +30,10 @@ from kva.kafka.producer import DeliveryCallback, FrameProducer, Headers
 from kva.kafka.record import Record
 
 __all__ = [
+    "EVENT_TOPIC_CONFIG",
     "FRAME_TOPIC_CONFIG",
     "MAX_MESSAGE_BYTES",
+    "AtLeastOnceConsumer",
     "DeliveryCallback",
     "FrameProducer",
     "Headers",

@@ -37,6 +37,16 @@ FRAME_TOPIC_CONFIG: Mapping[str, str] = {
     "cleanup.policy": "delete",
 }
 
+#: Events are not about now: a sink that is down for a day must still find them.
+EVENT_TOPIC_CONFIG: Mapping[str, str] = {
+    "retention.ms": str(7 * 24 * 3600 * 1000),
+    "retention.bytes": str(1024 * 1024 * 1024),
+    "segment.bytes": str(64 * 1024 * 1024),
+    "segment.ms": str(3600 * 1000),
+    "max.message.bytes": str(1024 * 1024),
+    "cleanup.policy": "delete",
+}
+
 
 def wait_for_broker(settings: KafkaSettings, timeout: float | None = None) -> int:
     """Block until the cluster answers a metadata request; return the broker count.

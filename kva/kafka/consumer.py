@@ -34,8 +34,9 @@ class LatestFrameConsumer:
     """A consumer that always hands out the newest frame of each stream.
 
     Where it starts on assignment: ``start_at="newest"`` the newest existing
-    message, ``"end"`` only messages produced from now on, ``"beginning"``
-    everything retained (an ordinary consumer).
+    message (the newest ``tail`` messages of each partition), ``"end"`` only
+    messages produced from now on, ``"beginning"`` everything retained (an
+    ordinary consumer).
 
     Each received message is compared with the partition's high watermark.
     When more than ``max_lag`` messages beyond the newest frame of each stream
@@ -53,6 +54,7 @@ class LatestFrameConsumer:
         *,
         max_lag: int | None = 0,
         start_at: Literal["newest", "end", "beginning"] = "newest",
+        tail: int = 1,
         on_skip: Callable[[str, int], None] | None = None,
         stream_window: float = 10.0,
         session_timeout_ms: int = 10000,
@@ -64,7 +66,7 @@ class LatestFrameConsumer:
         self.skipped = 0
         self._on_skip = on_skip
         self._start_offset = {
-            "newest": _OFFSET_TAIL_BASE - 1,
+            "newest": _OFFSET_TAIL_BASE - max(1, tail),
             "end": OFFSET_END,
             "beginning": OFFSET_BEGINNING,
         }[start_at]
@@ -124,6 +126,10 @@ class LatestFrameConsumer:
 
     def _handle_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            # a subscribed topic nobody created yet: it is picked up once it exists
+            logger.info("waiting for a topic to exist: %s", error.str())
             return
         if error.fatal():
             raise KafkaException(error)

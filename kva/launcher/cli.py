@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "kva.producer.cli",
     "kva.consumer.cli",
     "kva.video.cli",
+    "kva.sink.cli",
     "kva.launcher.up",
 )
 

@@ -49,7 +49,19 @@ class UpSettings(KvaSettings):
     up_host: str = listen_host("viewer address", "--host")
     up_port: int = listen_port(8080, "viewer port", "--port")
     up_metrics_port: int = listen_port(
-        9101, "producer metrics port (consumer: +1)", "--metrics-port"
+        9101, "producer metrics port (consumer: +1, events sink: +2)", "--metrics-port"
+    )
+    up_events_mqtt: str | None = Field(
+        None,
+        description="run kva events, publishing the events to this MQTT broker "
+        "(mqtt://HOST:PORT; KVA_EVENTS_MQTT works too)",
+        json_schema_extra={"flag": "--events-mqtt", "metavar": "URL"},
+    )
+    up_events_webhook: str | None = Field(
+        None,
+        description="run kva events, POSTing the events to this URL "
+        "(KVA_EVENTS_WEBHOOK works too; the HMAC key from KVA_EVENTS_WEBHOOK_SECRET)",
+        json_schema_extra={"flag": "--events-webhook", "metavar": "URL"},
     )
     models_dir: Path | None = Field(
         None, description="model repository (default: ~/.cache/kva/models)"

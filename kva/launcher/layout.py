@@ -48,7 +48,9 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
     """Every service of the local pipeline, in start order. Raises ServiceFailed on a taken port."""
     host = "127.0.0.1"
     serve_ports = _ports(host, settings.serve_port, settings.serve_replicas, "--serve-port")
-    producer_port, consumer_port = _ports(host, settings.up_metrics_port, 2, "--metrics-port")
+    sink = events_destinations(settings)
+    metrics_ports = _ports(host, settings.up_metrics_port, 3 if sink else 2, "--metrics-port")
+    producer_port, consumer_port = metrics_ports[:2]
     (viewer_port,) = _ports(settings.up_host, settings.up_port, 1, "--port")
     sources, notes = cameras(settings)
     stages: list[list[ServiceSpec]] = []
@@ -86,16 +88,24 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
         ]
     )
     replicas = [f"http://{host}:{port}" for port in serve_ports]
-    stages.append(
-        [
+    last = [
+        ServiceSpec(
+            "consumer",
+            [*KVA, *consumer_args(replicas, consumer_port), *common],
+            ready=http_ok(f"http://{host}:{consumer_port}/healthz"),
+            ready_timeout=settings.ready_timeout,
+        )
+    ]
+    if sink:
+        last.append(
             ServiceSpec(
-                "consumer",
-                [*KVA, *consumer_args(replicas, consumer_port), *common],
-                ready=http_ok(f"http://{host}:{consumer_port}/healthz"),
+                "events",
+                [*KVA, *events_args(metrics_ports[2], **sink), *common],
+                ready=http_ok(f"http://{host}:{metrics_ports[2]}/healthz"),
                 ready_timeout=settings.ready_timeout,
             )
-        ]
-    )
+        )
+    stages.append(last)
     viewer_url = f"http://{_client_host(settings.up_host)}:{viewer_port}/"
     return Layout(stages, bootstrap, viewer_url, notes)
 
@@ -185,6 +195,27 @@ def consumer_args(replicas: list[str], metrics_port: int) -> list[str]:
     return args
 
 
+def events_destinations(settings: UpSettings) -> dict[str, str]:
+    """The sink's destinations (``mqtt``, ``webhook``) from ``kva up``'s flags or the
+    sink's own variables; empty (no sink) when none is configured."""
+    found = {
+        "mqtt": settings.up_events_mqtt or os.environ.get("KVA_EVENTS_MQTT", ""),
+        "webhook": settings.up_events_webhook or os.environ.get("KVA_EVENTS_WEBHOOK", ""),
+    }
+    return {name: url for name, url in found.items() if url}
+
+
+def events_args(metrics_port: int, mqtt: str = "", webhook: str = "") -> list[str]:
+    """``kva events`` on the ``events`` topic; a destination given here wins over the
+    environment (the sink reads ``KVA_EVENTS_*`` itself)."""
+    args = ["events", "--topic", "events", "--metrics-port", str(metrics_port)]
+    if mqtt:
+        args += ["--mqtt", mqtt]
+    if webhook:
+        args += ["--webhook", webhook]
+    return args
+
+
 def video_args(host: str, port: int) -> list[str]:
     return [
         "video",
@@ -192,6 +223,8 @@ def video_args(host: str, port: int) -> list[str]:
         "annotated",
         "--metadata-topic",
         "predictions",
+        "--events-topic",
+        "events",
         "--host",
         host,
         "--port",

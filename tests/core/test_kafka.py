@@ -143,6 +143,19 @@ def test_new_consumer_starts_at_the_newest_existing_frame(
     assert [r.frame().sequence for r in records] == [29]
 
 
+def test_a_new_consumer_can_start_at_the_newest_n_of_each_partition(
+    kafka_settings, make_topic, unique_name
+) -> None:
+    topic = make_topic(partitions=1)
+    send_frames(kafka_settings, topic, *(_frame("cam0", i) for i in range(30)))
+    consumer = LatestFrameConsumer(kafka_settings, [topic], unique_name, max_lag=None, tail=5)
+    try:
+        records = _collect(consumer, 5)
+    finally:
+        consumer.close()
+    assert [r.frame().sequence for r in records] == [25, 26, 27, 28, 29]
+
+
 def test_a_10_mb_frame_passes(kafka_settings, make_topic, unique_name) -> None:
     topic = make_topic(partitions=1)
     consumer = LatestFrameConsumer(

@@ -57,7 +57,11 @@ def test_compose_runs_the_whole_pipeline() -> None:
         "produce",
         "consume",
         "video",
+        "events",
     }
+    assert {"mqtt", "events"} <= set(services)
+    assert services["mqtt"]["image"].startswith("eclipse-mosquitto:")
+    assert services["events"]["profiles"] == services["mqtt"]["profiles"] == ["events"]
     assert services["video"]["ports"] == ["127.0.0.1:8080:8080"]
 
 

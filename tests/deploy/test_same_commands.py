@@ -8,6 +8,7 @@ import pytest
 
 from kva.launcher.layout import (
     consumer_args,
+    events_args,
     models_build_args,
     producer_args,
     serve_args,
@@ -27,9 +28,10 @@ LOCAL = {
     "produce": producer_args(["cam0=demo"], 15, 9100),
     "consume": consumer_args(["http://a:8501", "http://b:8501"], 9100),
     "video": video_args("0.0.0.0", 8080),  # noqa: S104 - a command line, nothing binds here
+    "events": events_args(9100, mqtt="mqtt://mqtt:1883"),
 }
 #: Flags whose values must agree (topics, what is served); ports and hosts may differ.
-SHARED_FLAGS = ("--topic", "--input-topic", "--output-topic", "--metadata-topic")
+SHARED_FLAGS = ("--topic", "--input-topic", "--output-topic", "--metadata-topic", "--events-topic")
 
 
 def _flag_values(argv: list[str], flag: str) -> list[str]:

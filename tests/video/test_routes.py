@@ -17,6 +17,7 @@ TOKEN = "s3cret-token"  # noqa: S105 - a test token
 ROUTES = [
     "/",
     "/api/streams",
+    "/api/events",
     "/metrics",
     "/healthz",
     "/streams/cam0.jpg",

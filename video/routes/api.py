@@ -1,17 +1,25 @@
-"""``/api/streams``: what the page polls (ids, resolution, fps, age, last predictions)."""
+"""``/api/streams``: what the page polls (ids, resolution, fps, age, last predictions, the
+counts of each line and zone and the newest events); ``/api/events``: the event feed."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, abort, jsonify, request
 
+from kva.frame import is_valid_stream_id
 from kva.video.predictions import summarize
 from kva.video.state import ViewerState, viewer_state
 from kva.video.store import StreamSlot
 
 bp = Blueprint("api", __name__)
+
+#: Newest events of each stream in ``/api/streams`` (the page's feed).
+FEED_EVENTS = 8
+#: ``/api/events``: events returned without ``?limit=``, and the most with one.
+DEFAULT_EVENTS = 100
+MAX_EVENTS = 1000
 
 
 @bp.get("/api/streams")
@@ -27,8 +35,38 @@ def streams_payload(state: ViewerState) -> dict[str, Any]:
     return {
         "stale_after": stale_after,
         "max_fps": state.settings.video_max_fps,
-        "streams": [describe(slot, now, now_ns, stale_after) for slot in state.store.slots()],
+        "streams": [
+            describe(slot, now, now_ns, stale_after)
+            | {"events": state.events.summary(slot.stream_id, FEED_EVENTS)}
+            for slot in state.store.slots()
+        ],
     }
+
+
+@bp.get("/api/events")
+def events() -> Response:
+    """The newest events, newest first: ``?stream=ID`` of one stream, ``?limit=N`` at most N."""
+    state = viewer_state()
+    stream = request.args.get("stream")
+    if stream is not None and not is_valid_stream_id(stream):
+        abort(400, description=f"invalid stream id {stream[:40]!r}")
+    limit = _limit(request.args.get("limit"))
+    return jsonify(
+        {
+            "topic": state.settings.video_events_topic or None,
+            "limit": limit,
+            "events": state.events.newest(limit, stream),
+        }
+    )
+
+
+def _limit(raw: str | None) -> int:
+    """``?limit=``: a whole number from 1; above :data:`MAX_EVENTS` means MAX_EVENTS."""
+    if raw is None:
+        return DEFAULT_EVENTS
+    if not raw.isdigit() or int(raw) < 1:
+        abort(400, description=f"limit {raw[:20]!r} is not a whole number from 1")
+    return min(int(raw), MAX_EVENTS)
 
 
 def describe(slot: StreamSlot, now: float, now_ns: int, stale_after: float) -> dict[str, Any]:

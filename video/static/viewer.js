@@ -1,4 +1,5 @@
-// kva viewer: polls /api/streams once a second and keeps one card per stream.
+// kva viewer: polls /api/streams once a second and keeps one card per stream, with the
+// counts of its lines and zones and its newest events (every text set as textContent).
 // Browsers open at most 6 connections per server, and every MJPEG stream holds one,
 // so a grid of more than MJPEG_GRID_LIMIT streams shows refreshed snapshots instead
 // (the enlarged stream is always live MJPEG).
@@ -16,7 +17,7 @@
     if (!token) return url;
     return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
   }
-  for (const id of ["api-link", "metrics-link"]) {
+  for (const id of ["api-link", "events-link", "metrics-link"]) {
     const link = document.getElementById(id);
     link.href = withToken(link.getAttribute("href"));
   }
@@ -54,11 +55,13 @@
     const name = el("h3", "", id);
     const meta = el("span", "meta", "");
     title.append(name, meta);
+    const counts = el("div", "counts");
     const preds = el("div", "preds");
-    info.append(title, preds);
+    const feed = el("ol", "feed");
+    info.append(title, counts, preds, feed);
     card.append(media, info);
     card.addEventListener("click", () => openFocus(id));
-    const entry = {card, img, live, age, veil, meta, preds, mode: null, timer: null};
+    const entry = {card, img, live, age, veil, meta, preds, counts, feed, seen: null, mode: null, timer: null};
     cards.set(id, entry);
     return entry;
   }
@@ -117,6 +120,62 @@
     }
   }
 
+  const COUNT_ORDER = {line: ["in", "out"], zone: ["inside", "entered"]};
+  const EVENT_WORDS = {line_cross: "crossed", zone_enter: "entered", zone_exit: "left", loiter: "loitering in"};
+
+  function renderCounts(container, events) {
+    container.replaceChildren();
+    container.hidden = !events || (events.lines.length === 0 && events.zones.length === 0);
+    if (container.hidden) return;
+    for (const [kind, items] of [["line", events.lines], ["zone", events.zones]]) {
+      for (const item of items) {
+        const row = el("div", "count-row " + kind);
+        row.dataset.kind = kind;
+        row.dataset.name = item.name;
+        row.append(el("span", "kind", kind), el("span", "count-name", item.name));
+        const known = COUNT_ORDER[kind];
+        const keys = known.filter((k) => k in item.counts)
+          .concat(Object.keys(item.counts).filter((k) => !known.includes(k)));
+        for (const key of keys) {
+          const chip = el("span", "count", "");
+          chip.dataset.key = key;
+          chip.append(el("span", "count-key", key), el("b", "", String(item.counts[key])));
+          row.append(chip);
+        }
+        container.append(row);
+      }
+    }
+  }
+
+  function fmtClock(ns) {
+    const d = new Date(ns / 1e6);
+    return d.toTimeString().slice(0, 8);
+  }
+
+  function describeEvent(e) {
+    let text = "#" + e.track + " " + e.label + " " + (EVENT_WORDS[e.type] || e.type) + " ";
+    if (e.line !== null) text += e.line + " (" + e.direction + ")";
+    else if (e.zone !== null) text += e.zone;
+    if (e.dwell_s !== null) text += " · " + e.dwell_s.toFixed(1) + " s";
+    return text;
+  }
+
+  // `seen` holds the ids shown last time: the others are new and flash once.
+  function renderFeed(container, events, seen) {
+    container.replaceChildren();
+    const recent = events ? events.recent : [];
+    container.hidden = recent.length === 0;
+    const ids = new Set();
+    for (const e of recent) {
+      ids.add(e.id);
+      const row = el("li", "event " + e.type + (seen && !seen.has(e.id) ? " new" : ""));
+      row.dataset.event = e.id;
+      row.append(el("span", "when", fmtClock(e.capture_ns)), el("span", "what", describeEvent(e)));
+      container.append(row);
+    }
+    return ids;
+  }
+
   function update(data) {
     const streams = data.streams;
     lastStreams = streams;
@@ -140,6 +199,8 @@
       );
       entry.meta.textContent = s.width === null ? "" : s.width + "×" + s.height + " · #" + s.sequence;
       renderPreds(entry.preds, s);
+      renderCounts(entry.counts, s.events);
+      entry.seen = renderFeed(entry.feed, s.events, entry.seen);
     }
     for (const [id, entry] of cards) {
       if (!seen.has(id)) { stopImage(entry); entry.card.remove(); cards.delete(id); }
@@ -182,6 +243,8 @@
     for (const [k, v] of rows) dl.append(el("dt", "", k), el("dd", "", v));
     stats.append(dl);
     renderPreds(document.getElementById("focus-preds"), s);
+    renderCounts(document.getElementById("focus-counts"), s.events);
+    renderFeed(document.getElementById("focus-feed"), s.events, null);
   }
 
   document.getElementById("focus-close").addEventListener("click", closeFocus);
