@@ -27,6 +27,7 @@ from kva.tfserving.modelbuild import MODELS, build_model  # noqa: E402
 INPUTS = {
     "mobilenet_v2": lambda: cv2.resize(skimage.data.chelsea(), (224, 224))[None],
     "blazeface": lambda: cv2.resize(skimage.data.astronaut(), (192, 192))[None],
+    "person": lambda: cv2.resize(skimage.data.astronaut(), (300, 300))[None],
     "half_plus_two": lambda: np.array([[1.0], [2.0], [5.0]], np.float32),
 }
 

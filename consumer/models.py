@@ -119,7 +119,7 @@ def build_model(
     for backend in backends:
         if backend not in answered:
             pool.eject(backend.url, "did not answer at start")
-    labels = _labels(spec, info, answered, labels_source, settings)
+    labels = _labels(spec, answered, labels_source, settings)
     options = settings.model_inputs().get(spec.name, InputOptions())
     if options.send == "auto" and not all(b.decodes_images for b in backends):
         options = replace(options, send="tensor")  # the in-process backend decodes no JPEG
@@ -181,15 +181,16 @@ def _first_metadata(
 
 def _labels(
     spec: ModelSpec,
-    info: ModelInfo,
     backends: list[Backend],
     source: str | None,
     settings: ConsumerSettings,
 ) -> list[str] | None:
     """``--labels``, else the first replica that has class names (a KServe v2 gRPC or a
-    real TF Serving replica has none), else None (numeric class ids)."""
-    if info.kind != "classifier":
-        return None
+    real TF Serving replica has none), else None (numeric class ids).
+
+    Detectors too: a one-class detector's single label (``["face"]``, ``["person"]``) names
+    its boxes.
+    """
     if source:
         try:
             return load_labels(source, timeout=settings.consume_read_timeout)

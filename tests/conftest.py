@@ -172,8 +172,8 @@ def start_kva() -> Iterator[Callable[..., KvaProcess]]:
 def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model repository with every model ``kva models build`` knows, built once per session.
 
-    Layout ``<base>/<name>/<version>/`` (mobilenet_v2/1, blazeface/1, half_plus_two/123);
-    pass the returned base path to ``kva serve`` or read the IR directly.
+    Layout ``<base>/<name>/<version>/`` (mobilenet_v2/1, blazeface/1, person/1,
+    half_plus_two/123); pass the returned base path to ``kva serve`` or read the IR directly.
     """
     from kva.tfserving.modelbuild import BUILDERS, build_model
 
@@ -181,6 +181,23 @@ def built_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in BUILDERS:
         build_model(name, base)
     return base
+
+
+@pytest.fixture(scope="session")
+@starts_processes
+def demo_video() -> Path:
+    """``vtest.avi``, the demo video, in kva's cache: fetched now by
+    ``scripts/fetch-demo-video.sh`` (as ``scripts/setup.sh`` does) if it is not there yet."""
+    from kva.paths import demo_video as path
+    from kva.producer.demo import FETCH_COMMAND
+
+    if not path().is_file():
+        script = Path(__file__).resolve().parents[1] / FETCH_COMMAND
+        fetched = subprocess.run(  # noqa: S603 - our own script
+            [str(script)], capture_output=True, text=True, timeout=600, check=False
+        )
+        assert fetched.returncode == 0, f"{FETCH_COMMAND} failed:\n{fetched.stderr}"
+    return path()
 
 
 @pytest.fixture(scope="session")

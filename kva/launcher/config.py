@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from kva.producer.demo import VIDEO_FPS, DemoKind
 from kva.settings import KvaSettings, listen_host, listen_port, split_list
 
 
@@ -17,16 +18,24 @@ class UpSettings(KvaSettings):
     command: ClassVar[str] = "up"
 
     up_source: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["cam0=demo"],
+        default_factory=list,
         json_schema_extra={"flag": "--source"},
-        description="camera(s) for the producer, [ID=]SRC, repeatable",
+        description="camera(s) for the producer, [ID=]SRC, repeatable; video files loop "
+        "(default: the demo camera cam0, see --demo)",
+    )
+    up_demo: DemoKind = Field(
+        "video",
+        json_schema_extra={"flag": "--demo"},
+        description="the camera when no --source is given: 'video' (vtest.avi, people "
+        "walking, from scripts/fetch-demo-video.sh; 'photos' when it is missing) or 'photos' "
+        "(pan and zoom over scikit-image's photos)",
     )
     up_fps: float = Field(
-        15.0,
+        VIDEO_FPS,
         gt=0,
         le=120,
         json_schema_extra={"flag": "--fps"},
-        description="frames per second per camera",
+        description="frames per second per camera (the default is the demo video's own rate)",
     )
     broker_mode: Literal["kraft", "zookeeper"] = Field("kraft", description="local broker topology")
     bootstrap_server: str | None = Field(

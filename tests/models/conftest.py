@@ -34,3 +34,9 @@ def imagenet_labels(built_models: Path) -> list[str]:
 def blazeface(built_models: Path, ov_core: Any) -> Any:
     """The built blazeface, compiled for the CPU."""
     return ov_core.compile_model(str(built_models / "blazeface" / "1" / "model.xml"), "CPU")
+
+
+@pytest.fixture(scope="session")
+def person(built_models: Path, ov_core: Any) -> Any:
+    """The built person detector, compiled for the CPU."""
+    return ov_core.compile_model(str(built_models / "person" / "1" / "model.xml"), "CPU")

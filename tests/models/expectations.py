@@ -24,6 +24,15 @@ FACE_SCORE = 0.5
 MIN_IOU = 0.5
 #: Photos without any face.
 NO_FACE_PHOTOS = ("coffee", "chelsea")
+#: The astronaut herself in skimage.data.astronaut(), x_min, y_min, x_max, y_max, labelled by
+#: hand: from her left arm to her right shoulder, from the top of her hair to the bottom edge.
+ASTRONAUT_PERSON_PX = (18.0, 15.0, 365.0, 512.0)
+#: The person detector finds her with at least this score (0.93 with OpenVINO 2026.4) ...
+PERSON_SCORE = 0.85
+#: ... and a box this close to the one above (0.90).
+PERSON_MIN_IOU = 0.75
+#: Photos without any person.
+NO_PERSON_PHOTOS = ("coffee", "chelsea")
 
 
 def photo(name: str) -> np.ndarray:
@@ -72,9 +81,16 @@ def check_classification(photo_name: str, labels: list[str], top1_class: int) ->
 
 def faces(boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> list[list[float]]:
     """Pixel boxes of one image's detections with score >= :data:`FACE_SCORE`."""
+    return [box for box, _score in detected(boxes, scores, width, height, FACE_SCORE)]
+
+
+def detected(
+    boxes: np.ndarray, scores: np.ndarray, width: int, height: int, min_score: float
+) -> list[tuple[list[float], float]]:
+    """(pixel box, score) of one image's detections with score >= ``min_score``."""
     scale = np.array([width, height, width, height], np.float32)
     kept = zip(boxes, scores, strict=True)
-    return [(box * scale).tolist() for box, score in kept if score >= FACE_SCORE]
+    return [((box * scale).tolist(), float(score)) for box, score in kept if score >= min_score]
 
 
 def check_detector_row(boxes: np.ndarray, scores: np.ndarray) -> None:

@@ -9,14 +9,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kva.tfserving.modelbuild import person as person_module
+from kva.tfserving.modelbuild.sources import PERSON_SSDLITE
 from tests.models.expectations import (
     ASTRONAUT_FACE_PX,
+    ASTRONAUT_PERSON_PX,
     CLASSIFICATION_CASES,
     MIN_IOU,
     NO_FACE_PHOTOS,
+    NO_PERSON_PHOTOS,
+    PERSON_MIN_IOU,
+    PERSON_SCORE,
     check_classification,
     check_detector_row,
     check_top5,
+    detected,
     faces,
     iou,
     photo,
@@ -109,6 +116,95 @@ def test_blazeface_signature(built_models: Path, blazeface: Any) -> None:
     sidecar = json.loads((built_models / "blazeface" / "1" / "kva-model.json").read_text())
     assert sidecar["task"] == "detection" and sidecar["labels"] == "labels.json"
     assert json.loads((built_models / "blazeface" / "1" / "labels.json").read_text()) == ["face"]
+
+
+def _people(person: Any, image: np.ndarray) -> list[tuple[list[float], float]]:
+    """(pixel box, score) of everyone the served person model finds on ``image``."""
+    result = person(stretch(image, 300)[None])
+    boxes, scores = result["boxes"], result["scores"]
+    assert boxes.shape == (1, 32, 4) and scores.shape == (1, 32)
+    check_detector_row(boxes[0], scores[0])
+    threshold = person_module.SCORE_THRESHOLD
+    assert np.all((scores[0] == 0) | (scores[0] >= threshold)), scores
+    return detected(boxes[0], scores[0], image.shape[1], image.shape[0], threshold)
+
+
+def test_person_finds_the_astronaut(person: Any) -> None:
+    (found,) = _people(person, photo("astronaut"))
+    box, score = found
+    assert score >= PERSON_SCORE, found
+    assert iou(box, ASTRONAUT_PERSON_PX) >= PERSON_MIN_IOU, found
+
+
+@pytest.mark.parametrize("name", NO_PERSON_PHOTOS)
+def test_person_finds_nobody(person: Any, name: str) -> None:
+    assert _people(person, photo(name)) == []
+
+
+def test_person_signature(built_models: Path, person: Any) -> None:
+    (image,) = person.inputs
+    assert image.get_any_name() == "image" and str(image.get_partial_shape()) == "[1,300,300,3]"
+    assert image.get_element_type().get_type_name() == "u8"
+    outputs = {o.get_any_name(): o for o in person.outputs}
+    assert set(outputs) == {"boxes", "scores"}
+    assert all(o.get_element_type().get_type_name() == "f32" for o in outputs.values())
+    folder = built_models / "person" / "1"
+    sidecar = json.loads((folder / "kva-model.json").read_text())
+    assert sidecar["task"] == "detection" and sidecar["labels"] == "labels.json"
+    assert sidecar["source"]["sha256"] == PERSON_SSDLITE.sha256
+    assert json.loads((folder / "labels.json").read_text()) == ["person"]
+
+
+def _vtest_frames(path: Path, indexes: tuple[int, ...]) -> list[np.ndarray]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    try:
+        for index in range(max(indexes) + 1):
+            ok, image = capture.read()
+            assert ok, index
+            if index in indexes:
+                frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    return frames
+
+
+@pytest.mark.slow
+def test_person_returns_what_the_ssd_graph_it_wraps_finds(
+    person: Any, ov_core: Any, demo_video: Path
+) -> None:
+    """The served outputs are the original graph's, reordered: on four astronauts and on three
+    frames of vtest.avi, every person box ``(y0, x0, y1, x1)`` with its score, in order."""
+    import openvino as ov
+
+    graph = ov.convert_model(str(PERSON_SSDLITE.locate()), input=[1, 300, 300, 3])
+    original = ov_core.compile_model(graph, "CPU")
+    one = photo("astronaut")
+    images = [np.concatenate([np.concatenate([one, one], 1)] * 2, 0)]
+    images += _vtest_frames(demo_video, (0, 300, 600))
+    most = 0
+    for image in images:
+        x = stretch(image, 300)[None]
+        raw = {
+            name.removesuffix(":0"): value
+            for output, value in original(x).items()
+            for name in output.get_names()
+        }
+        keep = (raw["detection_classes"][0] == 1) & (
+            raw["detection_scores"][0] >= person_module.SCORE_THRESHOLD
+        )
+        order = np.argsort(-raw["detection_scores"][0][keep], kind="stable")
+        boxes = np.clip(raw["detection_boxes"][0][keep][order], 0, 1)[:, [1, 0, 3, 2]]
+        scores = raw["detection_scores"][0][keep][order]
+        served = person(x)
+        n = len(scores)
+        np.testing.assert_allclose(served["scores"][0][:n], scores, atol=1e-5)
+        np.testing.assert_allclose(served["boxes"][0][:n], boxes, atol=1e-5)
+        assert not served["scores"][0][n:].any() and not served["boxes"][0][n:].any()
+        most = max(most, n)
+    assert most >= 4, "no image with several people: the comparison proves little"
 
 
 def test_half_plus_two(built_models: Path, ov_core: Any) -> None:

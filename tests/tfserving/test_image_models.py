@@ -1,7 +1,7 @@
 """Image models over real HTTP: encoded photos in, right answers out (/v1 b64 and /v2 binary).
 
 Uses the session's built model repository (``built_models``: mobilenet_v2,
-blazeface) and scikit-image's bundled photos.
+blazeface, person) and scikit-image's bundled photos.
 """
 
 from __future__ import annotations
@@ -20,11 +20,18 @@ import numpy as np
 import pytest
 
 from kva.launcher.layout import write_model_config
+from kva.tfserving.modelbuild.person import SCORE_THRESHOLD as PERSON_THRESHOLD
 from tests.models.expectations import (
     ASTRONAUT_FACE_PX,
+    ASTRONAUT_PERSON_PX,
     CLASSIFICATION_CASES,
     MIN_IOU,
+    NO_PERSON_PHOTOS,
+    PERSON_MIN_IOU,
+    PERSON_SCORE,
+    check_detector_row,
     check_top5,
+    detected,
     faces,
     iou,
     photo,
@@ -170,6 +177,29 @@ def test_detect_v2_binary_batch_on_a_batch_one_model(image_server: ServeProcess)
     (face,) = _faces(out["boxes"][0].tolist(), out["scores"][0].tolist())
     assert iou(face, ASTRONAUT_FACE_PX) >= MIN_IOU
     assert _faces(out["boxes"][1].tolist(), out["scores"][1].tolist()) == []
+
+
+def test_people_over_v1_and_v2(image_server: ServeProcess) -> None:
+    """The person model answers like blazeface: boxes [1,32,4] x/y corners, scores [1,32]."""
+    names = ("astronaut", *NO_PERSON_PHOTOS)
+    reply = image_server.post(
+        "/v1/models/person:predict", json={"instances": [b64(photo_jpeg("astronaut"))]}
+    )
+    assert reply.status_code == 200, reply.text
+    (row,) = reply.json()["predictions"]
+    boxes, scores = np.array(row["boxes"], np.float32), np.array(row["scores"], np.float32)
+    assert boxes.shape == (32, 4) and scores.shape == (32,)
+    check_detector_row(boxes, scores)
+    ((box, score),) = detected(boxes, scores, 512, 512, PERSON_THRESHOLD)
+    assert score >= PERSON_SCORE and iou(box, ASTRONAUT_PERSON_PX) >= PERSON_MIN_IOU
+    body, headers = v2_binary([photo_jpeg(n) for n in names])
+    reply = image_server.post("/v2/models/person/infer", data=body, headers=headers)
+    assert reply.status_code == 200, reply.text
+    out = v2_outputs(reply)
+    assert out["boxes"].shape == (3, 32, 4) and out["scores"].shape == (3, 32)
+    np.testing.assert_allclose(out["scores"][0], scores, atol=1e-4)
+    for i, name in enumerate(names[1:], start=1):
+        assert detected(out["boxes"][i], out["scores"][i], 1, 1, PERSON_THRESHOLD) == [], name
 
 
 def _png_header(width: int, height: int) -> bytes:

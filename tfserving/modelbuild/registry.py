@@ -65,6 +65,13 @@ MODELS: dict[str, ModelSpec] = {
             "blazeface/full_range/1/labels",
         ),
         ModelSpec(
+            "person",
+            1,
+            "person",
+            "person detector (SSDLite MobileNetV2): image -> boxes, scores",
+            "person/ssdlite-0.2/1",
+        ),
+        ModelSpec(
             "half_plus_two",
             123,
             "half_plus_two",

