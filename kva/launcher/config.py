@@ -63,6 +63,13 @@ class UpSettings(KvaSettings):
         "(KVA_EVENTS_WEBHOOK works too; the HMAC key from KVA_EVENTS_WEBHOOK_SECRET)",
         json_schema_extra={"flag": "--events-webhook", "metavar": "URL"},
     )
+    up_zones: Path | None = Field(
+        None,
+        json_schema_extra={"flag": "--zones", "metavar": "FILE"},
+        description="zones and counting lines per camera, in the camera file's format "
+        "(kva consume --camera-file; the camera id is the stream id); default with the "
+        "video demo: a counting line down the middle of the square",
+    )
     models_dir: Path | None = Field(
         None, description="model repository (default: ~/.cache/kva/models)"
     )

@@ -28,6 +28,16 @@ logger = logging.getLogger(__name__)
 MODELS = ("mobilenet_v2", "blazeface", "person")
 #: The stream id of the demo camera.
 DEMO_CAMERA = "cam0"
+#: The video demo's zones and lines: a counting line down the middle of the square, which
+#: the people walking left and right cross ("in": from the right half to the left half).
+DEMO_ZONES = f"""\
+# kva up's video demo: zones and counting lines of the demo camera (see kva.scene)
+cameras:
+  - id: {DEMO_CAMERA}
+    lines:
+      - name: across
+        points: [[0.5, 0.0], [0.5, 1.0]]
+"""
 #: How a child is started: ``-P`` keeps the working folder off ``sys.path``, so a folder
 #: there named ``kva`` (the repository, or its parent) cannot shadow the installed package.
 KVA = (sys.executable, "-P", "-m", "kva")
@@ -53,6 +63,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
     producer_port, consumer_port = metrics_ports[:2]
     (viewer_port,) = _ports(settings.up_host, settings.up_port, 1, "--port")
     sources, notes = cameras(settings)
+    zones = zones_file(settings, sources, workdir)
     stages: list[list[ServiceSpec]] = []
     bootstrap = settings.bootstrap_server
     if bootstrap is None:
@@ -91,7 +102,7 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
     last = [
         ServiceSpec(
             "consumer",
-            [*KVA, *consumer_args(replicas, consumer_port), *common],
+            [*KVA, *consumer_args(replicas, consumer_port, zones), *common],
             ready=http_ok(f"http://{host}:{consumer_port}/healthz"),
             ready_timeout=settings.ready_timeout,
         )
@@ -124,6 +135,24 @@ def cameras(settings: UpSettings) -> tuple[list[str], tuple[str, ...]]:
         note = f"{exc}; showing the photo demo instead"
         logger.warning("%s", note)
         return [f"{DEMO_CAMERA}={demo_source('photos')}"], (note,)
+
+
+def zones_file(settings: UpSettings, sources: list[str], workdir: Path) -> Path | None:
+    """The consumer's zones and lines: ``--zones``, else for the video demo a file with
+    :data:`DEMO_ZONES` written to ``workdir``, else none."""
+    if settings.up_zones is not None:
+        return settings.up_zones
+    if settings.up_source:
+        return None
+    try:
+        video = f"{DEMO_CAMERA}={demo_source('video')}"
+    except DemoVideoMissing:
+        return None
+    if sources != [video]:
+        return None
+    path = workdir / "zones.yaml"
+    path.write_text(DEMO_ZONES, encoding="utf-8")
+    return path
 
 
 def broker_spec(mode: str, port: int, bootstrap: str, timeout: float) -> ServiceSpec:
@@ -178,7 +207,9 @@ def producer_args(
     return [*args, "--loop"] if loop else args
 
 
-def consumer_args(replicas: list[str], metrics_port: int) -> list[str]:
+def consumer_args(
+    replicas: list[str], metrics_port: int, camera_file: Path | None = None
+) -> list[str]:
     args = [
         "consume",
         "--input-topic",
@@ -192,6 +223,8 @@ def consumer_args(replicas: list[str], metrics_port: int) -> list[str]:
     ]
     for model in MODELS:
         args += ["--model", f"{model}=" + ",".join(f"{r}/v2/models/{model}" for r in replicas)]
+    if camera_file is not None:
+        args += ["--camera-file", str(camera_file)]
     return args
 
 
