@@ -13,7 +13,14 @@ from kva.consumer.pipeline import Pipeline
 from kva.consumer.scenes import SceneFile
 from kva.consumer.tracking import preload_tracker
 from kva.httpd import ServiceHttpServer
-from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics, wait_for_broker
+from kva.kafka import (
+    EVENT_TOPIC_CONFIG,
+    FrameProducer,
+    LatestFrameConsumer,
+    TopicSpec,
+    ensure_topics,
+    wait_for_broker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +56,11 @@ class ConsumerService:
         topics = [s.consume_input_topic, s.consume_output_topic]
         if s.consume_metadata_topic:
             topics.append(s.consume_metadata_topic)
+        specs = [TopicSpec(t) for t in topics]
         if s.consume_events_topic and not s.consume_passthrough:
-            topics.append(s.consume_events_topic)
-        ensure_topics(s, [TopicSpec(t) for t in topics])
+            # events wait for a sink that is down: a week, not the frames' minute
+            specs.append(TopicSpec(s.consume_events_topic, config=EVENT_TOPIC_CONFIG))
+        ensure_topics(s, specs)
         deadline = time.monotonic() + s.consume_start_timeout
         sources = s.label_sources()
         if not s.consume_passthrough:

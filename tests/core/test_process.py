@@ -17,9 +17,15 @@ pytestmark = pytest.mark.subprocess
 def test_a_child_gets_its_death_signal_when_its_parent_dies() -> None:
     parent = textwrap.dedent(
         """
-        import os, sys
+        import os, sys, time
         from kva.process import ChildProcess
         child = ChildProcess("sleeper", ["sleep", "300"])
+        deadline = time.monotonic() + 30
+        # setpriv sets the death signal, then execs sleep: wait for the exec, or a parent
+        # that dies first leaves an orphan that never gets the signal
+        while open(f"/proc/{child.pid}/comm").read().strip() != "sleep":
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.01)
         print(child.pid, flush=True)
         os._exit(0)  # no clean-up of any kind: only the death signal stops the child
         """
