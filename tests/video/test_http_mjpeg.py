@@ -221,12 +221,18 @@ def test_frames_sent_and_bytes_are_counted(make_settings, serve, cat_frames) -> 
     viewer_state(app).store.put_frame(cat_frames[0])
     server = serve(app)
     client = _client(server)
+    sent = 'kva_video_frames_sent_total{stream="cam0"} 1.0'
     try:
         client.read_part()
-        text = requests.get(f"{server.url}/metrics", timeout=5).text
+        # the server counts a frame once its write returned, which can be after the client
+        # has read it
+        wait_for(
+            lambda: sent in requests.get(f"{server.url}/metrics", timeout=5).text,
+            5,
+            "the sent frame counted",
+        )
     finally:
         client.close()
-    assert 'kva_video_frames_sent_total{stream="cam0"} 1.0' in text
 
 
 def test_unknown_stream_over_http(make_settings, serve) -> None:
