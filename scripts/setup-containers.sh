@@ -24,7 +24,7 @@ FORCE=${FORCE:-0}
 # Built into $BIN by this script (tests/deploy/test_tools_installed.py reads both lists).
 CACHE_BIN_TOOLS=(docker-compose)
 CONTAINERS_APT_PACKAGES=(podman runc uidmap slirp4netns fuse-overlayfs
-  containernetworking-plugins debootstrap)
+  containernetworking-plugins golang-github-containernetworking-plugin-dnsname debootstrap)
 export CONTAINERS_CONF=$ROOT/tests/deploy/real/containers.conf
 
 STAGE=""
