@@ -30,6 +30,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
+from kva.timerange import TimeRangeError, parse_duration
+
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
 HOUR_MS = 60 * MINUTE_MS
@@ -46,7 +48,6 @@ MAX_SEGMENT_BYTES = 64 * MIB
 SEGMENTS_PER_RETENTION = 12
 
 _DURATION_UNITS = {"ms": 1, "s": SECOND_MS, "m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 _SIZE_UNITS = {
     "": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
     "kib": 1024, "mib": MIB, "gib": GIB, "tib": 1024 * GIB,
@@ -64,12 +65,13 @@ def parse_duration_ms(value: object) -> object:
     """
     if not isinstance(value, str):
         return value
-    text = value.strip().lower().replace(" ", "")
+    text = value.strip()
     if re.fullmatch(r"-?\d+", text):
         return int(text)
-    if not text or _DURATION.sub("", text):
-        raise ValueError(f"{value!r} is not a duration: milliseconds, or e.g. 90s, 45m, 1h30m, 7d")
-    return sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION.findall(text))
+    try:
+        return parse_duration(text)
+    except TimeRangeError as exc:
+        raise ValueError(f"{exc}, or milliseconds") from None
 
 
 def parse_size_bytes(value: object) -> object:

@@ -10,7 +10,13 @@ from pydantic_settings import NoDecode
 
 from kva import retention
 from kva.producer.demo import VIDEO_FPS, DemoKind
-from kva.retention import Retention, RetentionBytes, RetentionMs, retention_bytes_field, retention_ms_field
+from kva.retention import (
+    Retention,
+    RetentionBytes,
+    RetentionMs,
+    retention_bytes_field,
+    retention_ms_field,
+)
 from kva.settings import KvaSettings, listen_host, listen_port, split_list
 
 

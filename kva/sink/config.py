@@ -263,7 +263,9 @@ class EventsSettings(KafkaSettings):
 
     def dead_letter_retention(self) -> Retention:
         """What the dead-letter topic keeps (applied by the sink, its writer, at every start)."""
-        return Retention(self.events_dead_letter_retention_ms, self.events_dead_letter_retention_bytes)
+        return Retention(
+            self.events_dead_letter_retention_ms, self.events_dead_letter_retention_bytes
+        )
 
     def destination_names(self) -> list[str]:
         """``mqtt`` and/or ``webhook``: the destinations configured."""
