@@ -24,7 +24,7 @@ from kva.settings import KafkaSettings
 from kva.timerange import format_ms
 from kva.video.config import VideoSettings
 from kva.video.service import ViewerService
-from tests.replay.recording import (
+from testbed.recording import (
     difference,
     image,
     record_testsrc,

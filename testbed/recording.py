@@ -1,4 +1,4 @@
-"""Recording a stream for replay tests through the producer's own path (source, encoder,
+"""Recording a stream for replay tests and benchmarks through the producer's own path (source, encoder,
 camera runner, Kafka sink), with capture times stamped on a regular clock from ``t0``
 so a test knows each frame's time exactly; the runner is not paced to the wall clock."""
 
