@@ -25,13 +25,15 @@ class ProgressBar:
         self._tty = out.isatty()
         self._interval = interval
         self._clock = clock
-        self._started = clock()
+        self._started: float | None = None  # the rate is counted from the first update
         self._last_draw = -interval
         self._last_tenth = -1
 
     def update(self, done: int, total: int, frames: int, final: bool = False) -> None:
         """Show the progress: ``done`` of ``total`` records read, ``frames`` written."""
         now = self._clock()
+        if self._started is None:
+            self._started = now
         tenth = 10 if final or total <= 0 else min(10, done * 10 // total)
         if self._tty:
             if not final and now - self._last_draw < self._interval:
@@ -46,7 +48,7 @@ class ProgressBar:
         """The bar's text."""
         share = 1.0 if total <= 0 else min(1.0, done / total)
         filled = round(share * BAR_WIDTH)
-        elapsed = max(now - self._started, 1e-9)
+        elapsed = max(now - (now if self._started is None else self._started), 1e-3)
         return (
             f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:4.0%}  {done}/{total} records"
             f"  {frames} frames  {frames / elapsed:.0f} frames/s"

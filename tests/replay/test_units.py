@@ -108,11 +108,12 @@ class Tty(io.StringIO):
 def test_the_progress_bar_redraws_one_line_on_a_terminal() -> None:
     out, clock = Tty(), FakeClock()
     bar = ProgressBar(out, clock=clock)
+    bar.update(0, 900, 0)
     clock.now += 1
     bar.update(450, 900, 450)
     clock.now += 1
     bar.update(900, 900, 900, final=True)
-    lines = out.getvalue().split("\r")[1:]
+    lines = out.getvalue().split("\r")[2:]
     assert lines[0].startswith("[" + "#" * 15 + "." * 15 + "]  50%  450/900 records  450 frames")
     assert lines[1] == "[" + "#" * 30 + "] 100%  900/900 records  900 frames  450 frames/s\n"
 
