@@ -3,8 +3,11 @@ settings and the command line."""
 
 from __future__ import annotations
 
+import argparse
 import io
+import re
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from kva.replay.pacing import Pacer
 from kva.replay.progress import ProgressBar
 from kva.replay.timeline import SlotClock, estimate_fps
 from kva.replay.toviewer import replay_stream_id
+from kva.settings import KafkaSettings
 
 MS = 1_000_000
 PERIOD = 1_000_000_000 // 10  # 10 fps
@@ -166,3 +170,26 @@ def test_bad_arguments_say_what_is_wrong(argv: list[str], message: str) -> None:
         parse(*argv)
     assert message in str(caught.value)
     assert caught.value.code == 2
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_table_has_every_flag_of_kva_replay_and_no_other() -> None:
+    """The flags in the "Time travel" section's table are those ``kva replay --help`` lists
+    (less the Kafka settings every service shares, which have their own table)."""
+    section = README.read_text().split("### `kva replay`")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| `--")]
+    flags_of_rows = [re.findall(r"`(--[a-z-]+)", line.split("|")[1]) for line in table]
+    documented = {flag for row in flags_of_rows for flag in row if not flag.startswith("--no-")}
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = commands.choices["replay"]
+    shared = set(KafkaSettings.model_fields)
+    flags = {
+        option
+        for action in parser._actions
+        if action.dest not in shared and action.dest != "help"
+        for option in action.option_strings
+        if not option.startswith("--no-")
+    }
+    assert documented == flags
