@@ -158,21 +158,30 @@ RetentionBytes = Annotated[int, BeforeValidator(parse_size_bytes)]
 
 def retention_ms_field(default: int, topic: str, flag: str) -> Any:
     """A ``retention.ms`` setting of ``topic`` (use with :data:`RetentionMs`)."""
-    return Field(
+    return _field(
         default,
-        ge=-1,
-        description=f"how long the {topic} topic keeps messages, ms or e.g. 90m, 1h, 7d "
-        f"(-1 = forever; default {format_duration(default)}); applied at every start",
-        json_schema_extra={"flag": flag, "metavar": "DURATION"},
+        f"how long the {topic} topic keeps messages, ms or e.g. 90m, 1h, 7d "
+        f"(-1 = forever; default {format_duration(default)})",
+        flag,
+        "DURATION",
     )
 
 
 def retention_bytes_field(default: int, topic: str, flag: str) -> Any:
     """A ``retention.bytes`` setting of ``topic`` (use with :data:`RetentionBytes`)."""
+    return _field(
+        default,
+        f"most bytes the {topic} topic keeps per partition, bytes or e.g. 512MiB, 2GiB "
+        f"(-1 = no limit; default {format_size(default)})",
+        flag,
+        "SIZE",
+    )
+
+
+def _field(default: int, description: str, flag: str, metavar: str) -> Any:
     return Field(
         default,
         ge=-1,
-        description=f"most bytes the {topic} topic keeps per partition, bytes or e.g. 512MiB, "
-        f"2GiB (-1 = no limit; default {format_size(default)}); applied at every start",
-        json_schema_extra={"flag": flag, "metavar": "SIZE"},
+        description=description + "; applied at every start",
+        json_schema_extra={"flag": flag, "metavar": metavar},
     )
