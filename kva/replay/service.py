@@ -150,6 +150,11 @@ class ReplayService:
         except FrameSkipped as exc:
             self._skip(record, exc.reason, str(exc))
             return True
+        except ReplayError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one frame must never end the replay
+            self._skip(record, "internal_error", f"{type(exc).__name__}: {exc}")
+            return True
         self.frames += 1
         self.first = self.first or frame
         self.last = frame

@@ -193,3 +193,37 @@ def test_the_readme_table_has_every_flag_of_kva_replay_and_no_other() -> None:
         if not option.startswith("--no-")
     }
     assert documented == flags
+
+
+class BrokenOutput:
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, frame: object, record: object) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug in an output")
+
+    def close(self) -> str:
+        return "closed"
+
+
+def test_a_frame_an_output_fails_on_is_counted_and_the_replay_goes_on(tmp_path) -> None:
+    from kva.frame import Frame, encode_frame
+    from kva.kafka import Record
+    from kva.replay.service import ReplayService
+
+    service = ReplayService(
+        parse("--stream", "cam0", "--from", "-5m", "--to-file", str(tmp_path / "a.avi"))
+    )
+    key, value, headers = encode_frame(Frame("cam0", 1, 10**18, 2, 2, b"\xff\xd8\xff"))
+    record = Record("frames", 0, 7, key, value, list(headers), 10**12)
+    output, stop = BrokenOutput(), threading.Event()
+    pacer = Pacer("fast", 5)
+    assert service._replay(record, output, pacer, stop)  # type: ignore[arg-type]
+    assert service._replay(Record("frames", 0, 8, key, b"", list(headers)), output, pacer, stop)  # type: ignore[arg-type]
+    assert service._replay(record, output, pacer, stop)  # type: ignore[arg-type]
+    assert dict(service.skipped) == {"internal_error": 1, "empty": 1}
+    assert service.frames == 1
