@@ -9,7 +9,9 @@ import pytest
 
 import kva.launcher.config  # noqa: F401 - defines kva up's settings (their variable names)
 from kva import retention
+from kva.cliargs import settings_from_args
 from kva.consumer.config import ConsumerSettings
+from kva.launcher.cli import build_parser
 from kva.launcher.config import UpSettings
 from kva.launcher.layout import plan
 from kva.producer.config import ProducerSettings
@@ -92,3 +94,11 @@ def test_kva_up_passes_its_retention_to_each_writer(tmp_path: Path) -> None:
     assert flag("consumer", "--output-retention-ms") == str(retention.ANNOTATED.ms)
     assert flag("consumer", "--metadata-retention-bytes") == str(512 * retention.MIB)
     assert flag("consumer", "--events-retention-ms") == str(retention.EVENTS.ms)
+    # and the children's own parsers take them
+    produce = build_parser().parse_args(list(argv["producer"][4:]))
+    assert (
+        settings_from_args(ProducerSettings, produce).frames_retention().ms == 2 * retention.HOUR_MS
+    )
+    consume = build_parser().parse_args(list(argv["consumer"][4:]))
+    kept = settings_from_args(ConsumerSettings, consume).retentions()
+    assert kept["predictions"] == retention.Retention(retention.DAY_MS, 512 * retention.MIB)
