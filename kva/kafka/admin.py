@@ -179,10 +179,11 @@ def apply_topic_config(
     not only when it is created.
 
     Returns:
-        The changes made (none when the topic already had these values).
+        The changes made (none when the topic already had these values, or when the
+        cluster refuses them: not authorized, a policy, an invalid value; a warning says so).
 
     Raises:
-        KafkaUnavailable: the configs cannot be read or changed (unreachable, not allowed).
+        KafkaUnavailable: the configs cannot be read or changed (the broker does not answer).
     """
     admin = AdminClient(client_config(settings))
     resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -210,6 +211,16 @@ def apply_topic_config(
         for done in admin.incremental_alter_configs([resource], request_timeout=timeout).values():
             done.result(timeout=timeout)
     except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() in _REFUSED:
+            # the cluster's own policy wins: run with the topic as it is, and say so
+            logger.warning(
+                "topic %s: cannot set %s (%s): keeping the topic's own configs",
+                topic,
+                ", ".join(f"{key}={new}" for key, _old, new in changes),
+                error.str(),
+            )
+            return []
         raise KafkaUnavailable(f"cannot change the configs of topic {topic}: {exc}") from None
     logger.info(
         "topic %s: %s",
@@ -217,6 +228,17 @@ def apply_topic_config(
         ", ".join(f"{key} {old or '(default)'} -> {new}" for key, old, new in changes),
     )
     return changes
+
+
+#: Answers that mean "not allowed here" (ACLs, a create/alter policy, a broker's limits), not down.
+_REFUSED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_CONFIG,
+    }
+)
 
 
 def _value(entry: ConfigEntry | None) -> str | None:

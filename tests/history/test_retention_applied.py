@@ -91,3 +91,14 @@ def test_the_consumer_applies_the_retention_of_what_it_writes(
     assert topic_config(kafka_settings, out)["retention.ms"] == str(retention.ANNOTATED.ms)
     assert topic_config(kafka_settings, meta)["retention.ms"] == str(retention.DAY_MS)
     assert topic_config(kafka_settings, meta)["retention.bytes"] == str(retention.PREDICTIONS.bytes)
+
+
+def test_a_change_the_cluster_refuses_is_a_warning_not_a_failure(
+    kafka_settings: KafkaSettings, unique_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_topics(kafka_settings, [TopicSpec(unique_name, config=OLD)])
+    with caplog.at_level(logging.WARNING, "kva.kafka.admin"):
+        assert apply_topic_config(kafka_settings, unique_name, {"retention.ms": "soon"}) == []
+    assert f"topic {unique_name}: cannot set retention.ms=soon" in caplog.text
+    assert "keeping the topic's own configs" in caplog.text
+    assert topic_config(kafka_settings, unique_name)["retention.ms"] == "60000"
