@@ -128,10 +128,11 @@ class ReplayService:
                     break
                 self._report(final=False)
         except KafkaUnavailable as exc:
-            logger.error("replay interrupted: %s", exc)
+            logger.error("replay interrupted: %s; kept: %s", exc, output.close())
             return 1
         except ReplayError as exc:
             logger.error("%s", exc)
+            output.close()
             return exc.exit_code
         self._report(final=True)
         return self._finish(output, time.monotonic() - started, stop.is_set())

@@ -227,3 +227,38 @@ def test_a_frame_an_output_fails_on_is_counted_and_the_replay_goes_on(tmp_path) 
     assert service._replay(record, output, pacer, stop)  # type: ignore[arg-type]
     assert dict(service.skipped) == {"internal_error": 1, "empty": 1}
     assert service.frames == 1
+
+
+class LostReader:
+    """A range reader whose broker goes away after one record."""
+
+    total_offsets = 10
+    done_offsets = 1
+
+    def __init__(self, record: object) -> None:
+        self._record = record
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        from kva.kafka import KafkaUnavailable
+
+        yield self._record
+        raise KafkaUnavailable("no record of frames arrived for 30s (1 partition(s) unfinished)")
+
+    def close(self) -> None:
+        pass
+
+
+def test_kafka_lost_mid_replay_is_exit_1_with_the_reason(tmp_path, caplog) -> None:
+    from kva.frame import Frame, encode_frame
+    from kva.kafka import Record
+    from kva.replay.service import ReplayService
+
+    service = ReplayService(
+        parse("--stream", "cam0", "--from", "-5m", "--to-file", str(tmp_path / "a.avi"))
+    )
+    key, value, headers = encode_frame(Frame("cam0", 1, 10**18, 2, 2, b"\xff\xd8\xff"))
+    service.reader = LostReader(Record("frames", 0, 7, key, value, list(headers)))  # type: ignore[assignment]
+    service.output = BrokenOutput()  # type: ignore[assignment]
+    assert service.run(threading.Event()) == 1
+    assert "replay interrupted: no record of frames arrived for 30s" in caplog.text
+    assert "kept: closed" in caplog.text  # what was written is kept (a file is playable)
