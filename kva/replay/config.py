@@ -13,9 +13,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from kva.frame import is_valid_stream_id
-from kva.settings import KafkaSettings
+from kva.settings import KafkaSettings, topic_setting
 
-_TOPIC_NAME = r"^[A-Za-z0-9._-]+$"
 #: Video containers the file output writes, and the OpenCV codec of each.
 FILE_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}
 
@@ -46,13 +45,10 @@ class ReplaySettings(KafkaSettings):
         description="output: write an .mp4 or .avi file, with the original timing",
         json_schema_extra={"flag": "--to-file", "metavar": "PATH"},
     )
-    replay_to_topic: str | None = Field(
+    replay_to_topic: str | None = topic_setting(
         None,
-        pattern=_TOPIC_NAME,
-        max_length=249,
-        description="output: re-publish the records to this topic, key and headers kept "
-        "(for re-processing)",
-        json_schema_extra={"flag": "--to-topic", "metavar": "TOPIC"},
+        "output: re-publish the records to this topic, key and headers kept (for re-processing)",
+        "--to-topic",
     )
     replay_to_viewer: bool = Field(
         False,
@@ -77,20 +73,11 @@ class ReplaySettings(KafkaSettings):
         description="replay the annotated frames (--annotated-topic) instead of the raw frames",
         json_schema_extra={"flag": "--annotated"},
     )
-    replay_frames_topic: str = Field(
-        "frames",
-        pattern=_TOPIC_NAME,
-        max_length=249,
-        description="topic of the raw frames",
-        json_schema_extra={"flag": "--frames-topic", "metavar": "TOPIC"},
-    )
-    replay_annotated_topic: str = Field(
+    replay_frames_topic: str = topic_setting("frames", "topic of the raw frames", "--frames-topic")
+    replay_annotated_topic: str = topic_setting(
         "annotated",
-        pattern=_TOPIC_NAME,
-        max_length=249,
-        description="topic of the annotated frames (read with --annotated; --to-viewer "
-        "publishes there)",
-        json_schema_extra={"flag": "--annotated-topic", "metavar": "TOPIC"},
+        "topic of the annotated frames (read with --annotated; --to-viewer publishes there)",
+        "--annotated-topic",
     )
     replay_fps: float | None = Field(
         None,
