@@ -17,6 +17,16 @@ from pydantic_settings import NoDecode
 
 from kva.consumer.model_input import InputOptions, parse_model_input
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
+from kva.retention import (
+    ANNOTATED,
+    EVENTS,
+    PREDICTIONS,
+    Retention,
+    RetentionBytes,
+    RetentionMs,
+    retention_bytes_field,
+    retention_ms_field,
+)
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
 ListSetting = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
@@ -347,6 +357,24 @@ class ConsumerSettings(KafkaSettings):
         description="topic for zone and line events (JSON, keyed by stream; '' = none)",
         json_schema_extra={"flag": "--events-topic", "metavar": "TOPIC"},
     )
+    consume_output_retention_ms: RetentionMs = retention_ms_field(
+        ANNOTATED.ms, "annotated (--output-topic)", "--output-retention-ms"
+    )
+    consume_output_retention_bytes: RetentionBytes = retention_bytes_field(
+        ANNOTATED.bytes, "annotated (--output-topic)", "--output-retention-bytes"
+    )
+    consume_metadata_retention_ms: RetentionMs = retention_ms_field(
+        PREDICTIONS.ms, "predictions (--metadata-topic)", "--metadata-retention-ms"
+    )
+    consume_metadata_retention_bytes: RetentionBytes = retention_bytes_field(
+        PREDICTIONS.bytes, "predictions (--metadata-topic)", "--metadata-retention-bytes"
+    )
+    consume_events_retention_ms: RetentionMs = retention_ms_field(
+        EVENTS.ms, "events (--events-topic)", "--events-retention-ms"
+    )
+    consume_events_retention_bytes: RetentionBytes = retention_bytes_field(
+        EVENTS.bytes, "events (--events-topic)", "--events-retention-bytes"
+    )
     consume_camera_file: Path | None = Field(
         None,
         description="the producer's camera file: the zones and counting lines of each camera "
@@ -432,6 +460,22 @@ class ConsumerSettings(KafkaSettings):
     def model_inputs(self) -> dict[str, InputOptions]:
         """Model name -> its ``--model-input`` options."""
         return dict(parse_model_input(item) for item in self.consume_model_inputs)
+
+    def retentions(self) -> dict[str, Retention]:
+        """Topic -> what it keeps, for each topic the consumer writes (applied at every start)."""
+        found = {
+            self.consume_output_topic: Retention(
+                self.consume_output_retention_ms, self.consume_output_retention_bytes
+            ),
+            self.consume_metadata_topic: Retention(
+                self.consume_metadata_retention_ms, self.consume_metadata_retention_bytes
+            ),
+        }
+        if self.consume_events_topic and not self.consume_passthrough:
+            found[self.consume_events_topic] = Retention(
+                self.consume_events_retention_ms, self.consume_events_retention_bytes
+            )
+        return {topic: kept for topic, kept in found.items() if topic}
 
     def label_sources(self) -> dict[str, str]:
         """Model name -> labels path or URL from ``--labels``."""

@@ -53,14 +53,15 @@ class ConsumerService:
         if s.consume_track and not s.consume_passthrough:
             preload_tracker()  # while the broker and the models are reached
         wait_for_broker(s)
-        topics = [s.consume_input_topic, s.consume_output_topic]
-        if s.consume_metadata_topic:
-            topics.append(s.consume_metadata_topic)
-        specs = [TopicSpec(t) for t in topics]
-        if s.consume_events_topic and not s.consume_passthrough:
-            # events wait for a sink that is down: a week, not the frames' minute
-            specs.append(TopicSpec(s.consume_events_topic, config=EVENT_TOPIC_CONFIG))
-        ensure_topics(s, specs)
+        ensure_topics(s, [TopicSpec(s.consume_input_topic)])
+        specs = [
+            # events wait for a sink that is down: a week, not the frames' hour
+            TopicSpec(topic, config=dict(EVENT_TOPIC_CONFIG) | kept.topic_config())
+            if topic == s.consume_events_topic
+            else TopicSpec(topic, config=kept.topic_config())
+            for topic, kept in s.retentions().items()
+        ]
+        ensure_topics(s, specs, apply_configs=True)  # the retention settings, at every start
         deadline = time.monotonic() + s.consume_start_timeout
         sources = s.label_sources()
         if not s.consume_passthrough:

@@ -87,6 +87,8 @@ def format_validation_error(exc: ValidationError, model: type[BaseSettings] | No
 
 def _help(model: type[BaseSettings], name: str, info: FieldInfo) -> str:
     text = info.description or name.replace("_", " ")
+    if info.is_required():
+        return f"{text} [env {env_names(model, name)[0]}; required]".replace("%", "%%")
     default = info.get_default(call_default_factory=True)
     shown = "none" if default in (None, [], ()) else default
     return f"{text} [env {env_names(model, name)[0]}; default: {shown}]".replace("%", "%%")

@@ -78,6 +78,17 @@ def listen_port(default: int | None, description: str, flag: str) -> Any:
     return Field(default, ge=0, le=65535, description=description, json_schema_extra=extra)
 
 
+#: What a Kafka topic name may be (Kafka's own rule).
+TOPIC_NAME = r"^[A-Za-z0-9._-]+$"
+
+
+def topic_setting(default: str | None, description: str, flag: str) -> Any:
+    """A Kafka topic setting: a name Kafka accepts (at most 249 of ``[A-Za-z0-9._-]``)."""
+    extra: dict[str, Any] = {"flag": flag, "metavar": "TOPIC"}
+    return Field(default, pattern=TOPIC_NAME, max_length=249, description=description,
+                 json_schema_extra=extra)  # fmt: skip
+
+
 class KvaEnvSource(PydanticBaseSettingsSource):
     """Reads each field from its variable (see :func:`env_names`); old names with a warning."""
 

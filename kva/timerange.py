@@ -44,13 +44,25 @@ def parse_instant(text: str, now_ms: int) -> int:
         raise TimeRangeError(f"not a time: {text[:MAX_INSTANT_CHARS]!r}")
     if value == "now":
         return now_ms
-    relative = _RELATIVE.fullmatch(value)
-    if relative:
-        parts = _PART.findall(relative.group(1))
-        return now_ms - sum(int(n) * _UNIT_MS[unit] for n, unit in parts)
+    if _RELATIVE.fullmatch(value):
+        return now_ms - parse_duration(value[1:])
     if _EPOCH_MS.fullmatch(value):
         return int(value)
     return _parse_iso(value)
+
+
+def parse_duration(text: str) -> int:
+    """A length of time as milliseconds: ``90s``, ``45m``, ``1h30m``, ``7d``, ``500ms``.
+
+    Raises:
+        TimeRangeError: not one or more number-unit pairs.
+    """
+    value = text.strip().lower().replace(" ", "")
+    if len(value) > MAX_INSTANT_CHARS or not _RELATIVE.fullmatch("-" + value):
+        raise TimeRangeError(
+            f"not a duration: {text[:MAX_INSTANT_CHARS]!r} (use e.g. 90s, 45m, 1h30m, 7d)"
+        )
+    return sum(int(n) * _UNIT_MS[unit] for n, unit in _PART.findall(value))
 
 
 def _parse_iso(value: str) -> int:

@@ -18,6 +18,14 @@ from kva.camerafile import CameraFileError, parse_camera_entries, read_camera_en
 from kva.frame import MAX_DIMENSION, is_valid_stream_id
 from kva.producer.demo import PHOTOS_SOURCE
 from kva.redact import redact_url
+from kva.retention import (
+    FRAMES,
+    Retention,
+    RetentionBytes,
+    RetentionMs,
+    retention_bytes_field,
+    retention_ms_field,
+)
 from kva.scene import SCENE_KEYS, SceneError, parse_scene
 from kva.settings import KafkaSettings, listen_host, listen_port, split_list
 
@@ -60,6 +68,10 @@ class ProducerSettings(KafkaSettings):
     )
     topic_partitions: int = Field(
         4, ge=1, le=1000, description="partitions when the producer creates the topic"
+    )
+    produce_retention_ms: RetentionMs = retention_ms_field(FRAMES.ms, "frames", "--retention-ms")
+    produce_retention_bytes: RetentionBytes = retention_bytes_field(
+        FRAMES.bytes, "frames", "--retention-bytes"
     )
     camera_fps: float = Field(
         10.0,
@@ -116,6 +128,10 @@ class ProducerSettings(KafkaSettings):
     )
 
     _split_source = field_validator("source", mode="before")(split_list)
+
+    def frames_retention(self) -> Retention:
+        """What the frames topic keeps (applied by the producer at every start)."""
+        return Retention(self.produce_retention_ms, self.produce_retention_bytes)
 
 
 class CameraConfig(BaseModel):

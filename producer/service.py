@@ -115,8 +115,15 @@ class ProducerService:
         brokers = wait_for_broker(settings)
         ensure_topics(
             settings,
-            [TopicSpec(settings.frames_topic, partitions=settings.topic_partitions)],
+            [
+                TopicSpec(
+                    settings.frames_topic,
+                    partitions=settings.topic_partitions,
+                    config=settings.frames_retention().topic_config(),
+                )
+            ],
             timeout=settings.broker_timeout,
+            apply_configs=True,  # the retention settings, at every start
         )
         if stop.is_set():  # stopped while waiting for the broker
             return

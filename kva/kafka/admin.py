@@ -1,4 +1,5 @@
-"""Cluster administration: wait for the brokers, read partition leaders, create topics."""
+"""Cluster administration: wait for the brokers, read partition leaders, create topics and
+keep their configs (retention) as the settings say."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
+from kva import retention
 from kva.kafka.config import MAX_MESSAGE_BYTES, client_config
 from kva.kafka.errors import KafkaUnavailable
 from kva.settings import KafkaSettings
@@ -27,25 +36,23 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
-#: Frames are about now: keep a minute, bound the size, let a 16 MB frame through.
+#: A topic of frames (the default of every topic kva creates): the frames' retention
+#: (:mod:`kva.retention`: what ``kva replay`` can read), a 16 MB frame let through.
 FRAME_TOPIC_CONFIG: Mapping[str, str] = {
-    "retention.ms": "60000",
-    "retention.bytes": str(256 * 1024 * 1024),
-    "segment.bytes": str(64 * 1024 * 1024),
-    "segment.ms": "60000",
+    **retention.FRAMES.topic_config(),
     "max.message.bytes": str(MAX_MESSAGE_BYTES),
     "cleanup.policy": "delete",
 }
 
-#: Events are not about now: a sink that is down for a day must still find them.
+#: Events are not about now: a sink that is down for days must still find them.
 EVENT_TOPIC_CONFIG: Mapping[str, str] = {
-    "retention.ms": str(7 * 24 * 3600 * 1000),
-    "retention.bytes": str(1024 * 1024 * 1024),
-    "segment.bytes": str(64 * 1024 * 1024),
-    "segment.ms": str(3600 * 1000),
+    **retention.EVENTS.topic_config(),
     "max.message.bytes": str(1024 * 1024),
     "cleanup.policy": "delete",
 }
+
+#: One config change: ``(key, value before or None when it was the broker's default, value now)``.
+ConfigChange = tuple[str, str | None, str]
 
 
 def wait_for_broker(settings: KafkaSettings, timeout: float | None = None) -> int:
@@ -85,13 +92,28 @@ def partition_leaders(settings: KafkaSettings, topic: str, timeout: float = 10.0
 
 
 def ensure_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec], timeout: float = 30.0
+    settings: KafkaSettings,
+    specs: Iterable[TopicSpec],
+    timeout: float = 30.0,
+    *,
+    apply_configs: bool = False,
 ) -> None:
-    """Create the topics that do not exist yet (existing ones are left as they are).
+    """Create the topics that do not exist yet.
 
-    Transient errors (a broker handle replaced while the client learns the
-    cluster, a controller moving) are retried until ``timeout``.
+    Existing ones are left as they are, unless ``apply_configs``: then each spec's own
+    ``config`` (e.g. its retention) is applied to its topic with :func:`apply_topic_config`,
+    what a topic's writer does on every start. Transient errors (a broker handle replaced
+    while the client learns the cluster, a controller moving) are retried until ``timeout``.
     """
+    specs = list(specs)
+    _create_all(settings, specs, timeout)
+    if apply_configs:
+        for spec in specs:
+            if spec.config:
+                apply_topic_config(settings, spec.name, spec.config, timeout)
+
+
+def _create_all(settings: KafkaSettings, specs: list[TopicSpec], timeout: float) -> None:
     admin = AdminClient(client_config(settings))
     pending = {spec.name: spec for spec in specs}
     deadline = time.monotonic() + timeout
@@ -145,3 +167,83 @@ def _create_missing(admin: AdminClient, pending: dict[str, TopicSpec], timeout: 
             if not (exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
                 raise
         del pending[name]
+
+
+def apply_topic_config(
+    settings: KafkaSettings, topic: str, wanted: Mapping[str, str], timeout: float = 30.0
+) -> list[ConfigChange]:
+    """Make ``topic``'s configs ``wanted`` (only these keys), changing only those that differ.
+
+    Uses ``incremental_alter_configs`` (other keys, set by an operator, stay as they are);
+    each change is logged. An existing topic is thus brought to the settings on every start,
+    not only when it is created.
+
+    Returns:
+        The changes made (none when the topic already had these values, or when the
+        cluster refuses them: not authorized, a policy, an invalid value; a warning says so).
+
+    Raises:
+        KafkaUnavailable: the configs cannot be read or changed (the broker does not answer).
+    """
+    admin = AdminClient(client_config(settings))
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        (future,) = admin.describe_configs([resource], request_timeout=timeout).values()
+        current = {name: entry for name, entry in future.result(timeout=timeout).items()}
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read the configs of topic {topic}: {exc}") from None
+    changes = [
+        (key, None if _is_default(current.get(key)) else _value(current.get(key)), value)
+        for key, value in wanted.items()
+        if _value(current.get(key)) != value
+    ]
+    if not changes:
+        return []
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, _old, value in changes
+        ],
+    )
+    try:
+        for done in admin.incremental_alter_configs([resource], request_timeout=timeout).values():
+            done.result(timeout=timeout)
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.code() in _REFUSED:
+            # the cluster's own policy wins: run with the topic as it is, and say so
+            logger.warning(
+                "topic %s: cannot set %s (%s): keeping the topic's own configs",
+                topic,
+                ", ".join(f"{key}={new}" for key, _old, new in changes),
+                error.str(),
+            )
+            return []
+        raise KafkaUnavailable(f"cannot change the configs of topic {topic}: {exc}") from None
+    logger.info(
+        "topic %s: %s",
+        topic,
+        ", ".join(f"{key} {old or '(default)'} -> {new}" for key, old, new in changes),
+    )
+    return changes
+
+
+#: Answers that mean "not allowed here" (ACLs, a create/alter policy, a broker's limits), not down.
+_REFUSED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_CONFIG,
+    }
+)
+
+
+def _value(entry: ConfigEntry | None) -> str | None:
+    return None if entry is None else entry.value
+
+
+def _is_default(entry: ConfigEntry | None) -> bool:
+    return entry is None or bool(entry.is_default)

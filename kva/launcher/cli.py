@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "kva.consumer.cli",
     "kva.video.cli",
     "kva.sink.cli",
+    "kva.replay.cli",
     "kva.launcher.up",
 )
 

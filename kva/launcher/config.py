@@ -8,7 +8,15 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from kva import retention
 from kva.producer.demo import VIDEO_FPS, DemoKind
+from kva.retention import (
+    Retention,
+    RetentionBytes,
+    RetentionMs,
+    retention_bytes_field,
+    retention_ms_field,
+)
 from kva.settings import KvaSettings, listen_host, listen_port, split_list
 
 
@@ -70,6 +78,30 @@ class UpSettings(KvaSettings):
         "(kva consume --camera-file; the camera id is the stream id); default with the "
         "video demo: a counting line down the middle of the square",
     )
+    up_frames_retention_ms: RetentionMs = retention_ms_field(
+        retention.FRAMES.ms, "frames", "--frames-retention-ms"
+    )
+    up_frames_retention_bytes: RetentionBytes = retention_bytes_field(
+        retention.FRAMES.bytes, "frames", "--frames-retention-bytes"
+    )
+    up_annotated_retention_ms: RetentionMs = retention_ms_field(
+        retention.ANNOTATED.ms, "annotated", "--annotated-retention-ms"
+    )
+    up_annotated_retention_bytes: RetentionBytes = retention_bytes_field(
+        retention.ANNOTATED.bytes, "annotated", "--annotated-retention-bytes"
+    )
+    up_predictions_retention_ms: RetentionMs = retention_ms_field(
+        retention.PREDICTIONS.ms, "predictions", "--predictions-retention-ms"
+    )
+    up_predictions_retention_bytes: RetentionBytes = retention_bytes_field(
+        retention.PREDICTIONS.bytes, "predictions", "--predictions-retention-bytes"
+    )
+    up_events_retention_ms: RetentionMs = retention_ms_field(
+        retention.EVENTS.ms, "events", "--events-retention-ms"
+    )
+    up_events_retention_bytes: RetentionBytes = retention_bytes_field(
+        retention.EVENTS.bytes, "events", "--events-retention-bytes"
+    )
     models_dir: Path | None = Field(
         None, description="model repository (default: ~/.cache/kva/models)"
     )
@@ -78,3 +110,16 @@ class UpSettings(KvaSettings):
     )
 
     _split = field_validator("up_source", mode="before")(split_list)
+
+    def retentions(self) -> dict[str, Retention]:
+        """Topic -> what it keeps, for the four topics of the pipeline."""
+        return {
+            "frames": Retention(self.up_frames_retention_ms, self.up_frames_retention_bytes),
+            "annotated": Retention(
+                self.up_annotated_retention_ms, self.up_annotated_retention_bytes
+            ),
+            "predictions": Retention(
+                self.up_predictions_retention_ms, self.up_predictions_retention_bytes
+            ),
+            "events": Retention(self.up_events_retention_ms, self.up_events_retention_bytes),
+        }

@@ -20,6 +20,7 @@ from kva.launcher.config import UpSettings
 from kva.launcher.supervisor import ServiceFailed, ServiceSpec
 from kva.ports import free_port, port_is_free
 from kva.producer.demo import DemoVideoMissing, demo_source
+from kva.retention import Retention
 from kva.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,12 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
             ),
             ServiceSpec(
                 "producer",
-                [*KVA, *producer_args(sources, settings.up_fps, producer_port, loop=True), *common],
+                [
+                    *KVA,
+                    *producer_args(sources, settings.up_fps, producer_port, loop=True),
+                    *retention_args(settings.retentions()["frames"]),
+                    *common,
+                ],
                 ready=http_ok(f"http://{host}:{producer_port}/healthz"),
                 ready_timeout=settings.ready_timeout,
             ),
@@ -102,7 +108,12 @@ def plan(settings: UpSettings, workdir: Path) -> Layout:
     last = [
         ServiceSpec(
             "consumer",
-            [*KVA, *consumer_args(replicas, consumer_port, zones), *common],
+            [
+                *KVA,
+                *consumer_args(replicas, consumer_port, zones),
+                *consumer_retention_args(settings.retentions()),
+                *common,
+            ],
             ready=http_ok(f"http://{host}:{consumer_port}/healthz"),
             ready_timeout=settings.ready_timeout,
         )
@@ -226,6 +237,21 @@ def consumer_args(
     if camera_file is not None:
         args += ["--camera-file", str(camera_file)]
     return args
+
+
+def retention_args(kept: Retention, prefix: str = "") -> list[str]:
+    """``--[PREFIX-]retention-ms MS --[PREFIX-]retention-bytes BYTES``."""
+    flag = f"--{prefix}-retention" if prefix else "--retention"
+    return [f"{flag}-ms", str(kept.ms), f"{flag}-bytes", str(kept.bytes)]
+
+
+def consumer_retention_args(retentions: dict[str, Retention]) -> list[str]:
+    """The consumer's retention flags of the annotated, predictions and events topics."""
+    return [
+        *retention_args(retentions["annotated"], "output"),
+        *retention_args(retentions["predictions"], "metadata"),
+        *retention_args(retentions["events"], "events"),
+    ]
 
 
 def events_destinations(settings: UpSettings) -> dict[str, str]:

@@ -13,7 +13,9 @@ import sys
 from kva.launcher.cli import build_parser
 from kva.settings import env_names, settings_models
 
-_ENV_DEFAULT = re.compile(r"^(?P<text>.*?)\s*\[env (?P<env>\S+); default: (?P<default>.*)\]$", re.S)
+_ENV_DEFAULT = re.compile(
+    r"^(?P<text>.*?)\s*\[env (?P<env>\S+); (?:default: (?P<default>.*)|required)\]$", re.S
+)
 
 
 def _subcommands(
@@ -42,7 +44,8 @@ def _rows(parser: argparse.ArgumentParser) -> list[str]:
         match = _ENV_DEFAULT.match(text)
         env, default = ("—", "—")
         if match:
-            text, env, default = match["text"], f"`{match['env']}`", f"`{match['default']}`"
+            shown = "required" if match["default"] is None else f"`{match['default']}`"
+            text, env, default = match["text"], f"`{match['env']}`", shown
         if action.choices and not isinstance(action, argparse._SubParsersAction):
             text += " (" + ", ".join(f"`{c}`" for c in action.choices) + ")"
         rows.append(f"| {flags} | {env} | {default} | {text.replace('|', '&#124;')} |")

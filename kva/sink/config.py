@@ -14,6 +14,14 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from kva.retention import (
+    EVENTS,
+    Retention,
+    RetentionBytes,
+    RetentionMs,
+    retention_bytes_field,
+    retention_ms_field,
+)
 from kva.settings import KafkaSettings, listen_host, listen_port
 
 #: The names an MQTT topic template may use, each an event field.
@@ -64,6 +72,12 @@ class EventsSettings(KafkaSettings):
         max_length=249,
         description="Kafka topic of the events a webhook refused (4xx other than 408/429)",
         json_schema_extra={"flag": "--dead-letter-topic", "metavar": "TOPIC"},
+    )
+    events_dead_letter_retention_ms: RetentionMs = retention_ms_field(
+        EVENTS.ms, "dead-letter (--dead-letter-topic)", "--dead-letter-retention-ms"
+    )
+    events_dead_letter_retention_bytes: RetentionBytes = retention_bytes_field(
+        EVENTS.bytes, "dead-letter (--dead-letter-topic)", "--dead-letter-retention-bytes"
     )
     events_mqtt: str | None = Field(
         None,
@@ -246,6 +260,12 @@ class EventsSettings(KafkaSettings):
         if self.events_mqtt_password is not None and self.events_mqtt_username is None:
             raise ValueError("KVA_EVENTS_MQTT_PASSWORD is set but --mqtt-username is not")
         return self
+
+    def dead_letter_retention(self) -> Retention:
+        """What the dead-letter topic keeps (applied by the sink, its writer, at every start)."""
+        return Retention(
+            self.events_dead_letter_retention_ms, self.events_dead_letter_retention_bytes
+        )
 
     def destination_names(self) -> list[str]:
         """``mqtt`` and/or ``webhook``: the destinations configured."""

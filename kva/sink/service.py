@@ -101,13 +101,13 @@ class EventsService:
         s = self.settings
         self._stop = stop
         wait_for_broker(s)
-        ensure_topics(
+        ensure_topics(s, [TopicSpec(s.events_topic, config=EVENT_TOPIC_CONFIG)], s.broker_timeout)
+        dead_letters = dict(EVENT_TOPIC_CONFIG) | s.dead_letter_retention().topic_config()
+        ensure_topics(  # the sink writes the dead letters: it applies their retention
             s,
-            [
-                TopicSpec(s.events_topic, config=EVENT_TOPIC_CONFIG),
-                TopicSpec(s.events_dead_letter_topic, partitions=1, config=EVENT_TOPIC_CONFIG),
-            ],
+            [TopicSpec(s.events_dead_letter_topic, partitions=1, config=dead_letters)],
             timeout=s.broker_timeout,
+            apply_configs=True,
         )
         backoff = Backoff(s.events_retry_min, s.events_retry_max)
         self._producer = FrameProducer(s, acks="all", linger_ms=5)
