@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "kva.consumer.cli",
     "kva.video.cli",
     "kva.sink.cli",
+    "kva.compare.cli",
     "kva.launcher.up",
 )
 

@@ -15,8 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("producer", "consumer", "video", "tfserving", "zookeeper")
-#: Services that live inside ``kva/`` (no folder at the top): ``kva events`` (the sink).
-INNER_SERVICES = ("sink",)
+#: Services that live inside ``kva/`` (no folder at the top): ``kva events`` (the sink) and
+#: ``kva compare``.
+INNER_SERVICES = ("sink", "compare")
 #: The launcher may import every service; ``python -m kva`` is its entry point.
 LAUNCHER = ("kva.launcher", "kva.__main__")
 
