@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kva.cliargs import add_settings_arguments, settings_from_args
+from kva.cliargs import accept_relative_times, add_settings_arguments, settings_from_args
 from kva.consumer.config import ConsumerSettings
 
 NAME = "consume"
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "exits with a summary; run it again to resume.",
     )
     add_settings_arguments(parser, ConsumerSettings)
+    accept_relative_times(parser)
     parser.set_defaults(run=run)
 
 

@@ -6,8 +6,8 @@
   matched (A is the reference), ``precision`` the share of B's; and the mean
   difference in box counts per frame (B - A, and its absolute value).
 - **latency**: each model's ``latency_ms`` over every document of a run with status
-  ``ok`` (joined or not), as p50 and p95, from a fixed log-scale histogram (1 %
-  wide buckets) so memory stays bounded however many frames there are.
+  ``ok`` (joined or not), as p50 and p95, from a log-scale histogram (1 % wide
+  buckets) so memory stays bounded however many frames there are.
 
 A frame where either model did not answer ``ok`` is counted apart (``not_ok``).
 """
@@ -59,25 +59,30 @@ def matched_boxes(boxes_a: Sequence[Box], boxes_b: Sequence[Box], threshold: flo
 
 @dataclass
 class Latency:
-    """A bounded histogram of latencies (ms)."""
+    """A bounded histogram of latencies (ms): per 1 % wide bucket, a count and a sum."""
 
     buckets: Counter[int] = field(default_factory=Counter)
+    sums: dict[int, float] = field(default_factory=dict)
     count: int = 0
 
     def add(self, ms: float) -> None:
-        self.buckets[round(math.log(max(ms, 0.001), _BASE))] += 1
+        bucket = round(math.log(max(ms, 0.001), _BASE))
+        self.buckets[bucket] += 1
+        self.sums[bucket] = self.sums.get(bucket, 0.0) + ms
         self.count += 1
 
     def percentile(self, share: float) -> float:
-        """The latency below which ``share`` of the answers lie (0 when there are none)."""
+        """The latency below which ``share`` of the answers lie (the mean of its bucket;
+        0 when there are none)."""
         if not self.count:
             return 0.0
         rank, seen = share * self.count, 0
-        for bucket in sorted(self.buckets):
+        ordered = sorted(self.buckets)
+        for bucket in ordered:
             seen += self.buckets[bucket]
             if seen >= rank:
-                return float(_BASE**bucket)
-        return float(_BASE ** max(self.buckets))
+                break
+        return self.sums[bucket] / self.buckets[bucket]
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from kva.cliargs import add_settings_arguments, settings_from_args
+from kva.cliargs import accept_relative_times, add_settings_arguments, settings_from_args
 from kva.compare.config import CompareSettings
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--pair mobilenet_v2=mobilenet_v3",
     )
     add_settings_arguments(parser, CompareSettings)
+    accept_relative_times(parser)
     parser.set_defaults(run=run)
 
 

@@ -35,8 +35,10 @@ def _settings(*flags: str) -> ConsumerSettings:
 
 
 def test_a_rescore_with_its_own_group_and_topics_is_accepted() -> None:
-    settings = _settings("--from=-5m", "--to=now", *OWN)
-    assert settings.rescore and settings.consume_from == "-5m"
+    settings = _settings(
+        "--from", "-1h30m", "--to", "-5m", *OWN[:2], "--metadata-topic", "p-1", OWN[3]
+    )
+    assert settings.rescore and settings.consume_from == "-1h30m" and settings.consume_to == "-5m"
     assert not _settings().rescore
 
 
@@ -54,7 +56,7 @@ def test_a_rescore_with_its_own_group_and_topics_is_accepted() -> None:
             ["--from=-5m", *OWN[:2], "--metadata-topic=x", "--events-topic=x"],
             "--events-topic and --metadata-topic are both 'x'",
         ),
-        (["--from=-1m", "--to=-5m", *OWN], "the range is reversed"),
+        (["--from", "-1m", "--to", "-5m", *OWN], "the range is reversed"),
         (["--from=yesterday", *OWN], "not a time: 'yesterday'"),
         (["--from=-5m", "--passthrough", *OWN], "--passthrough has no models"),
         (["--to=now"], "--to needs --from"),
