@@ -31,8 +31,8 @@ class CompareSettings(KafkaSettings):
         description="predictions topic of run A, the reference (e.g. the live run's)",
         json_schema_extra={"flag": "--a", "metavar": "TOPIC"},
     )
-    compare_b: str = Field(
-        "",
+    compare_b: str | None = Field(
+        None,
         description="predictions topic of run B (e.g. a re-score's --metadata-topic); required",
         json_schema_extra={"flag": "--b", "metavar": "TOPIC"},
     )
@@ -50,7 +50,7 @@ class CompareSettings(KafkaSettings):
     )
     compare_to: str | None = Field(
         None,
-        description="only frames captured before this time (default: now)",
+        description="only frames captured before this time (default: all the topics hold)",
         json_schema_extra={"flag": "--to", "metavar": "TIME"},
     )
     compare_stream: str | None = Field(

@@ -40,7 +40,7 @@ def compare(settings: CompareSettings) -> str:
     span = time_range(settings, time.time_ns() // 1_000_000)
     stream = settings.compare_stream
     reader_a = RunReader(settings, settings.compare_a, span, stream)
-    reader_b = RunReader(settings, settings.compare_b, span, stream)
+    reader_b = RunReader(settings, str(settings.compare_b), span, stream)
     stats_a, stats_b = RunStats(), RunStats()
     counts = JoinCounts()
     comparison = Comparison(settings.compare_iou, settings.pairs())
@@ -54,7 +54,7 @@ def compare(settings: CompareSettings) -> str:
         comparison.add(document_a, document_b)
     return render(
         RunInfo(settings.compare_a, reader_a.documents, reader_a.corrupt, stats_a),
-        RunInfo(settings.compare_b, reader_b.documents, reader_b.corrupt, stats_b),
+        RunInfo(reader_b.topic, reader_b.documents, reader_b.corrupt, stats_b),
         counts,
         comparison,
     )
