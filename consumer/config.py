@@ -407,6 +407,7 @@ class ConsumerSettings(KafkaSettings):
     consume_model_wait: float = Field(
         60.0,
         gt=0,
+        le=240,  # below the transactions' timeout (kva.kafka.transactional): 5 minutes
         description="re-score mode: seconds a frame may wait for every model to answer "
         "(retried, ejected replicas probed back) before the re-score stops with an error "
         "(run it again to resume)",

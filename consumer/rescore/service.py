@@ -75,6 +75,10 @@ class RescoreService:
         if s.consume_track:
             preload_tracker()
         wait_for_broker(s)
+        consumer = self._consumer = RangeConsumer(s, s.consume_input_topic, s.consume_group_id)
+        producer = self._producer = TransactionalProducer(s, transactional_id(s.consume_group_id))
+        producer.start()  # fences an older re-score of this group: its open batch is aborted
+        plan = self._plan(consumer)  # before the models: a bad range is said at once
         deadline = time.monotonic() + s.consume_start_timeout
         sources = s.label_sources()
         for spec in s.model_specs():
@@ -82,10 +86,9 @@ class RescoreService:
                 build_model(spec, s, self.metrics, sources.get(spec.name), deadline, stop)
             )
         work, analytics = self._build_work()
-        consumer = self._consumer = RangeConsumer(s, s.consume_input_topic, s.consume_group_id)
-        producer = self._producer = TransactionalProducer(s, transactional_id(s.consume_group_id))
-        producer.start()  # fences an older re-score of this group: its open batch is aborted
-        plan = self._plan(consumer, producer)
+        if not plan.resumed:  # pinned by a first transaction (offsets only): a restart finds it
+            self._ensure_topics()
+            producer.commit(consumer, plan.offsets({}))
         replay = plan.resumed and analytics is not None
         if replay:
             self._check_replay_retained(plan)
@@ -148,9 +151,8 @@ class RescoreService:
         slots = min((m.pool.max_inflight * len(m.pool.replicas) for m in self.models), default=1)
         return max(2, min(MAX_WINDOW, WINDOW_PER_SLOT * slots + 1))
 
-    def _plan(self, consumer: RangeConsumer, producer: TransactionalProducer) -> RangePlan:
-        """The range stored in the group (a resumed re-score), else the one asked for, pinned
-        now by a first transaction (offsets only) so that a restart finds it."""
+    def _plan(self, consumer: RangeConsumer) -> RangePlan:
+        """The range stored in the group (a resumed re-score), else the one asked for."""
         s = self.settings
         topic = s.consume_input_topic
         spans = retained(s, topic)
@@ -169,10 +171,7 @@ class RescoreService:
                 "the range starts before the oldest frame still held (%s): re-scoring from there",
                 describe_held(topic, spans),
             )
-        plan = new_plan(topic, time_range, offsets)
-        self._ensure_topics()
-        producer.commit(consumer, plan.offsets({}))
-        return plan
+        return new_plan(topic, time_range, offsets)
 
     def _ensure_topics(self) -> None:
         s = self.settings

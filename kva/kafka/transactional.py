@@ -44,8 +44,9 @@ from kva.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
 
-#: The transaction timeout (ms): a transaction open this long is aborted by the broker.
-TRANSACTION_TIMEOUT_MS = 60000
+#: The transaction timeout (ms): a transaction open this long is aborted by the broker (whose
+#: ``transaction.max.timeout.ms`` is 15 minutes by default).
+TRANSACTION_TIMEOUT_MS = 300_000
 
 
 #: The errors that mean another producer registered the same transactional id since.

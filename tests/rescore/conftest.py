@@ -47,7 +47,7 @@ class Outputs:
         ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 @starts_processes
 def replicas(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
@@ -62,7 +62,7 @@ def replicas(
         replica.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def video_jpegs(demo_video: Path) -> list[bytes]:
     """The first 200 frames of ``vtest.avi`` (768x576) as JPEG."""
     capture = cv2.VideoCapture(str(demo_video))
