@@ -36,9 +36,8 @@ from confluent_kafka import (
 )
 
 from kva.kafka.config import MAX_MESSAGE_BYTES, MESSAGE_OVERHEAD, client_config
-from kva.kafka.errors import ProduceDropped
 from kva.kafka.health import BrokerHealth
-from kva.kafka.producer import Headers
+from kva.kafka.producer import Headers, produce
 from kva.kafka.record import Record
 from kva.settings import KafkaSettings
 
@@ -206,27 +205,18 @@ class TransactionalProducer:
         value: bytes | None,
         headers: Headers = (),
         *,
-        timestamp_ms: int = 0,
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Queue one message in the open transaction (``timestamp_ms`` 0: the broker's time).
+        """Queue one message in the open transaction (``timestamp_ms`` None: now).
 
         Raises:
             ProduceDropped: the local queue stayed full.
             TransactionError: the transaction failed.
         """
-        for attempt in range(4):
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), timestamp=timestamp_ms
-                )
-                break
-            except BufferError:
-                if attempt == 3:
-                    raise ProduceDropped(f"local queue full, message to {topic} dropped") from None
-                self._producer.poll(0.05 * (attempt + 1))
-            except KafkaException as exc:
-                raise self._error("produce", exc) from None
-        self._producer.poll(0)
+        try:
+            produce(self._producer, topic, key, value, headers, timestamp_ms=timestamp_ms)
+        except KafkaException as exc:
+            raise self._error("produce", exc) from None
 
     def commit(
         self,

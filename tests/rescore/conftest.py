@@ -15,11 +15,10 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import FrameProducer, TopicSpec, ensure_topics
-from kva.launcher.layout import write_model_config
 from kva.settings import KafkaSettings
 from tests.rescore.helpers import committed_records
 from tests.support.process import starts_processes
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, serve_built_models
 
 #: The demo video's frame interval (10 fps).
 FRAME_NS = 100_000_000
@@ -53,10 +52,7 @@ def replicas(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ServeProcess]]:
     """Two ``kva serve`` replicas, each serving every built model."""
-    folder = tmp_path_factory.mktemp("rescore-serve")
-    config = write_model_config(built_models, folder / "models.config")
-    args = ["--model_config_file", str(config)]
-    started = [ServeProcess(args, folder / f"serve-{i}.log").start() for i in range(2)]
+    started = serve_built_models(built_models, tmp_path_factory.mktemp("rescore-serve"))
     yield started
     for replica in started:
         replica.close()
@@ -87,6 +83,22 @@ def kept_topic(settings: KafkaSettings, name: str, partitions: int = 1) -> str:
 
 def model_flags(replicas: list[ServeProcess], *models: str) -> list[str]:
     return [f"--model={m}={','.join(r.model_url(m) for r in replicas)}" for m in models]
+
+
+def rescore_argv(settings: KafkaSettings, frames: str, group: str, *flags: str) -> list[str]:
+    """``kva consume`` re-scoring ``frames`` in ``group``; range, models and outputs in ``flags``."""
+    return [
+        "consume",
+        f"--bootstrap-server={settings.bootstrap_server}",
+        f"--input-topic={frames}",
+        f"--group-id={group}",
+        *flags,
+    ]
+
+
+def range_flags(span: tuple[int, int]) -> list[str]:
+    """``--from`` and ``--to`` of a range of epoch milliseconds."""
+    return [f"--from={span[0]}", f"--to={span[1]}"]
 
 
 def record_video(

@@ -28,7 +28,9 @@ from tests.rescore.conftest import (
     kept_topic,
     model_flags,
     now_minus,
+    range_flags,
     record_video,
+    rescore_argv,
 )
 from tests.rescore.helpers import committed_records
 from tests.support.kafka import Feeder, Topics
@@ -107,7 +109,7 @@ def test_a_rescore_beside_the_live_pipeline_leaves_it_alone_and_agrees_with_it(
     camera = Feeder(kafka_settings, frames, LIVE_FPS, streams=("cam-live",))
     try:
         with running_consumer(settings):
-            start_ms, end_ms = record_video(
+            span = record_video(
                 kafka_settings, frames, "rec", video_jpegs[:RECORDED], now_minus(120)
             )
             camera.start()
@@ -115,14 +117,14 @@ def test_a_rescore_beside_the_live_pipeline_leaves_it_alone_and_agrees_with_it(
             before = [r.value for r in committed_records(kafka_settings, live.metadata)]
             with probe.sampling():
                 job = start_kva(
-                    "consume",
-                    f"--bootstrap-server={kafka_settings.bootstrap_server}",
-                    f"--input-topic={frames}",
-                    f"--from={start_ms}",
-                    f"--to={end_ms}",
-                    *model_flags(replicas, "mobilenet_v2", "person"),
-                    f"--group-id={unique_name}-rescore",
-                    *rescore.flags(),
+                    *rescore_argv(
+                        kafka_settings,
+                        frames,
+                        f"{unique_name}-rescore",
+                        *range_flags(span),
+                        *model_flags(replicas, "mobilenet_v2", "person"),
+                        *rescore.flags(),
+                    )
                 )
                 assert job.wait(300) == 0, job.tail()
             camera.stop()

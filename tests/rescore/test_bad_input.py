@@ -16,6 +16,7 @@ from tests.rescore.conftest import (
     kept_topic,
     model_flags,
     now_minus,
+    rescore_argv,
 )
 from tests.support.process import KvaProcess
 
@@ -23,17 +24,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _argv(kafka_settings, frames: str, group: str, replicas, *flags: str) -> list[str]:
-    return [
-        "consume",
-        f"--bootstrap-server={kafka_settings.bootstrap_server}",
-        f"--input-topic={frames}",
-        *model_flags(replicas, "mobilenet_v2"),
-        f"--group-id={group}",
-        "--output-topic=",
-        f"--metadata-topic={group}-pred",
-        "--events-topic=",
-        *flags,
-    ]
+    outputs = ["--output-topic=", f"--metadata-topic={group}-pred", "--events-topic="]
+    models = model_flags(replicas, "mobilenet_v2")
+    return rescore_argv(kafka_settings, frames, group, *models, *outputs, *flags)
+
+
+def _one_frame(kafka_settings: KafkaSettings, frames: str, jpeg: bytes, capture_ns: int) -> None:
+    producer = FrameProducer(kafka_settings)
+    producer.send_frame(frames, Frame("cam", 0, capture_ns, 768, 576, jpeg))
+    assert producer.flush(10) == 0
 
 
 def _ended(process: KvaProcess, code: int) -> str:
@@ -80,9 +79,7 @@ def test_a_range_without_frames_says_what_the_topic_holds(
 ) -> None:
     frames = kept_topic(kafka_settings, f"{unique_name}-frames")
     start_ns = now_minus(30)
-    producer = FrameProducer(kafka_settings)
-    producer.send_frame(frames, Frame("cam", 0, start_ns, 768, 576, video_jpegs[0]))
-    assert producer.flush(10) == 0
+    _one_frame(kafka_settings, frames, video_jpegs[0], start_ns)
     long_ago = [
         f"--from={(start_ns // 10**6) - 7_200_000}",
         f"--to={(start_ns // 10**6) - 3_600_000}",
@@ -98,9 +95,7 @@ def test_a_group_with_offsets_no_rescore_wrote_is_refused(
     replicas, video_jpegs, kafka_settings: KafkaSettings, unique_name: str, start_kva
 ) -> None:
     frames = kept_topic(kafka_settings, f"{unique_name}-frames")
-    producer = FrameProducer(kafka_settings)
-    producer.send_frame(frames, Frame("cam", 0, now_minus(10), 768, 576, video_jpegs[0]))
-    assert producer.flush(10) == 0
+    _one_frame(kafka_settings, frames, video_jpegs[0], now_minus(10))
     group = f"{unique_name}-live"
     consumer = RangeConsumer(kafka_settings, frames, group)
     writer = TransactionalProducer(kafka_settings, f"{unique_name}-other")

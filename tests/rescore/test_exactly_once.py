@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from tests.rescore.conftest import (
     kept_topic,
     model_flags,
     now_minus,
+    range_flags,
     record_video,
+    rescore_argv,
 )
 from tests.rescore.helpers import committed_records
 from tests.support.process import KvaProcess
@@ -65,26 +68,24 @@ def test_a_killed_rescorer_resumes_to_the_output_of_an_uninterrupted_run(
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text(CAMERA_FILE)
     frames = kept_topic(kafka_settings, f"{unique_name}-frames")
-    start_ms, end_ms = record_video(
-        kafka_settings, frames, "square", video_jpegs[:FRAMES], now_minus(120)
-    )
+    span = record_video(kafka_settings, frames, "square", video_jpegs[:FRAMES], now_minus(120))
     common = [
-        f"--bootstrap-server={kafka_settings.bootstrap_server}",
-        f"--input-topic={frames}",
-        f"--from={start_ms}",
-        f"--to={end_ms}",
+        *range_flags(span),
         *model_flags(replicas, "person"),
         f"--camera-file={cameras}",
         "--commit-frames=10",
         "--status-interval=0.2",
     ]
     whole = _outputs(kafka_settings, f"{unique_name}-whole")
-    run = start_kva("consume", *common, f"--group-id={unique_name}-whole", *whole.flags())
+    run = start_kva(
+        *rescore_argv(kafka_settings, frames, f"{unique_name}-whole", *common, *whole.flags())
+    )
     assert run.wait(300) == 0, run.tail()
     assert f"frames processed: {FRAMES} (1 stream(s))" in run.output(), run.tail()
+    print("\n" + "\n".join(line for line in run.lines if "rescore.loop" in line))
 
     killed = _outputs(kafka_settings, f"{unique_name}-killed")
-    argv = ["consume", *common, f"--group-id={unique_name}-killed", *killed.flags()]
+    argv = rescore_argv(kafka_settings, frames, f"{unique_name}-killed", *common, *killed.flags())
     first = start_kva(*argv)
     first.wait_until(lambda: _progress(first) >= KILL_AFTER, 300, f"{KILL_AFTER} frames published")
     first.kill()
@@ -125,23 +126,55 @@ def test_a_finished_rescore_run_again_does_nothing(
     replicas, video_jpegs, kafka_settings: KafkaSettings, unique_name: str, start_kva
 ) -> None:
     frames = kept_topic(kafka_settings, f"{unique_name}-frames")
-    start_ms, end_ms = record_video(kafka_settings, frames, "cam", video_jpegs[:5], now_minus(60))
+    span = record_video(kafka_settings, frames, "cam", video_jpegs[:5], now_minus(60))
     outputs = _outputs(kafka_settings, unique_name)
-    argv = [
-        "consume",
-        f"--bootstrap-server={kafka_settings.bootstrap_server}",
-        f"--input-topic={frames}",
-        f"--from={start_ms}",
-        f"--to={end_ms}",
+    argv = rescore_argv(
+        kafka_settings,
+        frames,
+        f"{unique_name}-g",
+        *range_flags(span),
         *model_flags(replicas, "mobilenet_v2"),
-        f"--group-id={unique_name}-g",
         *outputs.flags(),
-    ]
+    )
     assert start_kva(*argv).wait(120) == 0
     again = start_kva(*argv)
     assert again.wait(120) == 0, again.tail()
     assert "frames processed: 0" in again.output(), again.tail()
     assert len(answers(kafka_settings, outputs.predictions)) == 5, "nothing twice"
+
+
+def test_a_stopped_rescore_commits_what_it_published_and_a_rerun_finishes_it(
+    replicas, video_jpegs, kafka_settings: KafkaSettings, unique_name: str, start_kva
+) -> None:
+    """SIGTERM: the frames published so far are committed; without tracking, the rerun goes
+    on from there (nothing replayed)."""
+    frames = kept_topic(kafka_settings, f"{unique_name}-frames")
+    count = 120
+    span = record_video(kafka_settings, frames, "cam", video_jpegs[:count], now_minus(90))
+    outputs = _outputs(kafka_settings, unique_name)
+    argv = rescore_argv(
+        kafka_settings,
+        frames,
+        f"{unique_name}-g",
+        *range_flags(span),
+        *model_flags(replicas, "mobilenet_v2"),
+        *outputs.flags(),
+        "--commit-frames=5",
+        "--status-interval=0.2",
+    )
+    first = start_kva(*argv)
+    first.wait_until(lambda: _progress(first) >= 30, 300, "30 frames published")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 0, first.tail()
+    assert "): interrupted" in first.output(), first.tail()
+    published = int(re.findall(r"frames processed: (\d+)", first.output())[-1])
+    assert len(answers(kafka_settings, outputs.predictions)) == published < count
+    second = start_kva(*argv)
+    assert second.wait(300) == 0, second.tail()
+    assert f"frames processed: {count - published} " in second.output(), second.tail()
+    assert "0 frame(s) scored again" in second.output(), "no tracking: nothing replayed"
+    docs = answers(kafka_settings, outputs.predictions)
+    assert [d["seq"] for d in docs] == list(range(count))
 
 
 def test_the_camera_file_is_read(tmp_path: Path) -> None:
