@@ -82,7 +82,8 @@ def test_a_killed_rescorer_resumes_to_the_output_of_an_uninterrupted_run(
     )
     assert run.wait(300) == 0, run.tail()
     assert f"frames processed: {FRAMES} (1 stream(s))" in run.output(), run.tail()
-    print("\n" + "\n".join(line for line in run.lines if "rescore.loop" in line))
+    summary = [line for line in run.lines if "rescore.loop:" in line and "re-score: " not in line]
+    print("\n" + "\n".join(summary))
 
     killed = _outputs(kafka_settings, f"{unique_name}-killed")
     argv = rescore_argv(kafka_settings, frames, f"{unique_name}-killed", *common, *killed.flags())
