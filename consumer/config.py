@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from kva.consumer.model_input import InputOptions, parse_model_input
@@ -404,6 +404,43 @@ class ConsumerSettings(KafkaSettings):
         description="seconds to wait at start for each model's metadata from some replica",
         json_schema_extra={"flag": "--start-timeout", "metavar": "SECONDS"},
     )
+    consume_from: str | None = Field(
+        None,
+        description="re-score mode: process every frame of the input topic captured from this "
+        "time on (now, -5m, -1h30m, ISO 8601 like 2026-12-07T12:00:00Z, epoch ms), exactly "
+        "once, in its own --group-id and into its own topics, then exit with a summary",
+        json_schema_extra={"flag": "--from", "metavar": "TIME"},
+    )
+    consume_to: str | None = Field(
+        None,
+        description="re-score mode: the end of the range, exclusive (same forms as --from; "
+        "default: now, when the re-score first starts; a resumed one keeps its range)",
+        json_schema_extra={"flag": "--to", "metavar": "TIME"},
+    )
+    consume_commit_frames: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="re-score mode: frames per Kafka transaction (outputs and input offsets "
+        "are committed together)",
+        json_schema_extra={"flag": "--commit-frames", "metavar": "N"},
+    )
+    consume_commit_interval: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="re-score mode: seconds at most between two transactions",
+        json_schema_extra={"flag": "--commit-interval", "metavar": "SECONDS"},
+    )
+    consume_model_wait: float = Field(
+        60.0,
+        gt=0,
+        le=240,  # below the transactions' timeout (kva.kafka.transactional): 5 minutes
+        description="re-score mode: seconds a frame may wait for every model to answer "
+        "(retried, ejected replicas probed back) before the re-score stops with an error "
+        "(run it again to resume)",
+        json_schema_extra={"flag": "--model-wait", "metavar": "SECONDS"},
+    )
 
     @field_validator("consume_models")
     @classmethod
@@ -453,6 +490,25 @@ class ConsumerSettings(KafkaSettings):
             raise ValueError("give at least one --model NAME=URL[,URL...] (or --passthrough)")
         return value
 
+    @model_validator(mode="after")
+    def _check_rescore(self) -> ConsumerSettings:
+        if self.consume_from is None:
+            if self.consume_to is not None:
+                raise ValueError("--to needs --from: it ends a re-score range")
+            return self
+        problems = rescore_problems(self)
+        if problems:
+            raise ValueError(
+                "the re-score mode (--from) writes only to its own group and topics: "
+                + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def rescore(self) -> bool:
+        """Whether this is a re-score run (``--from``) rather than the live pipeline."""
+        return self.consume_from is not None
+
     def model_specs(self) -> list[ModelSpec]:
         """The parsed ``--model`` values."""
         return [parse_model_spec(item) for item in self.consume_models]
@@ -480,3 +536,52 @@ class ConsumerSettings(KafkaSettings):
     def label_sources(self) -> dict[str, str]:
         """Model name -> labels path or URL from ``--labels``."""
         return dict(parse_labels_spec(item) for item in self.consume_labels)
+
+
+#: The settings a re-score run must not share with the live pipeline, and their flags.
+_OWN_NAMES = (
+    ("consume_group_id", "--group-id"),
+    ("consume_output_topic", "--output-topic"),
+    ("consume_metadata_topic", "--metadata-topic"),
+    ("consume_events_topic", "--events-topic"),
+)
+
+
+def rescore_problems(settings: ConsumerSettings) -> list[str]:
+    """What keeps ``settings`` from being a re-score run, for a person (empty when fine).
+
+    A re-score must not write into the live pipeline's group or topics (the defaults of
+    those settings), into its own input, or twice into one topic; its range must parse.
+    """
+    from kva.timerange import TimeRange, TimeRangeError
+
+    problems = []
+    if settings.consume_passthrough:
+        problems.append("--passthrough has no models to re-score with")
+    fields = ConsumerSettings.model_fields
+    seen: dict[str, str] = {}
+    for name, flag in _OWN_NAMES:
+        value = getattr(settings, name)
+        live = fields[name].default
+        if value == live:
+            example = f"{live}-rescore" if live else "rescore"
+            problems.append(
+                f"{flag} is {value!r}, the live pipeline's (name another, e.g. {flag} {example})"
+            )
+        elif value and value == settings.consume_input_topic:
+            problems.append(f"{flag} is {value!r}, the input topic")
+        elif value and value in seen and name != "consume_group_id":
+            problems.append(f"{flag} and {seen[value]} are both {value!r}")
+        if value and name != "consume_group_id":
+            seen[value] = flag
+    try:
+        TimeRange.parse(str(settings.consume_from), settings.consume_to, now_ms=_now_ms())
+    except TimeRangeError as exc:
+        problems.append(f"--from/--to: {exc}")
+    return problems
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000

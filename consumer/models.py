@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from kva.consumer.backend_api import Backend, ModelInfo, Payload
@@ -80,6 +81,21 @@ class ModelRuntime:
                 return ModelResult(self.name, "busy", error="every replica stayed busy")
             return ModelResult(self.name, "unavailable", error="no replica in rotation")
         return ModelResult(self.name, "error", error=str(error), attempts=len(tried))
+
+
+def probe_ejected(
+    models: Sequence[ModelRuntime],
+    stop: threading.Event,
+    interval: float,
+    on_back: Callable[[], None] = lambda: None,
+) -> None:
+    """Until ``stop``: probe every ejected replica whose time has come, every ``interval``
+    seconds at most 0.25; ``on_back()`` after each one that is back in rotation."""
+    while not stop.wait(min(0.25, interval)):
+        for model in models:
+            for replica in model.pool.probe_due():
+                if model.pool.probe(replica):
+                    on_back()
 
 
 def build_model(

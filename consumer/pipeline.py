@@ -33,8 +33,8 @@ from kva.consumer.ordering import StreamOrder
 from kva.consumer.roster import StreamRoster
 from kva.consumer.scheduling import Scheduler, replica_capacity
 from kva.consumer.streams import StreamBook
-from kva.consumer.tracking import TrackerSettings, Tracking
-from kva.consumer.work import Dropped, FrameWork, build_output
+from kva.consumer.tracking import Tracking
+from kva.consumer.work import Dropped, FrameWork, build_output, build_tracking
 from kva.events import Event, FrameRef
 from kva.frame import Frame, FrameDecodeError
 from kva.images import JPEG_START
@@ -69,13 +69,7 @@ class Pipeline:
         self.max_frame_bytes = s.consume_max_frame_bytes
         self.passthrough = s.consume_passthrough
         self.events_topic = s.consume_events_topic
-        self.tracking: Tracking | None = None
-        detectors = {m.name for m in models if m.info.kind == "detector"}
-        tracked = (set(s.consume_track_models) or detectors) & detectors
-        if s.consume_track and not s.consume_passthrough and tracked:
-            self.tracking = Tracking(
-                TrackerSettings(s.consume_track_window, s.consume_max_tracks), tracked
-            )
+        self.tracking: Tracking | None = build_tracking(models, s)
         self.analytics = SceneAnalytics(
             window_s=s.consume_track_window, max_tracks=s.consume_max_tracks
         )

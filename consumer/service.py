@@ -8,7 +8,7 @@ import time
 
 from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import ConsumerMetrics
-from kva.consumer.models import ModelRuntime, build_model
+from kva.consumer.models import ModelRuntime, build_model, probe_ejected
 from kva.consumer.pipeline import Pipeline
 from kva.consumer.scenes import SceneFile
 from kva.consumer.tracking import preload_tracker
@@ -179,12 +179,11 @@ class ConsumerService:
             logger.info("model %s: %s", model.name, replicas)
 
     def _probe_loop(self, stop: threading.Event) -> None:
-        interval = min(0.25, self.settings.consume_probe_interval)
-        while not stop.wait(interval):
-            for model in self.models:
-                for replica in model.pool.probe_due():
-                    if model.pool.probe(replica) and self.pipeline is not None:
-                        self.pipeline.dispatch()
+        probe_ejected(self.models, stop, self.settings.consume_probe_interval, self._dispatch)
+
+    def _dispatch(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.dispatch()
 
     def close(self) -> None:
         """Finish frames in flight, flush the producer, leave the group (bounded)."""

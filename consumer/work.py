@@ -12,7 +12,7 @@ A frame that cannot go on is returned as :class:`Dropped` with its reason.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -22,11 +22,12 @@ import numpy as np
 from kva.consumer.analytics import FrameInfo, SceneAnalytics
 from kva.consumer.annotate import FrameAnnotator, SceneCounts
 from kva.consumer.backend_api import Payload
+from kva.consumer.config import ConsumerSettings
 from kva.consumer.metrics import DropReason
 from kva.consumer.model_input import InputFormat, to_tensor
 from kva.consumer.models import ModelRuntime
 from kva.consumer.ordering import StreamOrder
-from kva.consumer.tracking import Tracking
+from kva.consumer.tracking import TrackerSettings, Tracking
 from kva.events import Event, FrameRef
 from kva.frame import JPEG, Frame
 from kva.images import MAX_DECODE_PIXELS, ImageError, check_image
@@ -162,15 +163,19 @@ class FrameWork:
             return Dropped("decode_error", f"{frame.stream_id}: JPEG does not decode")
         return image
 
-    def run_models(self, image: np.ndarray) -> list[ModelResult]:
-        """Every model's result on ``image``, in model order (models run in parallel).
+    def run_models(
+        self, image: np.ndarray, models: Sequence[ModelRuntime] | None = None
+    ) -> list[ModelResult]:
+        """Every model's result on ``image`` (or those of ``models``), in model order
+        (models run in parallel).
 
         Raises:
             EncodeError: a model input did not encode.
         """
+        chosen = self.models if models is None else models
         resized: dict[tuple[int, int], np.ndarray] = {}
         payloads: dict[InputFormat, Payload] = {}
-        for model in self.models:
+        for model in chosen:
             fmt = model.input
             if fmt in payloads:
                 continue
@@ -183,7 +188,7 @@ class FrameWork:
                 else encode_jpeg(resized[size], self.request_quality)
             )
         calls: list[Callable[[], ModelResult]] = [
-            functools.partial(m.run, payloads[m.input]) for m in self.models
+            functools.partial(m.run, payloads[m.input]) for m in chosen
         ]
         if len(calls) <= 1:
             return [call() for call in calls]
@@ -192,13 +197,21 @@ class FrameWork:
         return [first, *(f.result() for f in futures)]
 
     def render(
-        self, frame: Frame, image: np.ndarray, results: list[ModelResult]
+        self,
+        frame: Frame,
+        image: np.ndarray,
+        results: list[ModelResult],
+        footer: str | None = None,
     ) -> Annotated | Dropped:
-        """Draw ``results`` and a footer on ``image`` and encode it as the output frame."""
-        footer = (
-            f"{frame.stream_id} #{frame.sequence}  age {frame.age_seconds() * 1000:.0f} ms  "
-            f"{self._fps_out(frame.stream_id):.1f} fps"
-        )
+        """Draw ``results`` and a footer on ``image`` and encode it as the output frame.
+
+        The footer is the frame's age and the stream's fps unless ``footer`` is given.
+        """
+        if footer is None:
+            footer = (
+                f"{frame.stream_id} #{frame.sequence}  age {frame.age_seconds() * 1000:.0f} ms"
+                f"  {self._fps_out(frame.stream_id):.1f} fps"
+            )
         scene, counts = None, None
         if self.analytics is not None:
             scene = self.analytics.scene(frame.stream_id)
@@ -214,6 +227,17 @@ class FrameWork:
     def close(self) -> None:
         """Stop the model calls not started yet."""
         self._model_calls.shutdown(wait=False, cancel_futures=True)
+
+
+def build_tracking(models: Sequence[ModelRuntime], settings: ConsumerSettings) -> Tracking | None:
+    """The trackers of the detectors ``settings`` track (``--track-model``, else every
+    detector), or None when tracking is off or nothing is tracked."""
+    s = settings
+    detectors = {m.name for m in models if m.info.kind == "detector"}
+    tracked = (set(s.consume_track_models) or detectors) & detectors
+    if not s.consume_track or s.consume_passthrough or not tracked:
+        return None
+    return Tracking(TrackerSettings(s.consume_track_window, s.consume_max_tracks), tracked)
 
 
 def judge(frame: Frame, results: list[ModelResult]) -> Dropped | None:

@@ -10,6 +10,7 @@ with a readable error.
 from __future__ import annotations
 
 import argparse
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -53,6 +54,17 @@ def add_settings_arguments(parser: argparse.ArgumentParser, model: type[BaseSett
             kwargs["metavar"] = str(extra.get("metavar", name.upper()))
         aliases = [str(a) for a in extra.get("aliases", [])]  # type: ignore[union-attr]
         parser.add_argument(flag, *aliases, **kwargs)
+
+
+#: What argparse takes for a value although it starts with "-": its own negative numbers
+#: (``-5``, ``-.5``) and times before now (``-5m``, ``-1h30m``, see :mod:`kva.timerange`).
+_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-(\d+(ms|s|m|h|d))+$")
+
+
+def accept_relative_times(parser: argparse.ArgumentParser) -> None:
+    """Let ``parser``'s flags take ``-5m``-style values (``--from -5m``), which argparse
+    would otherwise read as an unknown option (``expected one argument``)."""
+    parser._negative_number_matcher = _NEGATIVE_VALUE  # argparse's hook for "-5" values
 
 
 def settings_from_args(model: type[SettingsT], args: argparse.Namespace) -> SettingsT:

@@ -9,9 +9,10 @@ high watermark, jumps to the newest message and counts what it skipped.
 Split by role: :mod:`~kva.kafka.config` (librdkafka settings, size limits),
 :mod:`~kva.kafka.admin` (brokers, topics), :mod:`~kva.kafka.producer`,
 :mod:`~kva.kafka.consumer` (latest frame), :mod:`~kva.kafka.atleastonce` (every
-message, committed when handled), :mod:`~kva.kafka.record` (a message detached from
-librdkafka), :mod:`~kva.kafka.health` and :mod:`~kva.kafka.errors`. The names
-services use are re-exported here.
+message, committed when handled), :mod:`~kva.kafka.transactional` (exactly once: a
+range consumer and a transactional producer committing outputs and offsets together),
+:mod:`~kva.kafka.record` (a message detached from librdkafka), :mod:`~kva.kafka.health`
+and :mod:`~kva.kafka.errors`. The names services use are re-exported here.
 """
 
 from kva.kafka.admin import (
@@ -29,21 +30,31 @@ from kva.kafka.consumer import LatestFrameConsumer
 from kva.kafka.errors import KafkaUnavailable, ProduceDropped
 from kva.kafka.producer import DeliveryCallback, FrameProducer, Headers
 from kva.kafka.record import Record
+from kva.kafka.transactional import (
+    CommittedOffset,
+    RangeConsumer,
+    TransactionalProducer,
+    TransactionError,
+)
 
 __all__ = [
     "EVENT_TOPIC_CONFIG",
     "FRAME_TOPIC_CONFIG",
     "MAX_MESSAGE_BYTES",
     "AtLeastOnceConsumer",
+    "CommittedOffset",
     "DeliveryCallback",
     "FrameProducer",
     "Headers",
     "KafkaUnavailable",
     "LatestFrameConsumer",
     "ProduceDropped",
+    "RangeConsumer",
     "Record",
     "TopicSpec",
     "apply_topic_config",
+    "TransactionError",
+    "TransactionalProducer",
     "client_config",
     "ensure_topics",
     "partition_leaders",

@@ -81,25 +81,20 @@ class FrameProducer:
         the frame the message is about, so that a time range of capture times is a range
         of offsets (``offsets_for_times``, :mod:`kva.kafka.history`). Default: now.
         """
-        callback = self._wrap(on_delivery)
-        stamp = 0 if timestamp_ms is None else max(0, timestamp_ms)  # 0: librdkafka's "now"
-        for attempt in range(self._buffer_retries + 1):
-            try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    headers=list(headers),
-                    on_delivery=callback,
-                    timestamp=stamp,
-                )
-                break
-            except BufferError:
-                if attempt == self._buffer_retries:
-                    self.dropped_buffer_full += 1
-                    raise ProduceDropped(f"local queue full, message to {topic} dropped") from None
-                self._producer.poll(0.05 * (attempt + 1))
-        self._producer.poll(0)
+        try:
+            produce(
+                self._producer,
+                topic,
+                key,
+                value,
+                headers,
+                timestamp_ms=timestamp_ms,
+                on_delivery=self._wrap(on_delivery),
+                retries=self._buffer_retries,
+            )
+        except ProduceDropped:
+            self.dropped_buffer_full += 1
+            raise
 
     def _wrap(
         self, on_delivery: DeliveryCallback | None
@@ -126,3 +121,39 @@ class FrameProducer:
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` for delivery; returns how many messages are still pending."""
         return int(self._producer.flush(timeout))
+
+
+def produce(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers = (),
+    *,
+    timestamp_ms: int | None = None,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    retries: int = 3,
+) -> None:
+    """Queue one message on ``producer``: a full local queue (``BufferError``) is retried
+    ``retries`` times, serving delivery reports in between.
+
+    Raises:
+        ProduceDropped: the local queue stayed full.
+    """
+    stamp = 0 if timestamp_ms is None else max(0, timestamp_ms)  # 0: librdkafka's "now"
+    for attempt in range(retries + 1):
+        try:
+            producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=list(headers),
+                on_delivery=on_delivery,
+                timestamp=stamp,
+            )
+            break
+        except BufferError:
+            if attempt == retries:
+                raise ProduceDropped(f"local queue full, message to {topic} dropped") from None
+            producer.poll(0.05 * (attempt + 1))
+    producer.poll(0)

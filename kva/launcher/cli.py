@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "kva.video.cli",
     "kva.sink.cli",
     "kva.replay.cli",
+    "kva.compare.cli",
     "kva.launcher.up",
 )
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from kva.frame import Frame, decode_frame
-from kva.launcher.layout import write_model_config
 from tests.consumer.conftest import consumer_settings, metadata_docs, metric, running_consumer
 from tests.models.expectations import (
     ASTRONAUT_FACE_PX,
@@ -26,7 +25,7 @@ from tests.models.expectations import (
 )
 from tests.support.kafka import Feeder, send_frames
 from tests.support.process import starts_processes
-from tests.support.serve import ServeProcess
+from tests.support.serve import ServeProcess, serve_built_models
 from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,10 +38,7 @@ PHOTOS = ("chelsea", "coffee", "astronaut")
 def replicas(
     built_models: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[ServeProcess]]:
-    folder = tmp_path_factory.mktemp("consumer-serve")
-    config = write_model_config(built_models, folder / "models.config")
-    args = ["--model_config_file", str(config)]
-    started = [ServeProcess(args, folder / f"serve-{i}.log").start() for i in range(2)]
+    started = serve_built_models(built_models, tmp_path_factory.mktemp("consumer-serve"))
     yield started
     for replica in started:
         replica.close()

@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("producer", "consumer", "video", "tfserving", "zookeeper")
 #: Services that live inside ``kva/`` (no folder at the top): ``kva events`` (the sink),
-#: ``kva replay``.
-INNER_SERVICES = ("sink", "replay")
+#: ``kva replay`` and ``kva compare``.
+INNER_SERVICES = ("sink", "replay", "compare")
 #: The launcher may import every service; ``python -m kva`` is its entry point.
 LAUNCHER = ("kva.launcher", "kva.__main__")
 

@@ -160,3 +160,13 @@ class ServeProcess:
         """Stop and close the HTTP session."""
         self.stop()
         self.session.close()
+
+
+def serve_built_models(models_dir: Path, folder: Path, count: int = 2) -> list[ServeProcess]:
+    """``count`` started ``kva serve`` replicas, each serving every model ``kva models build``
+    built into ``models_dir`` (its ``models.config`` and logs in ``folder``)."""
+    from kva.launcher.layout import write_model_config
+
+    config = write_model_config(models_dir, folder / "models.config")
+    args = ["--model_config_file", str(config)]
+    return [ServeProcess(args, folder / f"serve-{i}.log").start() for i in range(count)]
