@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from procstat import CpuMeter, cpu_seconds  # noqa: E402, F401 - the benches import them here
+from stats import percentile  # noqa: E402, F401 - the benches import it here
 
 from kva.frame import Frame  # noqa: E402
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics  # noqa: E402
@@ -237,10 +238,3 @@ def consume(
     )
     proc.wait_line("assigned [(", timeout=60)
     return proc
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
