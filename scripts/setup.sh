@@ -19,7 +19,8 @@ esac
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 RUN_APT_PACKAGES=(openjdk-17-jre-headless maven)
-TEST_APT_PACKAGES=(chromium fonts-dejavu-core kcat mosquitto openssl
+# git: make bench records the commit it measured (bench/machine.py).
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kcat mosquitto openssl git
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 APT_PACKAGES=("${RUN_APT_PACKAGES[@]}")
 EXTRAS=all
