@@ -131,7 +131,8 @@ def run_bench(bench: Bench, args: argparse.Namespace, folder: Path) -> tuple[Ben
     """Run one benchmark (its output passes through); its run and figures ({} if none)."""
     out = folder / f"{bench.name}.json"
     argv = [sys.executable, str(bench.script), *(bench.quick if args.quick else bench.full)]
-    print(f"\n=== {bench.short}: {' '.join(argv[1:])}", flush=True)
+    shown = " ".join([str(bench.script.relative_to(ROOT)), *argv[2:]])
+    print(f"\n=== {bench.short}: python {shown}", flush=True)
     before, started = os.getloadavg()[0], time.monotonic()
     try:
         code = subprocess.run(

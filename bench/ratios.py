@@ -39,7 +39,13 @@ class Target:
             return ("met" if gap <= 0 else "missed"), f"by {abs(gap) * 100:.0f} points"
         short = (self.value - measured) if self.op == ">=" else (measured - self.value)
         relative = abs(short) / abs(self.value) if self.value else abs(short)
-        return ("met" if short <= 0 else "missed"), f"by {relative * 100:.0f} %"
+        return ("met" if short <= 0 else "missed"), f"by {_percent(relative)} %"
+
+
+def _percent(fraction: float) -> str:
+    """A share as percent: whole numbers from 10 % up, one decimal below."""
+    value = fraction * 100
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,10 @@ def transport_rows(f: Figures) -> list[Row]:
     ratio = _get(f, "consumer_transport", "ratio_vs_relay")
     rounds = _get(f, "consumer_transport", "rounds") or [{}]
     cpu = rounds[-1].get("cpu_ms_per_frame", {})
-    flat = {f"{who} {proc}": ms for who, procs in cpu.items() for proc, ms in procs.items()}
+    flat = {
+        **cpu.get("pipeline", {}),
+        **{f"{n} (relay run)": ms for n, ms in cpu.get("relay", {}).items()},
+    }
     return [
         Row("P1 transport: kva consume --passthrough fps", "raw confluent-kafka relay",
             "consumer_transport", Target(">=", 0.9), ratio, _ratio(ratio), cpu_text(flat)),
@@ -192,7 +201,8 @@ def density_rows(f: Figures) -> list[Row]:
     return [
         Row("stream density: cameras sustained (< 5 % dropped, p99 < 500 ms)",
             f"N = {counts or '—'}", "stream_density", None,
-            None if best is None else float(best), "—" if best is None else str(best)),
+            None if best is None else float(best),
+            "—" if best is None else str(best) if best else "none"),
         Row("stream density: CPU per frame across N, largest deviation", "N = first point",
             "stream_density", Target("+-", 0.10, "%"), deviation,
             "—" if deviation is None else f"{deviation * 100:+.0f} %",

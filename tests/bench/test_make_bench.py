@@ -72,12 +72,12 @@ def by_figure(rows: list[ratios.Row]) -> dict[str, ratios.Row]:
 def test_every_row_is_judged_against_its_target_and_says_by_how_much() -> None:
     rows = by_figure(ratios.build_rows(given_figures()))
     judged = {figure: (row.status, row.by) for figure, row in rows.items()}
-    assert judged["P1 transport: kva consume --passthrough fps"] == ("met", "by 6 %")
+    assert judged["P1 transport: kva consume --passthrough fps"] == ("met", "by 5.6 %")
     assert judged["P2 CPU efficiency, remote /v2 binary (kva serve)"] == ("missed", "by 39 %")
     assert judged["P2 CPU efficiency, in-process openvino:"] == ("not run", "")
-    assert judged["P3 fan-out: fps over R replicas, worst R"] == ("met", "by 3 %")
+    assert judged["P3 fan-out: fps over R replicas, worst R"] == ("met", "by 3.3 %")
     assert judged["P4 freshness: age growth at 2x overload (last ÷ first p50)"][0] == "met"
-    assert judged["P5 100 viewers: worst client fps"] == ("met", "by 5 %")
+    assert judged["P5 100 viewers: worst client fps"] == ("met", "by 4.5 %")
     assert judged["P5 100 viewers: viewer CPU (share of one core)"] == ("missed", "by 80 %")
     assert judged["server overhead, /v2 binary JPEG: CPU per request (c = 4)"] == (
         "missed",
@@ -100,7 +100,7 @@ def test_tables_carry_targets_results_cpu_and_load() -> None:
     runs = {"consumer_transport": render.BenchRun("consumer_transport", 0.3, 1.7, 40.0, 0)}
     markdown = render.markdown_table(rows, runs)
     transport = next(line for line in markdown.splitlines() if line.startswith("| P1 transport"))
-    assert "≥ 0.9" in transport and "met (by 6 %)" in transport and "0.30 → 1.70" in transport
+    assert "≥ 0.9" in transport and "met (by 5.6 %)" in transport and "0.30 → 1.70" in transport
     assert "kva consume 7.5, kva serve 5.1" in markdown
     assert "MISSED by 39 %" in markdown
     assert len(markdown.splitlines()) == len(rows) + 2
