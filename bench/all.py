@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         forced_busy=bool(forced) and not args.quick,
         density=figures.get("stream_density", {}).get("points", []),
+        capacity=figures.get("stream_density", {}).get("cameras_per_core", {}),
         charts=make_charts(figures, args.output.parent, note),
     )
     write(record, args.output)

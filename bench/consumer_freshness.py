@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from consumer_common import (
+    CpuMeter,
     Feeder,
     Reader,
     broker,
@@ -36,8 +37,10 @@ def run(
     reader.start()
     feeder = Feeder(settings, names[0], photo_jpegs(1280, 720), (1280, 720), fps=30)
     feeder.start()
+    meter = CpuMeter({"kva consume": consumer.proc.pid})
     try:
         time.sleep(seconds + 2)
+        consumer_cpu = meter.seconds()["kva consume"]
     finally:
         feeder.stop()
         reader.stop()
@@ -45,8 +48,9 @@ def run(
         servers.stop()
     docs = [d for d in reader.docs if d.get("published_ns")]
     start = docs[0]["published_ns"] + 2e9  # skip the first two seconds
+    out = len(docs)
     docs = [d for d in docs if d["published_ns"] >= start]
-    return docs, feeder.sent
+    return docs, feeder.sent, consumer_cpu * 1000 / max(out, 1)
 
 
 def report(title: str, docs: list[dict], sent: int, seconds: float, window: float = 20.0) -> None:
@@ -80,7 +84,7 @@ def report(title: str, docs: list[dict], sent: int, seconds: float, window: floa
         )
 
 
-def age_figures(docs: list[dict], sent: int, window: float = 20.0) -> dict:
+def age_figures(docs: list[dict], sent: int, cpu_ms: float, window: float = 20.0) -> dict:
     """The machine-readable figures of one run: ages (percentiles 0..100 for the chart), fps
     out, and the first and last window's p50 (windows of a third of a run shorter than two)."""
     ages = [float(d["age_ms"]) for d in docs]
@@ -91,6 +95,7 @@ def age_figures(docs: list[dict], sent: int, window: float = 20.0) -> dict:
     last = [float(d["age_ms"]) for d in docs if d["published_ns"] >= t0 + (span - window) * 1e9]
     return {
         "frames_in": sent,
+        "consumer_cpu_ms_per_frame": cpu_ms,
         "frames_out": len(docs),
         "fps_out": len(docs) / max(span, 1e-9),
         "age_p50_ms": percentile(ages, 0.5),
@@ -111,12 +116,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, broker() as settings:
         work = Path(folder)
         print("P4 freshness, 1280x720 JPEG frames at 30 fps, one stream")
-        docs, sent = run(settings, 2, 0.05, 2, args.normal_seconds, work, "normal")
+        docs, sent, cpu_ms = run(settings, 2, 0.05, 2, args.normal_seconds, work, "normal")
         report("normal (2 x 50 ms replicas, capacity 40 fps)", docs, sent, args.normal_seconds)
-        normal = age_figures(docs, sent)
-        docs, sent = run(settings, 1, 1 / 15, 1, args.seconds, work, "overload")
+        normal = age_figures(docs, sent, cpu_ms)
+        docs, sent, cpu_ms = run(settings, 1, 1 / 15, 1, args.seconds, work, "overload")
         report("2x overload (1 replica, 15 fps capacity)", docs, sent, args.seconds)
-        overload = age_figures(docs, sent)
+        overload = age_figures(docs, sent, cpu_ms)
     write_figures(
         args.json, "consumer_freshness", {"fps_in": 30, "normal": normal, "overload": overload}
     )

@@ -88,3 +88,17 @@ def curve_summary(points: list[dict]) -> dict:
         "max_deviation": worst,
         "flat": len(deviations) > 1 and abs(worst) <= FLAT_WITHIN,
     }
+
+
+def cameras_per_core(points: list[dict], fps: float) -> dict[str, float]:
+    """Cameras at ``fps`` one core of each process serves, at its CPU per frame of the
+    largest sustained point (the first point when none is): the capacity model's input."""
+    chosen = [p for p in points if sustained(p)] or points[:1]
+    if not chosen:
+        return {}
+    per_frame = chosen[-1]["cpu_ms_per_frame"]
+    return {
+        name: 1000 / (fps * ms)
+        for name, ms in per_frame.items()
+        if ms > 0 and not name.startswith("bench")
+    }

@@ -153,11 +153,17 @@ def freshness_rows(f: Figures) -> list[Row]:
         p99 = _get(f, "consumer_freshness", load, "age_p99_ms")
         if p50 is not None and p99 is not None:
             ages.append(f"{'1x' if load == 'normal' else '2x'}: p50 {p50:.0f} / p99 {p99:.0f} ms")
+    cpu = {
+        f"consumer at {'1x' if load == 'normal' else '2x'}": ms
+        for load in ("normal", "overload")
+        if (ms := _get(f, "consumer_freshness", load, "consumer_cpu_ms_per_frame")) is not None
+    }
     return [
         Row("P4 freshness: age growth at 2x overload (last ÷ first p50)",
             "the same run's first window", "consumer_freshness", Target("<=", 1.1), growth,
-            _ratio(growth), "", "; ".join(ages) + " (target: no backlog growth, the bench's "
-            "own criterion with 10 % for noise)"),
+            _ratio(growth), cpu_text(cpu),
+            "; ".join(ages) + " (target: no backlog growth, the bench's own criterion with "
+            "10 % for noise)"),
     ]  # fmt: skip
 
 
@@ -167,12 +173,14 @@ def viewer_rows(f: Figures) -> list[Row]:
     n = _get(f, "viewer_mjpeg", "n_max")
     who = f"{n} viewers" if n is not None else "100 viewers"
     share = None if cpu is None else cpu / 100
+    per_frame = _get(f, "viewer_mjpeg", "server_cpu_ms_per_frame_sent")
+    sent = "" if per_frame is None else f"viewer {per_frame:.2f} per frame sent"
     shown = "—" if cpu is None else f"{cpu:.0f} %"
     return [
         Row(f"P5 {who}: worst client fps", "source fps", "viewer_mjpeg", Target(">=", 0.95),
             worst, _ratio(worst, 3)),
         Row(f"P5 {who}: viewer CPU (share of one core)", "one core", "viewer_mjpeg",
-            Target("<=", 0.30, "%"), share, shown),
+            Target("<=", 0.30, "%"), share, shown, sent),
     ]  # fmt: skip
 
 

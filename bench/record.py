@@ -33,6 +33,8 @@ class Record:
     quick: bool = False
     forced_busy: bool = False
     density: list[dict[str, Any]] = field(default_factory=list)
+    #: cameras per core of each process (stream density), for the capacity model
+    capacity: dict[str, float] = field(default_factory=dict)
     charts: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,6 +106,9 @@ def render(record: Record) -> str:
     if record.density or "density" in record.charts:
         lines += ["## Stream density", ""]
         lines += density_table(record.density)
+    if record.capacity:
+        shown = ", ".join(f"{name} {n:.1f}" for name, n in record.capacity.items())
+        lines += [f"Cameras per core of each process, at its CPU per frame: {shown}.", ""]
     if "density" in record.charts:
         alt = "stream density: CPU per frame and drop rate against cameras"
         lines += [f"![{alt}]({record.charts['density']})", ""]

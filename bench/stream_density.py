@@ -42,7 +42,7 @@ from consumer_common import (
     consume,
     topics,
 )
-from density import MAX_DROPPED, MAX_P99_MS, curve_summary, window_figures
+from density import MAX_DROPPED, MAX_P99_MS, cameras_per_core, curve_summary, window_figures
 from figures import add_json_flag, write_figures
 
 from kva.paths import demo_video, models_dir
@@ -196,6 +196,7 @@ def main() -> int:
                 points.append(run_point(settings, cameras, args, models, serve, work))
                 print_point(points[-1])
     summary = curve_summary(points)
+    summary["cameras_per_core"] = cameras_per_core(points, args.fps)
     best = summary["max_sustained_cameras"]
     print(
         f"largest N with < {MAX_DROPPED:.0%} dropped and p99 age < {MAX_P99_MS:g} ms: "
@@ -205,6 +206,8 @@ def main() -> int:
         f"CPU per frame across N: {summary['max_deviation']:+.1%} at most from N = "
         f"{points[0]['cameras']} ({'flat' if summary['flat'] else 'NOT flat'} within +-10 %)"
     )
+    capacity = ", ".join(f"{n} {c:.1f}" for n, c in summary["cameras_per_core"].items())
+    print(f"cameras per core of each process (at its CPU per frame): {capacity}")
     write_figures(
         args.json,
         "stream_density",

@@ -217,7 +217,9 @@ def main() -> int:
             if n == max(args.clients):
                 worst = min(worst, ratio)
             mbps = r["median"] * n * frame_bytes / 1e6
-            points.append({**r, "ratio": ratio, "mb_per_s": mbps})
+            sent = r["median"] * n  # frames per second out, all clients
+            cpu_ms = r["cpu"] * 10 / sent if sent else None  # % of a core -> ms per frame sent
+            points.append({**r, "ratio": ratio, "mb_per_s": mbps, "cpu_ms_per_frame_sent": cpu_ms})
             print(
                 f"{n:>5} {r['source']:>7.2f} {r['min']:>8.2f} {r['median']:>8.2f} "
                 f"{r['max']:>8.2f} {ratio:>8.3f} {r['cpu']:>13.1f} {r['client_cpu']:>14.1f} "
@@ -244,6 +246,7 @@ def main() -> int:
             "n_max": n_max,
             "worst_ratio": worst,
             "server_cpu_percent": at_max[0]["cpu"] if at_max else None,
+            "server_cpu_ms_per_frame_sent": at_max[0]["cpu_ms_per_frame_sent"] if at_max else None,
         },
     )
     return 0

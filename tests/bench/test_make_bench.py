@@ -117,6 +117,7 @@ def test_the_record_has_the_machine_commit_loads_charts_and_the_earlier_figures(
         load_start=[0.21, 0.3, 0.4], load_end=[1.5, 0.9, 0.5],
         rows=ratios.build_rows(given), runs={}, quick=True,
         density=given["stream_density"]["points"],
+        capacity={"consumer": 2.5},
         charts={"density": "benchmarks/stream-density.png", "ages": "benchmarks/frame-age.png"},
     )  # fmt: skip
     text = record.write(page, tmp_path / "benchmarks.md").read_text()
@@ -125,6 +126,7 @@ def test_the_record_has_the_machine_commit_loads_charts_and_the_earlier_figures(
     assert "0.21 / 0.30 / 0.40 at the start, 1.50 / 0.90 / 0.50 at the end" in text
     assert "![stream density" in text and "(benchmarks/frame-age.png)" in text
     assert "| 4 | 60.0 | 48.0 | 20.0 % | 50 | 900 | 61.0 |" in text
+    assert "Cameras per core of each process, at its CPU per frame: consumer 2.5." in text
     assert 'Before: the earlier measurements (issue 19, "Where it stands")' in text
     assert "**0.49**" in text and "load 1.3–1.8" in text
     assert "QUICK" not in record.render(page.__class__(**{**page.__dict__, "quick": False}))
@@ -158,6 +160,8 @@ def test_density_figures_from_one_window() -> None:
     assert summary["max_sustained_cameras"] == 1
     assert summary["flat"] and summary["max_deviation"] == pytest.approx(2 / 30)
     assert not density.curve_summary([density_point(1, 30.0)])["flat"]  # one point: no curve
+    capacity = density.cameras_per_core([density_point(1, 30.0), density_point(2, 40.0, 0.5)], 15)
+    assert capacity == {"producer": pytest.approx(1000 / 75), "consumer": pytest.approx(1000 / 375)}
 
 
 def test_figures_are_written_as_json_with_no_nan(tmp_path: Path) -> None:
