@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import compare  # noqa: E402
 import density  # noqa: E402
 import figures  # noqa: E402
 import ratios  # noqa: E402
@@ -162,6 +163,24 @@ def test_density_figures_from_one_window() -> None:
     assert not density.curve_summary([density_point(1, 30.0)])["flat"]  # one point: no curve
     capacity = density.cameras_per_core([density_point(1, 30.0), density_point(2, 40.0, 0.5)], 15)
     assert capacity == {"producer": pytest.approx(1000 / 75), "consumer": pytest.approx(1000 / 375)}
+
+
+def test_before_and_after_records_compare_row_by_row(tmp_path: Path) -> None:
+    before = given_figures()
+    after = given_figures()
+    after["consumer_efficiency"]["median"]["v2"]["cpu_efficiency"] = 0.82
+    del after["viewer_mjpeg"]
+    (tmp_path / "before.json").write_text(json.dumps(before))
+    (tmp_path / "after.json").write_text(json.dumps(after))
+    pairs = compare.changes(before, after)
+    assert not any(new.bench == "viewer_mjpeg" for _old, new, _change in pairs)
+    text = compare.table(pairs)
+    assert (
+        "| P2 CPU efficiency, remote /v2 binary (kva serve) | 0.49 | 0.82 | +67 % | met (by 2.5 %) |"
+        in text
+    )
+    assert "| P1 transport: kva consume --passthrough fps | 0.95 | 0.95 | +0 % |" in text
+    assert compare.main([str(tmp_path / "before.json"), str(tmp_path / "after.json")]) == 0
 
 
 def test_figures_are_written_as_json_with_no_nan(tmp_path: Path) -> None:
