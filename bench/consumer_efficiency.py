@@ -44,6 +44,7 @@ from figures import add_json_flag, write_figures
 
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.work import decode_jpeg, resize_for_model
+from kva.model_files import compile_config
 from kva.paths import models_dir
 from kva.ports import free_port
 from kva.predictions import Classification, ModelResult
@@ -54,7 +55,8 @@ from kva.tfserving.modelbuild import build_model
 def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    # the settings kva serve and the in-process backend compile with (hint and precision)
+    compiled = ov.Core().compile_model(str(xml), "CPU", compile_config("THROUGHPUT"))
     stages = {"decode": 0.0, "resize": 0.0, "infer": 0.0, "annotate": 0.0, "encode": 0.0}
     lock = threading.Lock()
     done = [0]

@@ -36,7 +36,7 @@ class Target:
         """Met or missed, and by how much (relative to the target, or in points for ±)."""
         if self.op == "+-":
             gap = abs(measured) - self.value
-            return ("met" if gap <= 0 else "missed"), f"by {abs(gap) * 100:.0f} points"
+            return ("met" if gap <= 0 else "missed"), f"by {_percent(abs(gap))} points"
         short = (self.value - measured) if self.op == ">=" else (measured - self.value)
         relative = abs(short) / abs(self.value) if self.value else abs(short)
         return ("met" if short <= 0 else "missed"), f"by {_percent(relative)} %"

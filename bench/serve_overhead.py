@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from figures import add_json_flag, write_figures  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 
+from kva.model_files import compile_config  # noqa: E402
 from kva.paths import models_dir  # noqa: E402
 from kva.ports import free_port  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
@@ -193,7 +194,8 @@ def main() -> int:
 
     core = ov.Core()
     xml = str(args.base_path / "mobilenet_v2" / "1" / "model.xml")
-    compiled = core.compile_model(xml, args.device, {"PERFORMANCE_HINT": "THROUGHPUT"})
+    # the settings kva serve compiles with (hint and precision)
+    compiled = core.compile_model(xml, args.device, compile_config("THROUGHPUT"))
     port = free_port()
     proc = start_server(args.base_path, port, "--device", args.device)
     formats = payloads(jpeg, pixels)
