@@ -257,7 +257,7 @@ def measure_round(
             "cpu_efficiency": split["CPU"] / cpu["total"],
             **cpu,
         }
-        label = "pipeline" if len(rigs) == 1 else f"pipeline [{backend}]"
+        label = "pipeline" if list(rigs) == ["v2"] else f"pipeline [{backend}]"
         print(
             f"round {n + 1}: in-process {best:.1f} fps ({threads} thread(s); ms per "
             f"frame: {stages}; raw OpenVINO {raw:.0f} fps), {label} {piped:.1f} fps, "
