@@ -25,8 +25,6 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from procstat import CpuMeter, cpu_seconds  # noqa: E402, F401 - the benches import them here
-from stats import percentile  # noqa: E402, F401 - the benches import it here
 
 from kva.frame import Frame  # noqa: E402
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics  # noqa: E402

@@ -30,17 +30,16 @@ import cv2
 import numpy as np
 from consumer_common import (
     BROKER_PIDS,
-    CpuMeter,
     Feeder,
     Process,
     Reader,
     broker,
     consume,
-    cpu_seconds,
     photo_jpegs,
     topics,
 )
 from figures import add_json_flag, write_figures
+from procstat import CpuMeter, cpu_seconds
 
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.work import decode_jpeg, resize_for_model

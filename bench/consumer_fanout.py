@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from consumer_common import (
-    CpuMeter,
     Feeder,
     Reader,
     broker,
@@ -26,6 +25,7 @@ from consumer_common import (
     photo_jpegs,
 )
 from figures import add_json_flag, write_figures
+from procstat import CpuMeter
 
 
 def run_one(

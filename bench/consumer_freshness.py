@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 from consumer_common import (
-    CpuMeter,
     Feeder,
     Reader,
     broker,
     fixed_latency_pipeline,
-    percentile,
     photo_jpegs,
 )
 from figures import add_json_flag, write_figures
+from procstat import CpuMeter
+from stats import percentile
 
 
 def run(

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from consumer_common import (
     BROKER_PIDS,
-    CpuMeter,
     Feeder,
     Process,
     Reader,
@@ -33,6 +32,7 @@ from consumer_common import (
     topics,
 )
 from figures import add_json_flag, write_figures
+from procstat import CpuMeter
 
 
 def timed(settings, topic_in: str, topic_out: str, frames: list[bytes], count: int) -> float:

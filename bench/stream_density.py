@@ -35,7 +35,6 @@ from pathlib import Path
 
 from consumer_common import (
     BROKER_PIDS,
-    CpuMeter,
     Process,
     Reader,
     broker,
@@ -44,6 +43,7 @@ from consumer_common import (
 )
 from density import MAX_DROPPED, MAX_P99_MS, cameras_per_core, curve_summary, window_figures
 from figures import add_json_flag, write_figures
+from procstat import CpuMeter
 
 from kva.paths import demo_video, models_dir
 from kva.ports import free_port
