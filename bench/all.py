@@ -125,6 +125,9 @@ def settle(args: argparse.Namespace, cores: int) -> None:
     deadline = time.monotonic() + args.settle
     while busy(os.getloadavg()[0], cores, args.max_load) and time.monotonic() < deadline:
         time.sleep(2)
+    load = os.getloadavg()[0]
+    if busy(load, cores, args.max_load):
+        print(f"warning: load average still {load:.2f} after {args.settle:g} s: measuring anyway")
 
 
 def run_bench(bench: Bench, args: argparse.Namespace, folder: Path) -> tuple[BenchRun, dict]:
