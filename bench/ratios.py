@@ -103,7 +103,7 @@ def transport_rows(f: Figures) -> list[Row]:
     cpu = rounds[-1].get("cpu_ms_per_frame", {})
     flat = {
         **cpu.get("pipeline", {}),
-        **{f"{n} (relay run)": ms for n, ms in cpu.get("relay", {}).items()},
+        **{n if n == "relay" else f"{n} (relay run)": ms for n, ms in cpu.get("relay", {}).items()},
     }
     return [
         Row("P1 transport: kva consume --passthrough fps", "raw confluent-kafka relay",
