@@ -2,7 +2,7 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-run run test test-fast lint soak test-deploy
+.PHONY: setup setup-run run test test-fast lint soak bench test-deploy
 
 # Everything `make test` needs (and `make run`).
 setup:
@@ -37,6 +37,13 @@ lint:
 # die, leak fds or threads, or let frame age drift; RSS growth is printed.
 soak: setup
 	$(VENV)/bin/python bench/soak.py --duration 240 --warmup 60 --check --max-rss-growth 15
+
+# Every benchmark of issue 19 in turn on a quiet machine (refused when busy unless
+# BENCH_ARGS=--force): one table of ratios, written to docs/benchmarks.md with its charts.
+# BENCH_ARGS=--quick is a smoke test of seconds per bench (not a measurement, not written).
+BENCH_ARGS ?=
+bench: setup
+	$(VENV)/bin/python bench/all.py $(BENCH_ARGS)
 
 # The deployment files run for real (a real Kubernetes control plane with kwok nodes):
 # builds what it needs once into ~/.cache/kva, then tests/deploy/real/.

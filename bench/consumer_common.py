@@ -25,6 +25,7 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
 from kva.frame import Frame  # noqa: E402
 from kva.kafka import FrameProducer, LatestFrameConsumer, TopicSpec, ensure_topics  # noqa: E402
 from kva.settings import KafkaSettings  # noqa: E402
@@ -39,15 +40,6 @@ def broker() -> Iterator[KafkaSettings]:
     """Settings of a real broker for the benchmark (its JVMs' pids in ``BROKER_PIDS``)."""
     with kafka_broker(BROKER_PIDS) as bootstrap:
         yield KafkaSettings(bootstrap_server=bootstrap)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def topics(settings: KafkaSettings, prefix: str, partitions: int = 1) -> tuple[str, str, str]:
@@ -244,10 +236,3 @@ def consume(
     )
     proc.wait_line("assigned [(", timeout=60)
     return proc
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -12,6 +12,7 @@ every process (kva consume, kva serve, the broker, the bench's feeder/reader) an
 the CPU efficiency: in-process CPU per frame / pipeline CPU per frame.
 
     python bench/consumer_efficiency.py [--seconds 6] [--rounds 3] [--fps 150]
+        [--backends v2 openvino] [--json PATH]
 """
 
 from __future__ import annotations
@@ -34,23 +35,27 @@ from consumer_common import (
     Reader,
     broker,
     consume,
-    cpu_seconds,
     photo_jpegs,
     topics,
 )
+from figures import add_json_flag, write_figures
+from procstat import CpuMeter, cpu_seconds
 
 from kva.consumer.annotate import FrameAnnotator
 from kva.consumer.work import decode_jpeg, resize_for_model
+from kva.model_files import compile_config
 from kva.paths import models_dir
 from kva.ports import free_port
 from kva.predictions import Classification, ModelResult
+from kva.settings import KafkaSettings
 from kva.tfserving.modelbuild import build_model
 
 
 def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    # the settings kva serve and the in-process backend compile with (hint and precision)
+    compiled = ov.Core().compile_model(str(xml), "CPU", compile_config("THROUGHPUT"))
     stages = {"decode": 0.0, "resize": 0.0, "infer": 0.0, "annotate": 0.0, "encode": 0.0}
     lock = threading.Lock()
     done = [0]
@@ -108,64 +113,81 @@ def in_process(frames: list[bytes], xml: Path, seconds: float, threads: int):
     return fps, split, raw_fps
 
 
-class PipelineRig:
-    """kva serve + broker + kva consume + reader, set up once; :meth:`measure` feeds a window."""
+#: The pipeline backends this bench compares with the in-process work: the model on one
+#: ``kva serve`` over /v2 binary, or run by the consumer itself (``openvino:PATH``).
+BACKENDS = ("v2", "openvino")
 
-    def __init__(self, base: Path, inflight: int, work: Path) -> None:
+
+class PipelineRig:
+    """kva consume (+ kva serve for /v2) + reader on a broker, set up once; :meth:`measure`
+    feeds a window."""
+
+    def __init__(
+        self, settings: KafkaSettings, base: Path, inflight: int, work: Path, backend: str
+    ) -> None:
         self.stack = contextlib.ExitStack()
-        port = free_port()
-        serve = Process(
-            ["-m", "kva", "serve", "--rest_api_port", str(port),
-             "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2")],
-            work / "serve.log",
-        )  # fmt: skip
-        self.stack.callback(serve.stop)
-        serve.wait_line("loaded mobilenet_v2", timeout=60)
-        self.serve = serve
-        self.settings = self.stack.enter_context(broker())
-        self.names = topics(self.settings, "eff")
-        url = f"http://127.0.0.1:{port}/v2/models/mobilenet_v2"
+        self.backend = backend
+        self.serve: Process | None = None
+        if backend == "v2":
+            port = free_port()
+            serve = Process(
+                ["-m", "kva", "serve", "--rest_api_port", str(port),
+                 "--model_name", "mobilenet_v2", "--model_base_path", str(base / "mobilenet_v2")],
+                work / "serve.log",
+            )  # fmt: skip
+            self.stack.callback(serve.stop)
+            serve.wait_line("loaded mobilenet_v2", timeout=60)
+            self.serve = serve
+            url = f"http://127.0.0.1:{port}/v2/models/mobilenet_v2"
+        else:
+            url = f"openvino:{base / 'mobilenet_v2'}"
+        self.settings = settings
+        self.names = topics(self.settings, f"eff-{backend}")
         self.consumer = consume(
             self.settings,
             self.names,
             ["--model", f"mobilenet_v2={url}", "--max-inflight", str(inflight)],
-            work / "consume.log",
+            work / f"consume-{backend}.log",
         )
         self.stack.callback(self.consumer.stop)
         self.reader = Reader(self.settings, self.names[1])
         self.reader.start()
         self.stack.callback(self.reader.stop)
 
-    def pids(self) -> dict[str, int]:
-        pids = {"kva consume": self.consumer.proc.pid, "kva serve": self.serve.proc.pid}
-        for pid in BROKER_PIDS:
-            pids["broker"] = pid
+    def pids(self) -> dict[str, int | list[int]]:
+        pids: dict[str, int | list[int]] = {"kva consume": self.consumer.proc.pid}
+        if self.serve is not None:
+            pids["kva serve"] = self.serve.proc.pid
+        pids["broker"] = BROKER_PIDS
         pids["bench (feeder, reader)"] = os.getpid()
         return pids
 
-    def measure(self, frames: list[bytes], fps: float, seconds: float) -> tuple[float, str, float]:
+    def measure(self, frames: list[bytes], fps: float, seconds: float) -> tuple[float, dict]:
         """Output fps, and CPU milliseconds per output frame of each process."""
         feeder = Feeder(self.settings, self.names[0], frames, (1280, 720), fps=fps)
         feeder.start()
         try:
             time.sleep(2)
-            before = {name: cpu_seconds(pid) for name, pid in self.pids().items()}
+            meter = CpuMeter(self.pids())
             count, start = self.reader.count, time.monotonic()
             time.sleep(seconds)
             frames_out = self.reader.count - count
             elapsed = time.monotonic() - start
-            cpu = {n: cpu_seconds(p) - before[n] for n, p in self.pids().items()}
+            cpu = meter.ms_per_frame(frames_out)
+            cores = meter.cores()
         finally:
             feeder.stop()
             time.sleep(1)
-        per_frame = ", ".join(f"{n} {c / max(frames_out, 1) * 1000:.1f}" for n, c in cpu.items())
-        used = sum(cpu.values()) / elapsed
-        total = sum(cpu.values()) / max(frames_out, 1) * 1000
-        text = f"CPU ms per frame: {per_frame}, total {total:.1f}; {used:.2f} cores busy"
-        return frames_out / elapsed, text, total
+        return frames_out / elapsed, {"cpu_ms": cpu, "total": sum(cpu.values()), "cores": cores}
 
     def close(self) -> None:
         self.stack.close()
+
+
+def cpu_text(cpu: dict) -> str:
+    """The printed CPU line of one pipeline measurement."""
+    per_frame = ", ".join(f"{n} {c:.1f}" for n, c in cpu["cpu_ms"].items())
+    return f"CPU ms per frame: {per_frame}, total {cpu['total']:.1f}; {cpu['cores']:.2f} cores busy"
 
 
 def main() -> None:
@@ -174,43 +196,89 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fps", type=float, default=150.0, help="input rate (above capacity)")
     parser.add_argument("--max-inflight", type=int, default=2, help="kva consume --max-inflight")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=["v2"],
+        help="pipelines to measure: v2 = kva serve over /v2 binary, openvino = in-process",
+    )
+    add_json_flag(parser)
     args = parser.parse_args()
     base = models_dir()
     folder = build_model("mobilenet_v2", base)
     frames = photo_jpegs(1280, 720)
     print("P2 efficiency: mobilenet_v2, 1280x720 JPEG frames; in-process and pipeline")
     print("measured alternately (the box is shared: compare within a round)")
-    ratios: list[float] = []
-    cpu_ratios: list[float] = []
-    with tempfile.TemporaryDirectory() as work:
-        rig = PipelineRig(base, args.max_inflight, Path(work))
+    rounds: list[dict] = []
+    status: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as work, broker() as settings:
+        rigs = {}
         try:
+            for backend in args.backends:
+                rigs[backend] = PipelineRig(settings, base, args.max_inflight, Path(work), backend)
             for round_ in range(args.rounds):
-                results = {
-                    t: in_process(frames, folder / "model.xml", args.seconds, t) for t in (1, 2)
-                }
-                threads = max(results, key=lambda t: results[t][0])
-                best, split, raw = results[threads]
-                piped, cpu, pipeline_cpu = rig.measure(frames, args.fps, args.seconds)
-                ratios.append(piped / best)
-                cpu_ratios.append(split["CPU"] / pipeline_cpu)
-                stages = ", ".join(f"{k} {v:.2f}" for k, v in split.items())
-                print(
-                    f"round {round_ + 1}: in-process {best:.1f} fps ({threads} thread(s); ms per "
-                    f"frame: {stages}; raw OpenVINO {raw:.0f} fps), pipeline {piped:.1f} fps, "
-                    f"ratio {piped / best:.2f}\n    pipeline {cpu}",
-                    flush=True,
-                )
-            status = [line for line in rig.consumer.lines() if "stream cam0:" in line]
+                rounds.append(measure_round(rigs, frames, folder / "model.xml", args, round_))
+            for backend, rig in rigs.items():
+                status[backend] = [line for line in rig.consumer.lines() if "stream cam0:" in line]
         finally:
-            rig.close()
-    if status:
-        print("consumer: " + status[-1].split(": ", 1)[1])
-    print(f"median ratio pipeline / in-process fps: {statistics.median(ratios):.2f}")
-    print(
-        "median CPU efficiency (in-process CPU per frame / pipeline CPU per frame, all "
-        f"processes; independent of other load on the box): {statistics.median(cpu_ratios):.2f}"
-    )
+            for rig in rigs.values():
+                rig.close()
+    summary = summarise(rounds, args.backends)
+    for backend in args.backends:
+        label = "" if args.backends == ["v2"] else f" [{backend}]"
+        if status.get(backend):
+            print(f"consumer{label}: " + status[backend][-1].split(": ", 1)[1])
+        print(f"median ratio pipeline / in-process fps{label}: {summary[backend]['ratio']:.2f}")
+        print(
+            f"median CPU efficiency{label} (in-process CPU per frame / pipeline CPU per frame, "
+            "all processes; independent of other load on the box): "
+            f"{summary[backend]['cpu_efficiency']:.2f}"
+        )
+    write_figures(args.json, "consumer_efficiency", {"rounds": rounds, "median": summary})
+
+
+def measure_round(
+    rigs: dict[str, PipelineRig], frames: list[bytes], xml: Path, args: argparse.Namespace, n: int
+) -> dict:
+    """One round: the in-process limit, then each pipeline; prints and returns its figures."""
+    results = {t: in_process(frames, xml, args.seconds, t) for t in (1, 2)}
+    threads = max(results, key=lambda t: results[t][0])
+    best, split, raw = results[threads]
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in split.items())
+    figures: dict = {"in_process_fps": best, "threads": threads, "in_process_ms": split,
+                     "raw_openvino_fps": raw, "pipelines": {}}  # fmt: skip
+    for backend, rig in rigs.items():
+        piped, cpu = rig.measure(frames, args.fps, args.seconds)
+        figures["pipelines"][backend] = {
+            "fps": piped,
+            "ratio": piped / best,
+            "cpu_efficiency": split["CPU"] / cpu["total"],
+            **cpu,
+        }
+        label = "pipeline" if list(rigs) == ["v2"] else f"pipeline [{backend}]"
+        print(
+            f"round {n + 1}: in-process {best:.1f} fps ({threads} thread(s); ms per "
+            f"frame: {stages}; raw OpenVINO {raw:.0f} fps), {label} {piped:.1f} fps, "
+            f"ratio {piped / best:.2f}\n    {label} {cpu_text(cpu)}",
+            flush=True,
+        )
+    return figures
+
+
+def summarise(rounds: list[dict], backends: list[str]) -> dict:
+    """Medians over the rounds per backend: fps ratio, CPU efficiency, CPU ms per process."""
+    summary = {}
+    for backend in backends:
+        runs = [r["pipelines"][backend] for r in rounds]
+        names = runs[0]["cpu_ms"]
+        summary[backend] = {
+            "ratio": statistics.median(run["ratio"] for run in runs),
+            "cpu_efficiency": statistics.median(run["cpu_efficiency"] for run in runs),
+            "cpu_ms": {n: statistics.median(run["cpu_ms"][n] for run in runs) for n in names},
+            "in_process_cpu_ms": statistics.median(r["in_process_ms"]["CPU"] for r in rounds),
+        }
+    return summary
 
 
 if __name__ == "__main__":

