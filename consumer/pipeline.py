@@ -257,7 +257,12 @@ class Pipeline:
         frame, text = build_output(source, out, results, now_ns, passthrough=self.passthrough)
         self.producer.send_frame(self.output_topic, frame)
         if self.metadata_topic and not self.passthrough:
-            self.producer.send(self.metadata_topic, source.stream_id.encode(), text.encode())
+            self.producer.send(
+                self.metadata_topic,
+                source.stream_id.encode(),
+                text.encode(),
+                timestamp_ms=source.capture_ns // 1_000_000,
+            )
         self._send_events(events)
         return now_ns
 
@@ -268,7 +273,10 @@ class Pipeline:
             if self.events_topic:
                 try:
                     self.producer.send(
-                        self.events_topic, event.stream.encode(), event.to_json().encode()
+                        self.events_topic,
+                        event.stream.encode(),
+                        event.to_json().encode(),
+                        timestamp_ms=event.capture_ns // 1_000_000,
                     )
                 except ProduceDropped as exc:
                     self.metrics.events_failed.labels(event.stream).inc()

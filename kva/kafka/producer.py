@@ -56,9 +56,14 @@ class FrameProducer:
     def send_frame(
         self, topic: str, frame: Frame, on_delivery: DeliveryCallback | None = None
     ) -> None:
-        """Queue ``frame`` for ``topic``. Raises :class:`ProduceDropped` if it cannot be queued."""
+        """Queue ``frame`` for ``topic``, stamped with its capture time.
+
+        Raises :class:`ProduceDropped` if it cannot be queued.
+        """
         key, value, headers = encode_frame(frame)
-        self.send(topic, key, value, headers, on_delivery)
+        self.send(
+            topic, key, value, headers, on_delivery, timestamp_ms=frame.capture_ns // 1_000_000
+        )
 
     def send(
         self,
@@ -67,13 +72,26 @@ class FrameProducer:
         value: bytes | None,
         headers: Headers = (),
         on_delivery: DeliveryCallback | None = None,
+        *,
+        timestamp_ms: int | None = None,
     ) -> None:
-        """Queue one message. Raises :class:`ProduceDropped` if it cannot be queued."""
+        """Queue one message. Raises :class:`ProduceDropped` if it cannot be queued.
+
+        ``timestamp_ms`` is the record's Kafka timestamp; kva passes the capture time of
+        the frame the message is about, so that a time range of capture times is a range
+        of offsets (``offsets_for_times``, :mod:`kva.kafka.history`). Default: now.
+        """
         callback = self._wrap(on_delivery)
+        stamp = 0 if timestamp_ms is None else max(0, timestamp_ms)  # 0: librdkafka's "now"
         for attempt in range(self._buffer_retries + 1):
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers), on_delivery=callback
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list(headers),
+                    on_delivery=callback,
+                    timestamp=stamp,
                 )
                 break
             except BufferError:
