@@ -62,7 +62,9 @@ def clip_parts(
         sent_bytes += len(current.data)
         following = next(frames, None)
         if following is not None and sent_bytes + len(following.data) > max_bytes:
-            logger.info("a clip of %s ends at %d bytes (--max-clip-bytes)", current.stream_id, sent_bytes)
+            logger.info(
+                "a clip of %s ends at %d bytes (--max-clip-bytes)", current.stream_id, sent_bytes
+            )
             following = None
         due = started + max(0, current.capture_ns - first_ns) / 1e9
         if not _wait_until(due, stop, disconnected, clock):
