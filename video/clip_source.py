@@ -105,8 +105,8 @@ class ClipReaders:
         if not self._slots.acquire(blocking=False):
             raise ClipError(
                 503,
-                f"{self._settings.video_clip_readers} clips are being read already "
-                "(--clip-readers): try again in a moment",
+                "every clip reader is busy (--clip-readers "
+                f"{self._settings.video_clip_readers}): try again in a moment",
             )
         try:
             reader = RangeReader(
