@@ -10,8 +10,10 @@ The layout is the classic AVI 1.0 (RIFF) one that every player and OpenCV read::
 AVI has one frame rate, so a clip's original timing becomes its average rate
 (frames - 1 over first-to-last capture time). The headers have a fixed size, so
 they are reserved first and filled in at :meth:`AviBuilder.finish`: the frames
-are copied once into one buffer, and the file is at most ``max_bytes`` of JPEG
-plus 24 bytes a frame.
+are copied once into one buffer, and the file is at most ``max_bytes`` (JPEGs,
+8 bytes of chunk header and 16 of index each, the headers). Finishing copies it
+once more into the ``bytes`` a WSGI server sends, so a download peaks at twice
+its size in memory; :meth:`~AviBuilder.finish` may be called once.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class AviBuilder:
             0,
         )
         struct.pack_into("<4sI4s", self._buffer, _MOVI_FOURCC_AT - 8, b"LIST", movi_size, b"movi")
-        return bytes(self._buffer + index)
+        self._buffer += index
+        return bytes(self._buffer)  # one copy: the file is at most twice in memory, briefly
 
     def _main_header(self, fps: float, frames: int) -> tuple[int, ...]:
         return (
