@@ -57,6 +57,7 @@ class AviBuilder:
         self._buffer = bytearray(HEADER_BYTES)
         self._index: list[tuple[int, int]] = []  # (offset from 'movi', size) of each chunk
         self._largest = 0
+        self._finished = False
 
     @property
     def frames(self) -> int:
@@ -66,6 +67,8 @@ class AviBuilder:
     @property
     def size(self) -> int:
         """Bytes of the file if it were finished now."""
+        if self._finished:
+            return len(self._buffer)
         return len(self._buffer) + 8 + 16 * len(self._index)
 
     def add(self, jpeg: bytes) -> None:
@@ -74,6 +77,8 @@ class AviBuilder:
         Raises:
             ClipTooLarge: the file would grow beyond ``max_bytes`` (nothing is added).
         """
+        if self._finished:
+            raise RuntimeError("the AVI is finished: no frame can be added")
         padded = len(jpeg) + (len(jpeg) & 1)
         if self.size + 8 + padded + 16 > self.max_bytes:
             raise ClipTooLarge(
@@ -88,6 +93,8 @@ class AviBuilder:
 
     def finish(self, duration_s: float) -> bytes:
         """The whole file; ``duration_s`` is first-to-last capture time (sets the frame rate)."""
+        if self._finished:
+            raise RuntimeError("the AVI is finished already")
         frames = len(self._index)
         fps = (frames - 1) / duration_s if frames > 1 and duration_s > 0 else DEFAULT_FPS
         movi_size = len(self._buffer) - _MOVI_FOURCC_AT
@@ -143,6 +150,7 @@ class AviBuilder:
         )
         struct.pack_into("<4sI4s", self._buffer, _MOVI_FOURCC_AT - 8, b"LIST", movi_size, b"movi")
         self._buffer += index
+        self._finished = True
         return bytes(self._buffer)  # one copy: the file is at most twice in memory, briefly
 
     def _main_header(self, fps: float, frames: int) -> tuple[int, ...]:
