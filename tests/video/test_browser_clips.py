@@ -181,6 +181,13 @@ def test_an_events_clip_plays_in_the_page_from_kafka(recorded_viewer, tmp_path) 
         assert EVENT_AT_MS - 2000 <= current // 1_000_000 < EVENT_AT_MS + 2000
         assert playing["time"].startswith(_clock(current))
         assert playing["scrub"] == current // 1_000_000
+        # the panel's timeline: the stream's two replayable events, the clip's window shaded
+        assert page.evaluate("document.querySelectorAll('#clip-timeline .tl-mark').length") == 2
+        shade = page.evaluate(
+            "(() => { const w = document.querySelector('#clip-timeline .tl-window');"
+            " return w && [parseFloat(w.style.left), parseFloat(w.style.width)]; })()"
+        )
+        assert shade is not None and 0 < shade[0] < 100 and 0 < shade[1] < 100
         shot = tmp_path / "viewer-clip.png"
         image = page.screenshot(shot)
         first_ms = wait_for(lambda: clip()["first_frame_ms"], 10, "the first frame's time")

@@ -204,5 +204,6 @@ window.KvaClip = function createClipPlayer(withToken, onClose) {
     onClose();
   }
 
-  return {open, close, isOpen: () => clip !== null};
+  // The playing clip ({stream, from, to}, ms) or null.
+  return {open, close, isOpen: () => clip !== null, current: () => clip && {...clip}};
 };

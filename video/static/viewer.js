@@ -214,16 +214,30 @@
     return ids;
   }
 
-  function renderTimeline(entry, s) {
-    window.KvaTimeline.render(entry.timeline, s, nowMs, (pick) => {
-      const stream = entry.card.dataset.stream;
+  // A timeline's click on `stream`: the marked event's clip, or a clip from that point.
+  function picker(stream) {
+    return (pick) => {
       const known = lastStreams.find((x) => x.id === stream);
       const marked = pick.event && known && known.events
         ? known.events.recent.find((e) => e.id === pick.event) : null;
       const text = marked ? describeEvent(marked)
         : pick.event ? "event at " + fmtClock(pick.at_ms * 1e6) : "from " + fmtClock(pick.from_ms * 1e6);
       playClip(clipSpec(stream, pick, text));
-    });
+    };
+  }
+
+  function renderTimeline(entry, s) {
+    window.KvaTimeline.render(entry.timeline, s, nowMs, picker(s.id));
+  }
+
+  // The clip panel's timeline: the playing clip's stream, the clip's window shaded.
+  const panelTimeline = window.KvaTimeline.make();
+  document.getElementById("clip-timeline").append(panelTimeline.root);
+  function renderPanelTimeline() {
+    const playing = player.current();
+    const s = playing && lastStreams.find((x) => x.id === playing.stream);
+    panelTimeline.root.hidden = !s;
+    if (s) window.KvaTimeline.render(panelTimeline, s, nowMs, picker(s.id), playing);
   }
 
   function update(data) {
@@ -260,6 +274,7 @@
     }
     document.getElementById("summary").textContent =
       streams.length + " stream" + (streams.length === 1 ? "" : "s") + " · " + live + " live";
+    renderPanelTimeline();
     if (focused) renderFocus();
   }
 
