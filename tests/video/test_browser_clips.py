@@ -141,6 +141,11 @@ MARKS_JS = """Array.from(document.querySelectorAll('.card[data-stream="walkway"]
   .map((m) => parseFloat(m.style.left))"""
 
 
+def _wait_for_clip_links(page: DevToolsPage) -> None:
+    links = "document.querySelectorAll('.card[data-stream=\"walkway\"] .feed .clip-link').length"
+    wait_for(lambda: page.evaluate(links) == 3, 30, "the feed's three clip links")
+
+
 def _clock(ns: int) -> str:
     """The page's clock text of a capture time (local time, to the millisecond)."""
     seconds = ns / 1e9
@@ -158,16 +163,7 @@ def test_an_events_clip_plays_in_the_page_from_kafka(recorded_viewer, tmp_path) 
     captures = _captures()
     with DevToolsPage(f"{server.url}/", width=1280, height=900) as page:
         clip = lambda: page.evaluate(CLIP_JS)  # noqa: E731 - read often below
-        wait_for(
-            lambda: (
-                page.evaluate(
-                    "document.querySelectorAll('.card[data-stream=\"walkway\"] .feed .clip-link').length"
-                )
-                == 3
-            ),
-            30,
-            "the feed's three clip links",
-        )
+        _wait_for_clip_links(page)
         label = page.evaluate(
             "document.querySelector('.card[data-stream=\"walkway\"] .tl-label').textContent"
         )
@@ -246,16 +242,7 @@ def test_the_timeline_marks_events_and_plays_from_a_click(recorded_viewer) -> No
 def test_an_expired_clip_says_from_when_the_stream_can_be_replayed(recorded_viewer) -> None:
     server = recorded_viewer
     with DevToolsPage(f"{server.url}/", width=1280, height=900) as page:
-        wait_for(
-            lambda: (
-                page.evaluate(
-                    "document.querySelectorAll('.card[data-stream=\"walkway\"] .feed .clip-link').length"
-                )
-                == 3
-            ),
-            30,
-            "the feed's clip links",
-        )
+        _wait_for_clip_links(page)
         page.evaluate(CLICK_CLIP_JS % "#1 person crossed crossing (in)")
         failed = wait_for(
             lambda: (c := page.evaluate(CLIP_JS))["state"] == "error" and c, 30, "the refusal"

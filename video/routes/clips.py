@@ -22,14 +22,13 @@ from kva.video.avi import AviBuilder, ClipTooLarge
 from kva.video.clip_source import Clip
 from kva.video.clip_stream import clip_parts
 from kva.video.clips import ClipError, ClipRequest, parse_clip_request
+from kva.video.routes.multipart import NO_CACHE, mjpeg_response, sent_counter
 from kva.video.state import ViewerState, viewer_state
-from kva.video.store import BOUNDARY
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("clips", __name__)
 
-_NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
 #: Most stream names listed in a 404.
 MAX_LISTED_STREAMS = 50
 
@@ -54,34 +53,14 @@ def clip_mjpeg(stream_id: str) -> Response:
     disconnected: Callable[[], bool] = request.environ.get(
         "waitress.client_disconnected", lambda: False
     )
-    frames_sent = state.metrics.frames_sent.labels(stream_id)
-    bytes_sent = state.metrics.bytes_sent.labels(stream_id)
-
-    def sent(_frame: Frame, size: int) -> None:
-        frames_sent.inc()
-        bytes_sent.inc(size)
-
     parts = clip_parts(
         chain([first], clip),
         state.stop,
         max_bytes=state.settings.video_max_clip_bytes,
         disconnected=disconnected,
-        on_sent=sent,
+        on_sent=sent_counter(state.metrics, stream_id),
     )
-    response = Response(
-        parts,
-        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        headers=_NO_CACHE | {"X-Accel-Buffering": "no"} | _range_headers(clip_request),
-    )
-    state.metrics.viewers.inc()
-
-    def release() -> None:  # runs when the server closes the response, started or not
-        clip.close()
-        state.metrics.viewers.dec()
-        state.mjpeg_slots.release()
-
-    response.call_on_close(release)
-    return response
+    return mjpeg_response(parts, state, _range_headers(clip_request), on_close=clip.close)
 
 
 @bp.get("/clips/<stream_id>.avi")
@@ -103,7 +82,7 @@ def clip_download(stream_id: str) -> Response:
         raise ClipError(404, f"the clip of stream {stream_id!r} has no JPEG frame for a file")
     data = builder.finish((last.capture_ns - first.capture_ns) / 1e9)
     headers = (
-        _NO_CACHE
+        NO_CACHE
         | _range_headers(clip_request)
         | {
             "Content-Disposition": f'attachment; filename="{clip_request.filename}"',
