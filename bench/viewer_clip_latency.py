@@ -37,20 +37,13 @@ from kva.video.app import create_app  # noqa: E402
 from kva.video.config import VideoSettings  # noqa: E402
 from kva.video.server import ViewerServer  # noqa: E402
 from kva.video.state import viewer_state  # noqa: E402
-from testbed.browser import DevToolsPage  # noqa: E402
+from testbed.browser import DevToolsPage, click_across  # noqa: E402
 from testbed.kafka import broker  # noqa: E402
 
 W, H = 1280, 720
 CLIP_MS = 10_000
 TIMELINE_SHOWN_JS = "!!document.querySelector('.card[data-stream=\"cam0\"] .tl-bar:not([hidden])')"
-CLICK_JS = """(() => {
-  window.kvaClip.first_frame_ms = null;
-  const bar = document.querySelector('.card[data-stream="cam0"] .tl-bar');
-  const box = bar.getBoundingClientRect();
-  bar.dispatchEvent(new MouseEvent('click', {bubbles: true, clientX: box.left + box.width * %f,
-    clientY: box.top + box.height / 2}));
-  return true;
-})()"""
+TIMELINE = '.card[data-stream="cam0"] .tl-bar'
 
 
 def record(bootstrap: str, topic: str, args: argparse.Namespace) -> tuple[int, int, int]:
@@ -162,7 +155,8 @@ def browser_clicks(url: str, runs: int, rng: random.Random, within: float) -> li
                 raise RuntimeError("the timeline did not appear")
             done.wait(0.1)
         for _ in range(runs):
-            page.evaluate(CLICK_JS % (rng.random() * within))
+            page.evaluate("window.kvaClip.first_frame_ms = null")
+            page.evaluate(click_across(TIMELINE, rng.random() * within))
             deadline = time.monotonic() + 30
             while (first := page.evaluate("window.kvaClip.first_frame_ms")) is None:
                 if time.monotonic() > deadline:

@@ -22,7 +22,7 @@ from kva.kafka import FrameProducer, TopicSpec, ensure_topics
 from kva.video.app import create_app
 from kva.video.event_reader import EventReader
 from kva.video.state import viewer_state
-from testbed.browser import DevToolsPage, find_photo, have_chromium
+from testbed.browser import DevToolsPage, click_across, find_photo, have_chromium
 from tests.support.wait import wait_for
 from tests.video.events import HOSTILE_LABEL
 from tests.video.frames import annotate, encode_jpeg, live_photo, photo
@@ -129,14 +129,7 @@ CLICK_CLIP_JS = """(() => {
   row.querySelector('.clip-link').click();
   return true;
 })()"""
-#: Clicks the timeline at a fraction of its width (as a person's click would land).
-CLICK_TIMELINE_JS = """(() => {
-  const bar = document.querySelector('.card[data-stream="walkway"] .tl-bar');
-  const box = bar.getBoundingClientRect();
-  bar.dispatchEvent(new MouseEvent('click', {bubbles: true, clientX: box.left + box.width * %f,
-    clientY: box.top + box.height / 2}));
-  return true;
-})()"""
+TIMELINE = '.card[data-stream="walkway"] .tl-bar'
 MARKS_JS = """Array.from(document.querySelectorAll('.card[data-stream="walkway"] .tl-mark'))
   .map((m) => parseFloat(m.style.left))"""
 
@@ -222,7 +215,7 @@ def test_the_timeline_marks_events_and_plays_from_a_click(recorded_viewer) -> No
         marks = wait_for(lambda: page.evaluate(MARKS_JS), 30, "the timeline's marks")
         assert len(marks) == 2, marks  # the expired event is before the replayable range
         # the hostile label's event, clicked on its mark: its clip, the label as text
-        page.evaluate(CLICK_TIMELINE_JS % (max(marks) / 100))
+        page.evaluate(click_across(TIMELINE, max(marks) / 100))
         marked = wait_for(lambda: (c := clip())["frames"] >= 3 and c, 30, "the marked event's clip")
         assert marked["title"] == f"walkway · #3 {HOSTILE_LABEL} crossed crossing (in)"
         assert page.evaluate("document.querySelectorAll('#clip img').length") == 1
@@ -231,7 +224,7 @@ def test_the_timeline_marks_events_and_plays_from_a_click(recorded_viewer) -> No
         assert clip()["hidden"] is True
         # a point that is not an event: a clip starting there
         point = (min(marks) + max(marks)) / 200  # halfway between the two events
-        page.evaluate(CLICK_TIMELINE_JS % point)
+        page.evaluate(click_across(TIMELINE, point))
         started = wait_for(lambda: (c := clip())["frames"] >= 1 and c, 30, "a clip from the click")
         assert started["title"].startswith("walkway · from ")
         first = min(captures, key=lambda ns: abs(ns - started["current_ns"]))
