@@ -25,6 +25,7 @@ from kva.consumer.backend_api import Backend, ModelInfo, Outputs, Payload, model
 from kva.consumer.errors import InferenceError, MetadataError, shorten
 from kva.model_files import (
     ModelLoadError,
+    compile_config,
     find_model,
     port_name,
     port_shape,
@@ -76,7 +77,7 @@ class OpenVinoBackend(Backend):
             core = ov.Core()
             try:
                 model = read_model(core, find_model(folder), cache_dir=None)
-                compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+                compiled = core.compile_model(model, "CPU", compile_config("THROUGHPUT"))
             except (ModelLoadError, RuntimeError) as exc:
                 raise MetadataError(f"{self.url}: {shorten(exc, 400)}") from None
             try:

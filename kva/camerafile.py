@@ -9,6 +9,7 @@ one of them accepts the other reads the same way.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,16 @@ def parse_camera_entries(text: str, name: str) -> list[dict[str, Any]]:
     return entries
 
 
+#: What tells one version of the camera file from another: mtime, size and a content digest.
+Stamp = tuple[int, int, bytes]
+
+
 class CameraFileWatch:
-    """Tells when the camera file changed (modification time or size) and is worth reading.
+    """Tells when the camera file changed and is worth reading.
+
+    A change is a new modification time, size *or content*: two saves of the same size
+    within the file system's time granularity have the same mtime, so the content's
+    digest is compared too (the file is at most ``MAX_CAMERA_FILE_BYTES``, read per poll).
 
     ``what`` names what the reader keeps when the file is not usable, for its log lines
     (``"cameras"``, ``"zones and lines"``).
@@ -98,14 +107,16 @@ class CameraFileWatch:
     def __init__(self, path: Path, what: str) -> None:
         self.path = path
         self.what = what
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: Stamp | None = None
 
-    def _current_stamp(self) -> tuple[int, int] | None:
+    def _current_stamp(self) -> Stamp | None:
         try:
             stat = self.path.stat()
+            with self.path.open("rb") as file:
+                digest = hashlib.sha256(file.read(MAX_CAMERA_FILE_BYTES + 1)).digest()
         except OSError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_mtime_ns, stat.st_size, digest
 
     def mark(self) -> None:
         """Remember the file as it is now (call when reading it outside :meth:`changed`)."""

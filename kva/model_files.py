@@ -63,6 +63,26 @@ class ModelSource:
     format: str
 
 
+#: Element types a model may compute in: ``f32`` gives the answers TensorFlow gives;
+#: ``bf16``/``f16`` trade accuracy for speed; ``auto`` is OpenVINO's choice for the device
+#: (bf16 on CPUs with AVX512_BF16 or AMX: results then differ from TF Serving's by ~1e-3).
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16", "auto")
+
+
+def compile_config(hint: str, precision: str = "f32") -> dict[str, str]:
+    """OpenVINO ``compile_model`` properties: the performance hint and the precision.
+
+    The precision is explicit because OpenVINO's default depends on the processor: the
+    same model gave other numbers on a machine with AVX512_BF16 than on one without.
+    """
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(f"inference precision {precision!r} is not one of {INFERENCE_PRECISIONS}")
+    config = {"PERFORMANCE_HINT": hint}
+    if precision != "auto":
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
 def find_model(folder: Path) -> ModelSource:
     """The model of ``folder`` (see the table in the module docstring).
 

@@ -87,6 +87,13 @@ class ServeSettings(KvaSettings):
         description="OpenVINO performance hint for every compiled model",
         json_schema_extra=_flag("performance_hint"),
     )
+    serve_inference_precision: Literal["f32", "bf16", "f16", "auto"] = Field(
+        "f32",
+        description="element type models compute in: f32 answers as TensorFlow does; bf16/f16 "
+        "are faster where the device supports them; auto is OpenVINO's choice for the device "
+        "(bf16 on CPUs with AVX512_BF16 or AMX)",
+        json_schema_extra=_flag("inference_precision"),
+    )
     serve_max_inflight: int = Field(
         16,
         ge=1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -302,14 +302,15 @@ def watch_config_file(
             current = configs
 
 
-def make_loader(device: str, hint: str, cache_dir: Path | None = None) -> Loader:
-    """A loader compiling each version with one shared ``openvino.Core`` on ``device``;
-    models converted from other formats are kept in ``cache_dir`` (None: not kept)."""
+def make_loader(device: str, config: Mapping[str, str], cache_dir: Path | None = None) -> Loader:
+    """A loader compiling each version with one shared ``openvino.Core`` on ``device`` with
+    ``config`` (:func:`kva.model_files.compile_config`); models converted from other formats
+    are kept in ``cache_dir`` (None: not kept)."""
     import openvino as ov
 
     core: Any = ov.Core()
 
     def load(name: str, version: int, folder: Path) -> Servable:
-        return Servable(core, name, version, folder, device, hint, cache_dir)
+        return Servable(core, name, version, folder, device, config, cache_dir)
 
     return load

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ class Servable:
         version: int,
         folder: Path,
         device: str,
-        hint: str,
+        config: Mapping[str, str],
         cache_dir: Path | None = None,
     ) -> None:
         self.name = name
@@ -81,7 +82,7 @@ class Servable:
         }
         self._core = core
         self._device = device
-        self._config = {"PERFORMANCE_HINT": hint}
+        self._config = dict(config)
         self.source = find_model(folder)
         self._model = read_model(core, self.source, cache_dir)
         try:

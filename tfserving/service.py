@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from kva.model_files import compile_config
 from kva.paths import cache_root
 from kva.tfserving.app import create_app
 from kva.tfserving.config import ServeSettings
@@ -55,7 +56,7 @@ class ModelServerService:
             self.configs,
             make_loader(
                 s.serve_device,
-                s.serve_performance_hint,
+                compile_config(s.serve_performance_hint, s.serve_inference_precision),
                 s.serve_cache_dir or cache_root() / "converted",
             ),
             s.serve_max_inflight,

