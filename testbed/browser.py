@@ -219,3 +219,15 @@ class DevToolsPage:
                     os.close(fd)
         if self._profile is not None:
             self._profile.cleanup()
+
+
+def click_across(selector: str, fraction: float) -> str:
+    """JavaScript clicking the element ``selector`` at ``fraction`` of its width, halfway down
+    (where a person's click on a bar such as the viewer's timeline would land)."""
+    return f"""(() => {{
+  const target = document.querySelector({json.dumps(selector)});
+  const box = target.getBoundingClientRect();
+  target.dispatchEvent(new MouseEvent('click', {{bubbles: true,
+    clientX: box.left + box.width * {float(fraction)!r}, clientY: box.top + box.height / 2}}));
+  return true;
+}})()"""

@@ -17,7 +17,7 @@ from kva.video.auth import install_token_check
 from kva.video.config import VideoSettings
 from kva.video.events import EventStore
 from kva.video.metrics import ViewerMetrics
-from kva.video.routes import api, ops, pages, streams
+from kva.video.routes import api, clips, ops, pages, streams
 from kva.video.state import EXTENSION, ViewerState, viewer_state
 from kva.video.store import FrameStore
 
@@ -51,7 +51,7 @@ def create_app(
     )
     token = settings.video_token.get_secret_value() if settings.video_token else None
     install_token_check(app, token)
-    for blueprint in (pages.bp, streams.bp, api.bp, ops.bp):
+    for blueprint in (pages.bp, streams.bp, clips.bp, api.bp, ops.bp):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from kva.frame import DEFAULT_MAX_FRAME_BYTES
 from kva.settings import KafkaSettings, listen_host, listen_port
+
+#: The upper bound of every clip length setting (seconds).
+MAX_CLIP_SECONDS = 600.0
 
 
 class VideoSettings(KafkaSettings):
@@ -111,12 +114,76 @@ class VideoSettings(KafkaSettings):
         json_schema_extra={"flag": "--client-buffer-bytes", "metavar": "BYTES"},
     )
 
-    @field_validator("video_topic", "video_metadata_topic", "video_events_topic")
+    video_frames_topic: str = Field(
+        "frames",
+        description="topic of the raw frames, for clips of the raw video (?source=frames; "
+        "'' = annotated clips only)",
+        json_schema_extra={"flag": "--frames-topic", "metavar": "TOPIC"},
+    )
+    video_clip_before: float = Field(
+        5.0,
+        ge=0,
+        le=MAX_CLIP_SECONDS,
+        description="seconds of video before an event in its clip",
+        json_schema_extra={"flag": "--clip-before", "metavar": "SECONDS"},
+    )
+    video_clip_after: float = Field(
+        5.0,
+        ge=0,
+        le=MAX_CLIP_SECONDS,
+        description="seconds of video after an event in its clip",
+        json_schema_extra={"flag": "--clip-after", "metavar": "SECONDS"},
+    )
+    video_max_clip_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=MAX_CLIP_SECONDS,
+        description="longest clip served (a longer range is refused)",
+        json_schema_extra={"flag": "--max-clip-seconds", "metavar": "SECONDS"},
+    )
+    video_max_clip_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="most bytes of JPEG in one clip: a longer clip stream ends there, a "
+        "larger download is refused (a download is built in memory)",
+        json_schema_extra={"flag": "--max-clip-bytes", "metavar": "BYTES"},
+    )
+    video_clip_readers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="clips played or downloaded at once (each reads Kafka with its own "
+        "consumer); one more is refused with 503",
+        json_schema_extra={"flag": "--clip-readers", "metavar": "N"},
+    )
+    video_retention_refresh: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="seconds between two looks at how far back each stream can be replayed "
+        "(the oldest record Kafka still keeps)",
+        json_schema_extra={"flag": "--retention-refresh", "metavar": "SECONDS"},
+    )
+
+    @field_validator(
+        "video_topic", "video_metadata_topic", "video_events_topic", "video_frames_topic"
+    )
     @classmethod
     def _check_topic(cls, value: str) -> str:
         if value and not all(c.isalnum() or c in "._-" for c in value):
             raise ValueError(f"{value!r} is not a valid Kafka topic name")
         return value
+
+    @model_validator(mode="after")
+    def _check_clip_window(self) -> VideoSettings:
+        window = self.video_clip_before + self.video_clip_after
+        if window > self.video_max_clip_seconds:
+            raise ValueError(
+                f"--clip-before + --clip-after ({window:g} s) is longer than "
+                f"--max-clip-seconds ({self.video_max_clip_seconds:g} s)"
+            )
+        return self
 
     @field_validator("video_token")
     @classmethod

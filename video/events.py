@@ -163,6 +163,17 @@ class EventStore:
         chosen.sort(key=lambda s: (s.event.capture_ns, s.event.seq), reverse=True)
         return [s.document for s in chosen[:limit]]
 
+    def marks(self, stream_id: str, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` of a stream's newest events as timeline marks, oldest first:
+        ``{"id", "t_ms" (capture time), "type"}``."""
+        with self._lock:
+            stream = self._streams.get(stream_id)
+            chosen = [] if stream is None else stream.newest(limit)
+        return [
+            {"id": s.event.id, "t_ms": s.event.capture_ns // 1_000_000, "type": s.event.type}
+            for s in reversed(chosen)
+        ]
+
     def summary(self, stream_id: str, limit: int) -> dict[str, Any] | None:
         """One stream's counts and newest events, as ``/api/streams`` shows them; None if none."""
         with self._lock:

@@ -117,7 +117,7 @@ class RecordHandler(CountingHandler):
             reason, message = problem
             self._reject(record, reason, f"{reason}: stream {frame.stream_id!r}: {message}")
             return
-        if self._store.put_frame(frame) is None:
+        if self._store.put_frame(frame, record.partition) is None:
             self._reject(record, "too_many_streams", f"no room for stream {frame.stream_id!r}")
             return
         self._metrics.frames_received.labels(frame.stream_id).inc()

@@ -64,6 +64,7 @@ class ViewerService:
         self.reader = KafkaReader(s, self.state.store, self.state.metrics).start()
         if s.video_events_topic:  # not created here: the consumer that writes it owns it
             self.event_reader = EventReader(s, self.state.events, self.state.metrics).start()
+        self.state.retention.start()
         try:
             self.server = ViewerServer(self.app).start()
         except OSError as exc:
@@ -93,6 +94,7 @@ class ViewerService:
             self.server.stop()
         for reader in self._readers():
             reader.stop()
+        self.state.retention.stop()
 
 
 def topics(settings: VideoSettings) -> list[str]:

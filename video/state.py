@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from kva.video.clip_source import ClipReaders
 from kva.video.config import VideoSettings
 from kva.video.events import EventStore
 from kva.video.metrics import ViewerMetrics
+from kva.video.retention import RetentionWatcher
 from kva.video.store import FrameStore
 
 #: The key of the state in ``app.extensions``.
@@ -34,11 +36,27 @@ class ViewerState:
     events: EventStore = field(default_factory=EventStore)
     stop: threading.Event = field(default_factory=threading.Event)
     mjpeg_slots: threading.BoundedSemaphore = field(init=False)
+    #: How far back each stream can be replayed (started by the service, or refreshed by a test).
+    retention: RetentionWatcher = field(init=False)
+    #: Where clips are read from Kafka, at most ``--clip-readers`` at once.
+    clips: ClipReaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.mjpeg_slots = threading.BoundedSemaphore(
             self.settings.video_threads - RESERVED_THREADS
         )
+        self.retention = RetentionWatcher(self.settings)
+        rejected = self.metrics.messages_rejected
+        self.clips = ClipReaders(
+            self.settings, lambda topic, reason: rejected.labels(topic, reason).inc()
+        )
+
+    def known_streams(self) -> list[str]:
+        """Every stream this viewer knows of: live, with events, or in the frame topic."""
+        names = {slot.stream_id for slot in self.store.slots()}
+        names.update(self.events.stream_ids())
+        names.update(self.retention.streams())
+        return sorted(names)
 
 
 def viewer_state(app: Flask | None = None) -> ViewerState:

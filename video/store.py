@@ -79,6 +79,8 @@ class StreamSlot:
         self._fps = FpsMeter()
         self._predictions: Predictions | None = None
         self.closed = False
+        #: The partition of the frame topic its frames come from (None until known).
+        self.partition: int | None = None
 
     def put(self, frame: Frame, now: float) -> StoredFrame:
         """Make ``frame`` the newest and wake every waiting client."""
@@ -177,10 +179,17 @@ class FrameStore:
         """The store's clock (monotonic seconds)."""
         return self._clock()
 
-    def put_frame(self, frame: Frame) -> StoredFrame | None:
-        """Make ``frame`` the newest of its stream; None if there is no room for a new stream."""
+    def put_frame(self, frame: Frame, partition: int | None = None) -> StoredFrame | None:
+        """Make ``frame`` the newest of its stream; None if there is no room for a new stream.
+
+        ``partition`` is where it was read (how far back the stream can be replayed).
+        """
         slot = self._slot(frame.stream_id)
-        return None if slot is None else slot.put(frame, self._clock())
+        if slot is None:
+            return None
+        if partition is not None:
+            slot.partition = partition
+        return slot.put(frame, self._clock())
 
     def is_older(self, frame: Frame) -> bool:
         """Whether ``frame`` is older than (or the same as) its stream's newest frame.

@@ -1,5 +1,6 @@
 """``/api/streams``: what the page polls (ids, resolution, fps, age, last predictions, the
-counts of each line and zone and the newest events); ``/api/events``: the event feed."""
+counts of each line and zone, the newest events, how far back each stream can be replayed
+and its timeline's events); ``/api/events``: the event feed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ bp = Blueprint("api", __name__)
 
 #: Newest events of each stream in ``/api/streams`` (the page's feed).
 FEED_EVENTS = 8
+#: Events of each stream marked on its timeline in ``/api/streams``.
+TIMELINE_EVENTS = 200
 #: ``/api/events``: events returned without ``?limit=``, and the most with one.
 DEFAULT_EVENTS = 100
 MAX_EVENTS = 1000
@@ -31,15 +34,39 @@ def streams() -> Response:
 def streams_payload(state: ViewerState) -> dict[str, Any]:
     """Every stream as JSON: what ``/api/streams`` returns and the page starts with."""
     now, now_ns = state.store.now(), time.time_ns()
-    stale_after = state.settings.video_stale_after
+    settings = state.settings
+    stale_after = settings.video_stale_after
     return {
         "stale_after": stale_after,
-        "max_fps": state.settings.video_max_fps,
+        "max_fps": settings.video_max_fps,
+        "now_ms": now_ns // 1_000_000,
+        "clips": {
+            "before_s": settings.video_clip_before,
+            "after_s": settings.video_clip_after,
+            "max_s": settings.video_max_clip_seconds,
+            "raw": bool(settings.video_frames_topic),
+        },
         "streams": [
             describe(slot, now, now_ns, stale_after)
-            | {"events": state.events.summary(slot.stream_id, FEED_EVENTS)}
+            | replayable(state, slot)
+            | {
+                "events": state.events.summary(slot.stream_id, FEED_EVENTS),
+                "timeline": state.events.marks(slot.stream_id, TIMELINE_EVENTS),
+            }
             for slot in state.store.slots()
         ],
+    }
+
+
+def replayable(state: ViewerState, slot: StreamSlot) -> dict[str, int | None]:
+    """How far back the stream can be replayed (ms), annotated and raw, from the last look at
+    Kafka (:mod:`kva.video.retention`); None when not known (yet) or nothing is kept."""
+    settings = state.settings
+    annotated = state.retention.retention(settings.video_topic)
+    raw = state.retention.retention(settings.video_frames_topic)
+    return {
+        "replay_from_ms": None if annotated is None else annotated.replay_from_ms(slot.partition),
+        "raw_replay_from_ms": None if raw is None else raw.replay_from_ms(),
     }
 
 

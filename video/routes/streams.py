@@ -7,14 +7,12 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, request
 
 from kva.frame import is_valid_stream_id
-from kva.video.metrics import ViewerMetrics
 from kva.video.mjpeg import mjpeg_parts
+from kva.video.routes.multipart import NO_CACHE, mjpeg_response, sent_counter
 from kva.video.state import viewer_state
-from kva.video.store import BOUNDARY, StoredFrame, StreamSlot
+from kva.video.store import StreamSlot
 
 bp = Blueprint("streams", __name__)
-
-_NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
 
 
 def _slot(stream_id: str) -> StreamSlot:
@@ -41,21 +39,9 @@ def mjpeg(stream_id: str) -> Response:
         state.settings.video_max_fps,
         state.stop,
         disconnected,
-        _sent_counter(state.metrics, stream_id),
+        sent_counter(state.metrics, stream_id),
     )
-    response = Response(
-        parts,
-        mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        headers=_NO_CACHE | {"X-Accel-Buffering": "no"},
-    )  # not direct_passthrough: werkzeug's closing wrapper runs call_on_close
-    state.metrics.viewers.inc()
-
-    def release() -> None:  # runs when the server closes the response, started or not
-        state.metrics.viewers.dec()
-        state.mjpeg_slots.release()
-
-    response.call_on_close(release)
-    return response
+    return mjpeg_response(parts, state)
 
 
 @bp.get("/streams/<stream_id>.jpg")
@@ -65,24 +51,13 @@ def snapshot(stream_id: str) -> Response:
     if current is None:
         abort(404, description=f"stream {stream_id!r} has no frame yet")
     frame = current.frame
-    _sent_counter(viewer_state().metrics, stream_id)(current, len(frame.data))
+    sent_counter(viewer_state().metrics, stream_id)(current, len(frame.data))
     return Response(
         frame.data,
         mimetype=frame.content_type,
-        headers=_NO_CACHE
+        headers=NO_CACHE
         | {
             "X-Kva-Seq": str(frame.sequence),
             "X-Kva-Capture-Ns": str(frame.capture_ns),
         },
     )
-
-
-def _sent_counter(metrics: ViewerMetrics, stream_id: str) -> Callable[[StoredFrame, int], None]:
-    frames = metrics.frames_sent.labels(stream_id)
-    sent_bytes = metrics.bytes_sent.labels(stream_id)
-
-    def count(_stored: StoredFrame, size: int) -> None:
-        frames.inc()
-        sent_bytes.inc(size)
-
-    return count

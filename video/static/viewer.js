@@ -1,5 +1,7 @@
 // kva viewer: polls /api/streams once a second and keeps one card per stream, with the
-// counts of its lines and zones and its newest events (every text set as textContent).
+// counts of its lines and zones, its newest events (each linking to its clip) and its
+// timeline (every text set as textContent). Clips play in the clip panel (clip.js); while
+// it is open the grid shows snapshots, so the clip has a connection of its own.
 // Browsers open at most 6 connections per server, and every MJPEG stream holds one,
 // so a grid of more than MJPEG_GRID_LIMIT streams shows refreshed snapshots instead
 // (the enlarged stream is always live MJPEG).
@@ -12,6 +14,9 @@
   const cards = new Map();
   let focused = null;
   let lastStreams = [];
+  let clipSettings = {before_s: 5, after_s: 5, max_s: 60, raw: false};
+  let nowMs = Date.now();
+  const player = window.KvaClip(withToken, () => update({streams: lastStreams, now_ms: nowMs, clips: clipSettings}));
 
   function withToken(url) {
     if (!token) return url;
@@ -58,10 +63,11 @@
     const counts = el("div", "counts");
     const preds = el("div", "preds");
     const feed = el("ol", "feed");
+    const timeline = window.KvaTimeline.make();
     info.append(title, counts, preds, feed);
-    card.append(media, info);
+    card.append(media, timeline.root, info);
     card.addEventListener("click", () => openFocus(id));
-    const entry = {card, img, live, age, veil, meta, preds, counts, feed, seen: null, mode: null, timer: null};
+    const entry = {card, img, live, age, veil, meta, preds, counts, feed, timeline, seen: null, mode: null, timer: null};
     cards.set(id, entry);
     return entry;
   }
@@ -160,6 +166,38 @@
     return text;
   }
 
+  // A clip of `stream`: around an event (at_ms, the settings' before/after) or from a time.
+  function clipSpec(stream, pick, text) {
+    const length = (clipSettings.before_s + clipSettings.after_s) * 1000;
+    const from = pick.at_ms !== undefined ? pick.at_ms - clipSettings.before_s * 1000 : pick.from_ms;
+    return {
+      stream,
+      from_ms: Math.max(0, Math.floor(from)),
+      to_ms: Math.floor(from + Math.min(Math.max(length, 1000), clipSettings.max_s * 1000)),
+      title: stream + " · " + text,
+      raw: clipSettings.raw,
+    };
+  }
+
+  function playClip(spec) {
+    if (focused) closeFocus(); // its MJPEG connection goes to the clip
+    player.open(spec);
+    update({streams: lastStreams, now_ms: nowMs, clips: clipSettings});
+  }
+
+  function clipLink(e) {
+    const spec = clipSpec(e.stream, {at_ms: Math.floor(e.capture_ns / 1e6)}, describeEvent(e));
+    const link = el("a", "clip-link", "▶ clip");
+    link.href = withToken("clips/" + encodeURIComponent(e.stream) + ".mjpg?from_ms=" + spec.from_ms + "&to_ms=" + spec.to_ms);
+    link.title = "play this event's clip";
+    link.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      ev.stopPropagation(); // not the card's click
+      playClip(spec);
+    });
+    return link;
+  }
+
   // `seen` holds the ids shown last time: the others are new and flash once.
   function renderFeed(container, events, seen) {
     container.replaceChildren();
@@ -170,19 +208,47 @@
       ids.add(e.id);
       const row = el("li", "event " + e.type + (seen && !seen.has(e.id) ? " new" : ""));
       row.dataset.event = e.id;
-      row.append(el("span", "when", fmtClock(e.capture_ns)), el("span", "what", describeEvent(e)));
+      row.append(el("span", "when", fmtClock(e.capture_ns)), el("span", "what", describeEvent(e)), clipLink(e));
       container.append(row);
     }
     return ids;
   }
 
+  // A timeline's click on `stream`: the marked event's clip, or a clip from that point.
+  function picker(stream) {
+    return (pick) => {
+      const known = lastStreams.find((x) => x.id === stream);
+      const marked = pick.event && known && known.events
+        ? known.events.recent.find((e) => e.id === pick.event) : null;
+      const text = marked ? describeEvent(marked)
+        : pick.event ? "event at " + fmtClock(pick.at_ms * 1e6) : "from " + fmtClock(pick.from_ms * 1e6);
+      playClip(clipSpec(stream, pick, text));
+    };
+  }
+
+  function renderTimeline(entry, s) {
+    window.KvaTimeline.render(entry.timeline, s, nowMs, picker(s.id));
+  }
+
+  // The clip panel's timeline: the playing clip's stream, the clip's window shaded.
+  const panelTimeline = window.KvaTimeline.make();
+  document.getElementById("clip-timeline").append(panelTimeline.root);
+  function renderPanelTimeline() {
+    const playing = player.current();
+    const s = playing && lastStreams.find((x) => x.id === playing.stream);
+    panelTimeline.root.hidden = !s;
+    if (s) window.KvaTimeline.render(panelTimeline, s, nowMs, picker(s.id), playing);
+  }
+
   function update(data) {
     const streams = data.streams;
     lastStreams = streams;
+    if (data.now_ms) nowMs = data.now_ms;
+    if (data.clips) clipSettings = data.clips;
     const grid = document.getElementById("grid");
     document.getElementById("empty").hidden = streams.length > 0;
     const seen = new Set();
-    const mode = streams.length <= MJPEG_GRID_LIMIT ? "mjpg" : "jpg";
+    const mode = streams.length <= MJPEG_GRID_LIMIT && !player.isOpen() ? "mjpg" : "jpg";
     grid.classList.toggle("few", streams.length <= 2);
     let live = 0;
     for (const s of streams) {
@@ -201,12 +267,14 @@
       renderPreds(entry.preds, s);
       renderCounts(entry.counts, s.events);
       entry.seen = renderFeed(entry.feed, s.events, entry.seen);
+      renderTimeline(entry, s);
     }
     for (const [id, entry] of cards) {
       if (!seen.has(id)) { stopImage(entry); entry.card.remove(); cards.delete(id); }
     }
     document.getElementById("summary").textContent =
       streams.length + " stream" + (streams.length === 1 ? "" : "s") + " · " + live + " live";
+    renderPanelTimeline();
     if (focused) renderFocus();
   }
 
@@ -223,7 +291,7 @@
     focused = null;
     document.getElementById("focus-img").removeAttribute("src");
     document.getElementById("focus").hidden = true;
-    update({streams: lastStreams});
+    update({streams: lastStreams, now_ms: nowMs, clips: clipSettings});
   }
 
   function renderFocus() {
@@ -251,7 +319,7 @@
   document.getElementById("focus").addEventListener("click", (e) => {
     if (e.target.id === "focus") closeFocus();
   });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && focused) closeFocus(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && focused && !player.isOpen()) closeFocus(); });
 
   async function poll() {
     try {
