@@ -25,7 +25,8 @@ INFO = ModelInfo("m", "classifier", "image", 224, 224, ("classes", "scores"))
 def test_the_readme_documents_every_replica_url_form() -> None:
     """The consumer section's table has one row per :data:`REPLICA_PROTOCOLS` entry."""
     text = README.read_text()
-    section = text[text.index("## Consumer (`kva consume`)") : text.index("## gRPC (optional)")]
+    start = text.index("## Consumer (`kva consume`)")
+    section = text[start : text.index("\n## ", start + 1)]  # up to the next section
     rows = [line.strip() for line in section.splitlines() if line.strip().startswith("| `")]
     documented = [re.match(r"\| `([^`]+)`", row).group(1) for row in rows]  # type: ignore[union-attr]
     assert documented == [p.form for p in REPLICA_PROTOCOLS]
