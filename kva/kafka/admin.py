@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -186,12 +187,7 @@ def apply_topic_config(
         KafkaUnavailable: the configs cannot be read or changed (the broker does not answer).
     """
     admin = AdminClient(client_config(settings))
-    resource = ConfigResource(ResourceType.TOPIC, topic)
-    try:
-        (future,) = admin.describe_configs([resource], request_timeout=timeout).values()
-        current = {name: entry for name, entry in future.result(timeout=timeout).items()}
-    except KafkaException as exc:
-        raise KafkaUnavailable(f"cannot read the configs of topic {topic}: {exc}") from None
+    current = _describe(admin, topic, timeout)
     changes = [
         (key, None if _is_default(current.get(key)) else _value(current.get(key)), value)
         for key, value in wanted.items()
@@ -228,6 +224,29 @@ def apply_topic_config(
         ", ".join(f"{key} {old or '(default)'} -> {new}" for key, old, new in changes),
     )
     return changes
+
+
+#: Answers of a topic created a moment ago, before every broker knows it: asked again.
+_NOT_YET = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_LEADER_FOR_PARTITION})
+
+
+def _describe(admin: AdminClient, topic: str, timeout: float) -> dict[str, Any]:
+    """The topic's config entries; transient answers are retried until ``timeout``."""
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            (future,) = admin.describe_configs([resource], request_timeout=timeout).values()
+            return dict(future.result(timeout=timeout).items())
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT | _NOT_YET
+            )
+            if not transient or time.monotonic() > deadline:
+                raise KafkaUnavailable(f"cannot read the configs of topic {topic}: {exc}") from None
+            logger.debug("topic %s: configs not readable yet (%s); asking again", topic, exc)
+            time.sleep(0.2)
 
 
 #: Answers that mean "not allowed here" (ACLs, a create/alter policy, a broker's limits), not down.

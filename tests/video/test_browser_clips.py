@@ -77,6 +77,12 @@ def recorded_viewer(kafka_settings, unique_name, make_settings, serve, feed):
     """A viewer whose annotated topic holds the recording and whose events topic holds three
     events of it: one at T0 + 6 s, one with a hostile label at T0 + 9 s, and one from long
     before the recording (its clip has expired)."""
+    # Recorded 40 s before *this test*, not before the module was imported: in a whole-suite
+    # run collection is minutes earlier, and the timeline (oldest kept .. now) then squeezed
+    # the two events into a few pixels, so "halfway between them" landed on a mark.
+    global T0_MS, EVENT_AT_MS  # noqa: PLW0603 - the module's helpers read the recording's times
+    T0_MS = (int(time.time()) - 40) * 1000
+    EVENT_AT_MS = T0_MS + 6000
     annotated = _topic(kafka_settings, f"{unique_name}-annotated")
     events = _topic(kafka_settings, f"{unique_name}-events")
     producer = FrameProducer(kafka_settings)
