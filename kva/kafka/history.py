@@ -37,6 +37,13 @@ _QUEUE_KBYTES = 32 * 1024
 RECENT_PER_PARTITION = 64
 
 
+#: Fetch sizes of a consumer that reads one record per partition (:func:`retained`, which the
+#: viewer calls every half minute): a broker returns at least the first record batch whatever
+#: the limit, so the smallest limits fetch one batch, not the 16 MiB a partition may send
+#: (measured: 0.9 MB instead of 35 MB per look at a partition of 100 kB frames).
+_PEEK = {"max.partition.fetch.bytes": 1, "fetch.max.bytes": 1024, "message.max.bytes": 1024}
+
+
 class RangeError(ValueError):
     """A time range a topic cannot serve; the message says what it holds instead."""
 
@@ -144,7 +151,7 @@ def retained(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> list
         RangeError: the topic does not exist.
         KafkaUnavailable: the broker does not answer.
     """
-    consumer = _reader_consumer(settings)
+    consumer = _reader_consumer(settings, **_PEEK)
     try:
         deadline = time.monotonic() + timeout
         marks = {
