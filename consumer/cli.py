@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from kva.consumer.rescore.service import RescoreService
         from kva.consumer.scenes import SceneConfigError
         from kva.kafka import TransactionError
-        from kva.kafka.history import RangeError
+        from kva.kafka.peek import RangeError
         from kva.timerange import TimeRangeError
 
         service = RescoreService(settings)

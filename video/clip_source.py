@@ -16,7 +16,8 @@ from collections.abc import Callable, Generator, Iterator
 
 from kva.frame import Frame, FrameDecodeError
 from kva.kafka import KafkaUnavailable
-from kva.kafka.history import RangeError, RangeReader
+from kva.kafka.history import RangeReader
+from kva.kafka.peek import RangeError
 from kva.logs import RateLimitedLog
 from kva.video.clips import ClipError, ClipRequest
 from kva.video.config import VideoSettings

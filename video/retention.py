@@ -3,9 +3,11 @@
 **Replayable from** is the capture time of the oldest record Kafka still keeps
 in the stream's partition (kva stamps every record with its frame's capture
 time, so a record's timestamp is its capture time); older video has expired.
-:class:`RetentionWatcher` asks Kafka (:func:`kva.kafka.history.retained`) every
+:class:`RetentionWatcher` asks Kafka (:meth:`kva.kafka.peek.TopicPeek.retained`) every
 ``--retention-refresh`` seconds on a thread of its own, never per request, and
-keeps the answer; the API and the clip routes read it from memory.
+keeps the answer; the API and the clip routes read it from memory. The looks share
+one :class:`~kva.kafka.peek.TopicPeek` for the watcher's life (a new Kafka client
+per look grew the viewer's RSS by about 0.8 MB a look).
 
 A stream lives in one partition. The live reader tells which (the partition its
 frames came from); for a stream it has not seen (or on the raw frames topic,
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kva.kafka import KafkaUnavailable
-from kva.kafka.history import PartitionSpan, RangeError, recent_streams, retained
+from kva.kafka.peek import PartitionSpan, RangeError, TopicPeek
 from kva.logs import RateLimitedLog
 from kva.video.config import VideoSettings
 
@@ -67,20 +69,22 @@ class RetentionWatcher:
 
     Args:
         settings: the viewer's settings (the topics, the refresh interval).
-        look: how one topic is looked at (default: :func:`kva.kafka.history.retained`).
-        streams: how the streams of a topic are listed (default: ``recent_streams``).
+        look: how one topic is looked at (default: :meth:`TopicPeek.retained`).
+        streams: how the streams of a topic are listed (default:
+            :meth:`TopicPeek.recent_streams`).
     """
 
     def __init__(
         self,
         settings: VideoSettings,
-        look: Callable[[VideoSettings, str], list[PartitionSpan]] = retained,
+        look: Callable[[VideoSettings, str], list[PartitionSpan]] | None = None,
         streams: Callable[[VideoSettings, str], dict[str, int]] | None = None,
     ) -> None:
         self._settings = settings
-        self._look = look
+        self._peek: TopicPeek | None = None
+        self._look = look or (lambda _s, topic: self._topic_peek().retained(topic))
         self._list_streams = streams or (
-            lambda s, topic: recent_streams(s, topic, per_partition=STREAMS_PER_PARTITION)
+            lambda _s, topic: self._topic_peek().recent_streams(topic, STREAMS_PER_PARTITION)
         )
         self.topics = [t for t in (settings.video_topic, settings.video_frames_topic) if t]
         self._lock = threading.Lock()
@@ -99,6 +103,11 @@ class RetentionWatcher:
         """Streams seen in the newest records of the frame topic: ``id -> newest time (ms)``."""
         with self._lock:
             return dict(self._streams)
+
+    def _topic_peek(self) -> TopicPeek:
+        if self._peek is None:
+            self._peek = TopicPeek(self._settings)
+        return self._peek
 
     def refresh(self) -> None:
         """Look at every topic once now (the thread calls this; so can a test)."""
@@ -146,10 +155,16 @@ class RetentionWatcher:
             except Exception as exc:  # noqa: BLE001 - a bug here must not end the looks; logged
                 self._log.failure(("refresh", type(exc).__name__), "the retention look", exc)
             if self._stop.wait(interval):
-                return
+                break
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop looking (waits up to ``timeout`` for a look in progress)."""
         self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
+        if (self._thread is None or not self._thread.is_alive()) and self._peek is not None:
+            self._peek.close()  # looked at by refresh() without the thread
+            self._peek = None

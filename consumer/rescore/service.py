@@ -34,7 +34,8 @@ from kva.kafka import (
     ensure_topics,
     wait_for_broker,
 )
-from kva.kafka.history import RangeError, describe_held, held, resolve_offsets, retained
+from kva.kafka.history import resolve_offsets
+from kva.kafka.peek import RangeError, describe_held, held, retained
 from kva.timerange import TimeRange
 
 logger = logging.getLogger(__name__)

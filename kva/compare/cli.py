@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from kva.compare.join import CompareError
     from kva.compare.report import compare
     from kva.kafka import KafkaUnavailable
-    from kva.kafka.history import RangeError
+    from kva.kafka.peek import RangeError
     from kva.timerange import TimeRangeError
 
     settings = settings_from_args(CompareSettings, args)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from kva.frame import Frame, FrameDecodeError
 from kva.kafka import KafkaUnavailable, Record, TopicSpec, ensure_topics, wait_for_broker
-from kva.kafka.history import (
+from kva.kafka.history import RangeReader
+from kva.kafka.peek import (
     RangeError,
-    RangeReader,
     describe_held,
     describe_streams,
     recent_streams,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 from kva.frame import MAX_STREAM_ID_LENGTH
-from kva.kafka.history import RangeError, recent_streams
+from kva.kafka.peek import RangeError, recent_streams
 from kva.replay.totopic import TopicOutput
 from kva.settings import KafkaSettings
 

@@ -10,15 +10,8 @@ from confluent_kafka import Producer
 
 from kva.frame import Frame, encode_frame
 from kva.kafka import TopicSpec, client_config, ensure_topics
-from kva.kafka.history import (
-    RangeError,
-    RangeReader,
-    describe_streams,
-    held,
-    recent_streams,
-    resolve_offsets,
-    retained,
-)
+from kva.kafka.history import RangeReader, resolve_offsets
+from kva.kafka.peek import RangeError, describe_streams, held, recent_streams, retained
 from kva.settings import KafkaSettings
 from kva.timerange import TimeRange
 from tests.support.kafka import send_frames

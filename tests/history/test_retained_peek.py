@@ -9,7 +9,7 @@ import pytest
 
 from kva.frame import Frame
 from kva.kafka import TopicSpec, ensure_topics
-from kva.kafka.history import retained
+from kva.kafka.peek import retained
 from tests.support.kafka import send_frames
 
 pytestmark = pytest.mark.integration

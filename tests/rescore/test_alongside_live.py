@@ -19,7 +19,7 @@ import pytest
 
 from kva.consumer.rescore.plan import parse_metadata
 from kva.kafka import RangeConsumer
-from kva.kafka.history import retained
+from kva.kafka.peek import retained
 from kva.settings import KafkaSettings
 from tests.consumer.conftest import consumer_settings, running_consumer
 from tests.rescore.conftest import (

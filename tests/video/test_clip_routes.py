@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kva.kafka.history import PartitionSpan
+from kva.kafka.peek import PartitionSpan
 from kva.video.app import create_app
 from kva.video.clips import ClipError, parse_clip_request
 from kva.video.retention import RetentionWatcher
