@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -25,6 +25,8 @@ from kva.kafka.errors import KafkaUnavailable
 from kva.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +119,41 @@ def ensure_topics(
 def _create_all(settings: KafkaSettings, specs: list[TopicSpec], timeout: float) -> None:
     admin = AdminClient(client_config(settings))
     pending = {spec.name: spec for spec in specs}
+    _retrying(
+        f"create topics at {settings.bootstrap_server}",
+        lambda left: _create_missing(admin, pending, left),
+        timeout,
+        pause=0.5,
+    )
+
+
+def _retrying(
+    what: str,
+    attempt: Callable[[float], T],
+    timeout: float,
+    *,
+    also: frozenset[int] = frozenset(),
+    pause: float = 0.2,
+) -> T:
+    """``attempt(seconds left)`` until it returns; transient Kafka errors (and the codes
+    ``also``) are retried every ``pause`` seconds until ``timeout``.
+
+    Raises:
+        KafkaUnavailable: ``cannot <what>: <error>``, on any other error or at the timeout.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
-            _create_missing(admin, pending, max(1.0, deadline - time.monotonic()))
-            return
+            return attempt(max(1.0, deadline - time.monotonic()))
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
-            retriable = isinstance(error, KafkaError) and (
-                error.retriable() or error.code() in _TRANSIENT
+            transient = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT | also
             )
-            if not retriable or time.monotonic() > deadline:
-                raise KafkaUnavailable(
-                    f"cannot create topics at {settings.bootstrap_server}: {exc}"
-                ) from None
-            logger.debug("retrying topic creation after %s", exc)
-            time.sleep(0.5)
+            if not transient or time.monotonic() > deadline:
+                raise KafkaUnavailable(f"cannot {what}: {exc}") from None
+            logger.debug("%s: asking again after %s", what, exc)
+            time.sleep(pause)
 
 
 _TRANSIENT = frozenset(
@@ -233,20 +254,12 @@ _NOT_YET = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_LEADER_FO
 def _describe(admin: AdminClient, topic: str, timeout: float) -> dict[str, Any]:
     """The topic's config entries; transient answers are retried until ``timeout``."""
     resource = ConfigResource(ResourceType.TOPIC, topic)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            (future,) = admin.describe_configs([resource], request_timeout=timeout).values()
-            return dict(future.result(timeout=timeout).items())
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            transient = isinstance(error, KafkaError) and (
-                error.retriable() or error.code() in _TRANSIENT | _NOT_YET
-            )
-            if not transient or time.monotonic() > deadline:
-                raise KafkaUnavailable(f"cannot read the configs of topic {topic}: {exc}") from None
-            logger.debug("topic %s: configs not readable yet (%s); asking again", topic, exc)
-            time.sleep(0.2)
+
+    def attempt(left: float) -> dict[str, Any]:
+        (future,) = admin.describe_configs([resource], request_timeout=left).values()
+        return dict(future.result(timeout=left).items())
+
+    return _retrying(f"read the configs of topic {topic}", attempt, timeout, also=_NOT_YET)
 
 
 #: Answers that mean "not allowed here" (ACLs, a create/alter policy, a broker's limits), not down.
