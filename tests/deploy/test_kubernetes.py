@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.real.cluster import VOLUME_GIB
 from tests.deploy.test_compose import _parse_error, _require_commands
 from tests.deploy.validate import (
     ROOT,
@@ -197,3 +198,32 @@ def test_consistency_checks_catch_a_broken_copy(  # type: ignore[no-untyped-def]
     broken = _break(rendered[ROOT / "k8s" / overlay], kind, name, mutate)
     errors = consistency_errors(broken)
     assert any(expected in e for e in errors), errors
+
+
+_UNITS_GIB = {"Mi": 1 / 1024, "Gi": 1, "Ti": 1024}
+
+
+def _claims_gib(objects: list[dict]) -> dict[str, float]:
+    """``object/claim -> GiB`` of every PersistentVolumeClaim and StatefulSet claim template."""
+    claims = {}
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "PersistentVolumeClaim":
+            specs = [(name, obj["spec"])]
+        elif obj["kind"] == "StatefulSet":
+            templates = obj["spec"].get("volumeClaimTemplates", [])
+            specs = [(f"{name}/{t['metadata']['name']}", t["spec"]) for t in templates]
+        else:
+            continue
+        for claim, spec in specs:
+            size = spec["resources"]["requests"]["storage"]
+            claims[claim] = float(size[:-2]) * _UNITS_GIB[size[-2:]]
+    return claims
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=_ids(KUSTOMIZATIONS))
+def test_the_real_clusters_volumes_hold_every_claim(path: Path, rendered) -> None:  # type: ignore[no-untyped-def]
+    """tests/deploy/real's PersistentVolumes stand in for storage: a larger claim would pend."""
+    claims = _claims_gib(rendered[path])
+    assert claims, "no claim: Kafka's data volume is missing"
+    assert {c: gib for c, gib in claims.items() if gib > VOLUME_GIB} == {}

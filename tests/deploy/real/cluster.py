@@ -28,6 +28,10 @@ ETCD = Path("/usr/bin/etcd")
 TOKEN = "kva-test-token"  # noqa: S105 - a throwaway token of a cluster on 127.0.0.1
 GPU_LABEL = "intel.feature.node.kubernetes.io/gpu"
 GPU_RESOURCE = "gpu.intel.com/i915"
+#: Size of each stand-in PersistentVolume: at least the largest claim of any k8s/ variant
+#: (checked by tests/deploy/test_kubernetes.py), or the claim stays Pending. 20Gi left
+#: Kafka's 24Gi claim unbound.
+VOLUME_GIB = 64
 
 
 def missing_tools() -> list[str]:
@@ -258,7 +262,7 @@ class Cluster:
                 "kind": "PersistentVolume",
                 "metadata": {"name": f"kva-pv-{n}"},
                 "spec": {
-                    "capacity": {"storage": "20Gi"},
+                    "capacity": {"storage": f"{VOLUME_GIB}Gi"},
                     "accessModes": ["ReadWriteOnce"],
                     "hostPath": {"path": f"/tmp/kva-pv-{n}"},
                 },
