@@ -11,8 +11,9 @@ Split by role: :mod:`~kva.kafka.config` (librdkafka settings, size limits),
 :mod:`~kva.kafka.consumer` (latest frame), :mod:`~kva.kafka.atleastonce` (every
 message, committed when handled), :mod:`~kva.kafka.transactional` (exactly once: a
 range consumer and a transactional producer committing outputs and offsets together),
-:mod:`~kva.kafka.record` (a message detached from librdkafka), :mod:`~kva.kafka.health`
-and :mod:`~kva.kafka.errors`. The names services use are re-exported here.
+:mod:`~kva.kafka.peek` (what a topic holds), :mod:`~kva.kafka.history` (a time
+range's records), :mod:`~kva.kafka.record` (a message detached from librdkafka),
+:mod:`~kva.kafka.health` and :mod:`~kva.kafka.errors`. The names services use are re-exported here.
 """
 
 from kva.kafka.admin import (
