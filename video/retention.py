@@ -156,15 +156,17 @@ class RetentionWatcher:
                 self._log.failure(("refresh", type(exc).__name__), "the retention look", exc)
             if self._stop.wait(interval):
                 break
-        if self._peek is not None:
-            self._peek.close()
-            self._peek = None
+        self._close_peek()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop looking (waits up to ``timeout`` for a look in progress)."""
         self._stop.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
-        if (self._thread is None or not self._thread.is_alive()) and self._peek is not None:
-            self._peek.close()  # looked at by refresh() without the thread
+        if self._thread is None or not self._thread.is_alive():
+            self._close_peek()  # looked at by refresh() without the thread, or already closed
+
+    def _close_peek(self) -> None:
+        if self._peek is not None:
+            self._peek.close()
             self._peek = None
