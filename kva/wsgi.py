@@ -12,7 +12,10 @@ reaching into waitress's private state:
   event loop itself (``wasyncore.loop(..., count=1)``), so every step of the
   shutdown happens on the loop's own thread, never under a running poll;
 * a small WSGI middleware counts the requests inside the app, so the drain
-  knows when it is done.
+  knows when it is done;
+* an app may take a connection over (``environ[DETACH]``, see :class:`Detached`): waitress
+  then sends nothing more on it and lets go of it, and the app writes the response
+  itself (the viewer's live MJPEG streams go out from one sender thread that way).
 
 Stopping, once the stop event is set (or :meth:`WsgiServer.close` is called):
 with a drain time, the listening socket leaves the map (new connections wait
@@ -36,6 +39,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import WSGITask
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +60,56 @@ SPARE_CONNECTIONS = 8
 HEAD_CHECK_SECONDS = 0.25
 #: The loop's wait for I/O while connections are at the limit.
 PRESSED_POLL_SECONDS = 0.005
+#: The environ key of the callable that takes a connection over (see :class:`Detached`).
+DETACH = "kva.detach"
+
+
+class Detached:
+    """A connection an app took over from the server, with the response head to send first.
+
+    ``environ[DETACH]()`` gives one, once the app has called ``start_response``: the
+    server sends nothing more on the connection and closes its own handle on it when
+    the request returns; ``socket`` (a duplicate, non-blocking) stays open until the
+    app closes it. ``head`` is the status line and the app's headers, with
+    ``Connection: close``: the body runs until the app closes the connection (no
+    chunked encoding, no length).
+    """
+
+    def __init__(self, sock: socket.socket, head: bytes) -> None:
+        self.socket = sock
+        self.head = head
+
+
+class _DetachableTask(WSGITask):
+    """waitress's WSGI task, plus ``environ[DETACH]``."""
+
+    wrote_header: bool
+    close_on_finish: bool
+
+    def get_environment(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environment()
+        environ[DETACH] = self._detach
+        return environ
+
+    def _detach(self) -> Detached:
+        if not self.complete:
+            raise RuntimeError("start_response was not called before the connection was taken")
+        if self.wrote_header:
+            raise RuntimeError("the response head was already sent")
+        lines = [f"HTTP/{self.version} {self.status}"]
+        lines += [f"{name}: {value}" for name, value in self.response_headers]
+        lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        sock = self.channel.socket.dup()
+        sock.setblocking(False)
+        # From here waitress writes neither head nor body, and closes its handle at the end.
+        self.wrote_header = True
+        self.close_on_finish = True
+        return Detached(sock, head)
+
+
+class _Channel(HTTPChannel):
+    task_class = _DetachableTask
 
 
 class WsgiServer:
@@ -123,6 +177,7 @@ class WsgiServer:
         except BaseException:
             self._socket.close()
             raise
+        self._server.channel_class = _Channel
         self._heads = _HeadDeadline(self._map, header_seconds, connection_limit)
         self._closing = threading.Event()
         self._stop: threading.Event | None = None

@@ -63,8 +63,8 @@ class VideoSettings(KafkaSettings):
         256,
         ge=8,
         le=4096,
-        description="WSGI worker threads; each connected MJPEG client holds one "
-        "(4 are kept for the page and the API)",
+        description="WSGI worker threads; MJPEG clients at once: all but 4 (kept for the page "
+        "and the API; a playing clip holds a thread, a live stream does not)",
         json_schema_extra={"flag": "--threads", "metavar": "N"},
     )
     video_max_streams: int = Field(
@@ -109,8 +109,8 @@ class VideoSettings(KafkaSettings):
     video_client_buffer_bytes: int = Field(
         4 * 1024 * 1024,
         ge=64 * 1024,
-        description="output buffered per client before its thread waits (bounds memory "
-        "for slow clients)",
+        description="output buffered per client of a clip or a page before its thread waits "
+        "(bounds memory for slow clients; a live stream holds one shared frame, never a copy)",
         json_schema_extra={"flag": "--client-buffer-bytes", "metavar": "BYTES"},
     )
 

@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from kva.video.app import viewer_state
+from kva.video.fanout import MjpegFanout
 from kva.wsgi import WsgiServer
 
 logger = logging.getLogger(__name__)
@@ -16,7 +17,11 @@ EXTRA_CONNECTIONS = 64
 
 
 class ViewerServer:
-    """waitress running ``app``: one worker thread per connected MJPEG client."""
+    """waitress running ``app``; the live MJPEG streams go out from one :class:`MjpegFanout`.
+
+    A live stream's connection is handed from waitress to the fan-out once its
+    request is accepted; a clip's stream holds a worker thread while it plays.
+    """
 
     def __init__(self, app: Flask, host: str | None = None, port: int | None = None) -> None:
         settings = viewer_state(app).settings
@@ -32,6 +37,10 @@ class ViewerServer:
             request_lookahead=1,
             outbuf_high_watermark=settings.video_client_buffer_bytes,
         )
+        state = viewer_state(app)
+        self._fanout = MjpegFanout(settings.video_max_fps)
+        state.fanout = self._fanout
+        state.store.add_listener(self._fanout.wake)
 
     @property
     def port(self) -> int:
@@ -50,6 +59,7 @@ class ViewerServer:
 
     def start(self) -> ViewerServer:
         """Serve on a background thread."""
+        self._fanout.start()
         self._http.start()
         logger.info("viewer on %s/", self.url)
         return self
@@ -61,3 +71,4 @@ class ViewerServer:
         for slot in state.store.slots():
             slot.wake()
         self._http.close(timeout)
+        self._fanout.stop(timeout)

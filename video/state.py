@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from kva.video.clip_source import ClipReaders
 from kva.video.config import VideoSettings
 from kva.video.events import EventStore
+from kva.video.fanout import MjpegFanout
 from kva.video.metrics import ViewerMetrics
 from kva.video.retention import RetentionWatcher
 from kva.video.store import FrameStore
@@ -40,6 +41,9 @@ class ViewerState:
     retention: RetentionWatcher = field(init=False)
     #: Where clips are read from Kafka, at most ``--clip-readers`` at once.
     clips: ClipReaders = field(init=False)
+    #: Sends the live streams of the connections the server hands over (None: the live
+    #: streams go out on the WSGI server's worker threads, e.g. under a test client).
+    fanout: MjpegFanout | None = None
 
     def __post_init__(self) -> None:
         self.mjpeg_slots = threading.BoundedSemaphore(

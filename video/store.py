@@ -162,6 +162,11 @@ class FrameStore:
         self._slots: dict[str, StreamSlot] = {}
         self.refused = 0
         self.evicted = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every frame put (it must be quick: the reader waits)."""
+        self._listeners.append(listener)
 
     def get(self, stream_id: str) -> StreamSlot | None:
         """The slot of ``stream_id``, or None if unknown."""
@@ -189,7 +194,10 @@ class FrameStore:
             return None
         if partition is not None:
             slot.partition = partition
-        return slot.put(frame, self._clock())
+        stored = slot.put(frame, self._clock())
+        for listener in self._listeners:
+            listener()
+        return stored
 
     def is_older(self, frame: Frame) -> bool:
         """Whether ``frame`` is older than (or the same as) its stream's newest frame.

@@ -13,7 +13,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import pytest
 import requests
 
-from kva.wsgi import WsgiServer
+from kva.wsgi import DETACH, Detached, WsgiServer
 
 
 class SlowApp:
@@ -192,5 +192,64 @@ def test_a_request_head_trickled_line_by_line_is_cut_at_the_deadline() -> None:
         assert 1.0 <= time.monotonic() - started < 3.0
         sock.close()
         assert requests.get(server.url + "/", timeout=2).text == "ok /"
+    finally:
+        server.close()
+
+
+class TakeoverApp:
+    """``/own`` takes its connection over and writes the body itself; ``/early`` tries to
+    take it before ``start_response``."""
+
+    def __init__(self) -> None:
+        self.taken: list[Detached] = []
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/early":
+            environ[DETACH]()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Mine", "1")])
+        return self._take(environ) if path == "/own" else [b"ok"]
+
+    def _take(self, environ: WSGIEnvironment) -> Iterator[bytes]:
+        self.taken.append(environ[DETACH]())
+        yield from ()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_an_app_can_take_its_connection_over_and_send_the_body_itself() -> None:
+    app = TakeoverApp()
+    server = _server(app).start()  # type: ignore[arg-type]
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /own HTTP/1.1\r\nHost: x\r\n\r\n")
+            wait_until = time.monotonic() + 10
+            while not app.taken and time.monotonic() < wait_until:
+                time.sleep(0.01)
+            taken = app.taken[0]
+            assert taken.head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"X-Mine: 1\r\n" in taken.head and b"Connection: close\r\n" in taken.head
+            assert taken.head.endswith(b"\r\n\r\n") and b"chunked" not in taken.head
+            # waitress has let go: what the client gets is exactly what the app sends
+            taken.socket.setblocking(True)
+            taken.socket.sendall(taken.head + b"mine, all of it")
+            taken.socket.close()
+            assert _read_all(sock) == taken.head + b"mine, all of it"
+        # the server carries on serving
+        assert requests.get(f"{server.url}/", timeout=5).status_code == 200
+    finally:
+        server.close()
+
+
+def test_taking_a_connection_before_start_response_is_an_error() -> None:
+    server = _server(TakeoverApp()).start()  # type: ignore[arg-type]
+    try:
+        response = requests.get(f"{server.url}/early", timeout=5)
+        assert response.status_code == 500
     finally:
         server.close()

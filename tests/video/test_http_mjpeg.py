@@ -286,3 +286,28 @@ def test_mjpeg_clients_never_take_the_threads_of_the_page(make_settings, serve, 
     finally:
         for c in clients:
             c.close()
+
+
+def test_live_streams_go_out_from_one_thread_not_one_per_client(
+    make_settings, serve, feed, cat_frames
+) -> None:
+    """30 live clients, all sent by the fan-out: no chunked framing, and every header of
+    the app (the security headers too) in the head it sends."""
+    app = create_app(make_settings(video_threads=40))
+    state = viewer_state(app)
+    server = serve(app)
+    feed(state.store.put_frame, cat_frames, 30)
+    clients = [_client(server) for _ in range(30)]
+    try:
+        for c in clients:
+            assert c.read_part().body in {f.data for f in cat_frames}
+        assert state.fanout is not None and state.fanout.clients == 30
+        head = clients[0].response_headers
+        assert "transfer-encoding" not in head and head["connection"] == "close"
+        assert head["content-type"].startswith("multipart/x-mixed-replace")
+        assert head["x-frame-options"] == "DENY"
+        assert _viewers(server.url) == 30
+    finally:
+        for c in clients:
+            c.close()
+    wait_for(lambda: _viewers(server.url) == 0, 5, "every viewer released")

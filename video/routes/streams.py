@@ -8,9 +8,16 @@ from flask import Blueprint, Response, abort, request
 
 from kva.frame import is_valid_stream_id
 from kva.video.mjpeg import mjpeg_parts
-from kva.video.routes.multipart import NO_CACHE, mjpeg_response, sent_counter
+from kva.video.routes.multipart import (
+    NO_CACHE,
+    SlotLease,
+    handed_over,
+    mjpeg_response,
+    sent_counter,
+)
 from kva.video.state import viewer_state
 from kva.video.store import StreamSlot
+from kva.wsgi import DETACH
 
 bp = Blueprint("streams", __name__)
 
@@ -31,16 +38,22 @@ def mjpeg(stream_id: str) -> Response:
     state = viewer_state()
     if not state.mjpeg_slots.acquire(blocking=False):
         abort(503, description="too many viewers: every MJPEG slot is taken, try again later")
+    on_sent = sent_counter(state.metrics, stream_id)
+    detach = request.environ.get(DETACH)
+    fanout = state.fanout
+    if fanout is not None and detach is not None and request.method == "GET":
+        # The connection goes to the one sender thread; the slot is given back when
+        # the fan-out drops the client.
+        def hand_over(lease: SlotLease) -> None:
+            taken = detach()
+            lease.taken = True
+            fanout.add(taken.socket, taken.head, slot, on_sent, lease.release)
+
+        return handed_over(hand_over, state)
     disconnected: Callable[[], bool] = request.environ.get(
         "waitress.client_disconnected", lambda: False
     )
-    parts = mjpeg_parts(
-        slot,
-        state.settings.video_max_fps,
-        state.stop,
-        disconnected,
-        sent_counter(state.metrics, stream_id),
-    )
+    parts = mjpeg_parts(slot, state.settings.video_max_fps, state.stop, disconnected, on_sent)
     return mjpeg_response(parts, state)
 
 
