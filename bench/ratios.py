@@ -175,6 +175,12 @@ def viewer_rows(f: Figures) -> list[Row]:
     share = None if cpu is None else cpu / 100
     per_frame = _get(f, "viewer_mjpeg", "server_cpu_ms_per_frame_sent")
     sent = "" if per_frame is None else f"viewer {per_frame:.2f} per frame sent"
+    baseline = _get(f, "viewer_mjpeg", "threads_baseline")
+    if baseline and cpu is not None and baseline.get("cpu"):
+        sent += (
+            f"; a worker thread per client, same run: {baseline['cpu']:.0f} % "
+            f"({cpu / baseline['cpu']:.2f} x)"
+        )
     shown = "—" if cpu is None else f"{cpu:.0f} %"
     return [
         Row(f"P5 {who}: worst client fps", "source fps", "viewer_mjpeg", Target(">=", 0.95),

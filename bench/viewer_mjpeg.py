@@ -3,9 +3,16 @@
 The viewer (the real app on waitress) runs in its own process, fed 720p
 JPEGs at the source rate straight into its frame store; the clients run in
 separate processes (raw sockets, counting part boundaries), so the server's
-CPU time is its own. Target: every client >= 0.95 x source fps at N = 100.
+CPU time is its own. Target: every client >= 0.95 x source fps at N = 100, for at
+most 30 % of one core.
 
-    python bench/viewer_mjpeg.py [--clients 1 10 50 100] [--fps 30] [--seconds 10] [--json PATH]
+Live streams go out from the viewer's one sender thread (``kva.video.fanout``). As
+the baseline, the same run then serves the largest N the old way, one waitress
+worker thread per client (what the viewer still does when no fan-out is attached),
+in a fresh viewer process: the ratio of the two CPU figures is side by side.
+
+    python bench/viewer_mjpeg.py [--clients 1 10 50 100] [--fps 30] [--seconds 10]
+        [--no-baseline] [--json PATH]
 """
 
 from __future__ import annotations
@@ -54,9 +61,16 @@ def _frames(count: int) -> list:
 
 
 def serve(
-    port_out: mp.Queue, fps: float, max_fps: float, threads: int, stop: mp.Event, fed: mp.Value
+    port_out: mp.Queue,
+    fps: float,
+    max_fps: float,
+    threads: int,
+    stop: mp.Event,
+    fed: mp.Value,
+    fanout: bool = True,
 ) -> None:
-    """The viewer process: app + waitress + a 720p feeder at ``fps``."""
+    """The viewer process: app + waitress + a 720p feeder at ``fps`` (``fanout=False``: one
+    worker thread per client)."""
     from kva.video.app import create_app
     from kva.video.config import VideoSettings
     from kva.video.server import ViewerServer
@@ -66,6 +80,8 @@ def serve(
     store = viewer_state(app).store
     frames = _frames(30)
     server = ViewerServer(app).start()
+    if not fanout:
+        viewer_state(app).fanout = None  # the route falls back to a generator per client
 
     def feed() -> None:
         interval, next_at, seq = 1.0 / fps, time.monotonic(), 0
@@ -119,6 +135,25 @@ def clients(port: int, count: int, seconds: float, start_at: float, out: mp.Queu
         sock.close()
     times = os.times()
     out.put(([c / seconds for c in counts], times.user + times.system))
+
+
+class Viewer:
+    """A viewer process (see :func:`serve`), started at construction."""
+
+    def __init__(self, args: argparse.Namespace, fanout: bool) -> None:
+        self._stop = mp.Event()
+        port_q: mp.Queue = mp.Queue()
+        self.fed = mp.Value("l", 0)
+        self._process = mp.Process(
+            target=serve,
+            args=(port_q, args.fps, args.max_fps, args.threads, self._stop, self.fed, fanout),
+        )
+        self._process.start()
+        self.pid, self.port, self.frame_bytes = port_q.get(timeout=60)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join(30)
 
 
 def runqueue_wait_seconds(pid: int) -> float:
@@ -186,17 +221,17 @@ def main() -> int:
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=256)
     parser.add_argument("--max-fps", type=float, default=30.0, help="the viewer's --max-fps")
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the thread-per-client run at the largest N",
+    )
     add_json_flag(parser)
     args = parser.parse_args()
     points = []
-    ctx_stop = mp.Event()
-    port_q: mp.Queue = mp.Queue()
-    fed = mp.Value("l", 0)
-    server = mp.Process(
-        target=serve, args=(port_q, args.fps, args.max_fps, args.threads, ctx_stop, fed)
-    )
-    server.start()
-    pid, port, frame_bytes = port_q.get(timeout=60)
+    viewer = Viewer(args, fanout=True)
+    pid, port, frame_bytes, fed = viewer.pid, viewer.port, viewer.frame_bytes, viewer.fed
     print(
         f"viewer pid {pid} on port {port}; source: 1280x720 JPEG ({frame_bytes // 1024} KiB) "
         f"at {args.fps:g} fps; viewer --max-fps {args.max_fps:g}; {os.cpu_count()} CPUs; "
@@ -228,10 +263,23 @@ def main() -> int:
             )
             time.sleep(1.0)  # let the server drop the closed clients
     finally:
-        ctx_stop.set()
-        server.join(30)
+        viewer.stop()
     target = 0.95
     n_max = max(args.clients)
+    baseline = None
+    if args.baseline:
+        old = Viewer(args, fanout=False)
+        try:
+            baseline = run_one(old.port, old.pid, old.fed, n_max, args.seconds,
+                               min(args.client_procs, n_max))  # fmt: skip
+        finally:
+            old.stop()
+        fanout_cpu = next(p["cpu"] for p in points if p["n"] == n_max)
+        print(
+            f"baseline, one worker thread per client (N = {n_max}): min fps {baseline['min']:.2f}, "
+            f"server CPU {baseline['cpu']:.1f} %; the fan-out uses "
+            f"{fanout_cpu / baseline['cpu']:.2f} x its CPU (load {os.getloadavg()[0]:.1f})"
+        )
     print(
         f"target: every client >= {target} x source fps at N = {n_max}: "
         f"{'met' if worst >= target else 'NOT met'} (worst {worst:.3f})"
@@ -247,6 +295,7 @@ def main() -> int:
             "worst_ratio": worst,
             "server_cpu_percent": at_max[0]["cpu"] if at_max else None,
             "server_cpu_ms_per_frame_sent": at_max[0]["cpu_ms_per_frame_sent"] if at_max else None,
+            "threads_baseline": baseline,
         },
     )
     return 0
