@@ -17,6 +17,7 @@ should, or when it takes nothing for ``stall_seconds``.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import queue
@@ -126,10 +127,9 @@ class MjpegFanout:
         if self._woken.is_set():
             return
         self._woken.set()
-        try:
+        # full: the sender is woken anyway; closed: it stopped
+        with contextlib.suppress(OSError):
             self._wake_write.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full: the sender is woken anyway; closed: it stopped
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every client and end the thread."""
@@ -177,11 +177,9 @@ class MjpegFanout:
     def _drain_wake(self) -> None:
         # Read first, then clear: a wake() in between finds the flag still set and sends
         # nothing, and its frame is seen by the look at the streams after this.
-        try:
+        with contextlib.suppress(OSError):
             while self._wake_read.recv(4096):
                 pass
-        except (BlockingIOError, OSError):
-            pass
         self._woken.clear()
 
     def _admit(self) -> None:
@@ -294,8 +292,11 @@ class MjpegFanout:
         for clients in list(self._by_slot.values()):
             for client in list(clients):
                 if client.pending and now - client.progress_at > self.stall_seconds:
-                    logger.info("MJPEG client of %s took nothing for %.0f s: dropped",
-                                client.slot.stream_id, now - client.progress_at)
+                    logger.info(
+                        "MJPEG client of %s took nothing for %.0f s: dropped",
+                        client.slot.stream_id,
+                        now - client.progress_at,
+                    )
                     self._drop(client)
 
     def _drop(self, client: _Client) -> None:
@@ -306,10 +307,8 @@ class MjpegFanout:
         if not clients:
             del self._by_slot[client.slot]
             self._seen.pop(client.slot, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self._selector.unregister(client.sock)
-        except (KeyError, ValueError, OSError):
-            pass
         _close(client)
 
     def _close_all(self) -> None:
