@@ -28,12 +28,6 @@ logger = logging.getLogger(__name__)
 _MAX_TRACKED_STREAMS = 1024
 #: librdkafka's logical offset "N messages before the end" is TAIL_BASE - N.
 _OFFSET_TAIL_BASE = -2000
-#: How long the broker may hold a fetch while it has no new record. A fetch returns at the
-#: first new byte (``fetch.min.bytes`` 1), so this costs no latency on a live stream; it only
-#: sets how often an idle consumer asks. 500 against 50: the broker's CPU per frame at one
-#: camera fell from 6.5-6.8 to 4.8-4.9 ms, frame age p99 56-60 against 59-60 ms
-#: (bench/stream_density.py --cameras 1, two rounds each, load 0.6-1.6).
-FETCH_WAIT_MAX_MS = 500
 
 
 class LatestFrameConsumer:
@@ -84,7 +78,7 @@ class LatestFrameConsumer:
             "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
             "receive.message.max.bytes": 4 * MAX_MESSAGE_BYTES + MESSAGE_OVERHEAD,
             "queued.max.messages.kbytes": 65536,
-            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+            "fetch.wait.max.ms": 50,
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": max(500, session_timeout_ms // 4),
             "topic.metadata.refresh.interval.ms": 10000,
